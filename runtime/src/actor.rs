@@ -1,0 +1,191 @@
+//! drove's actor API, on ractor.
+//!
+//! A drove actor is a ractor actor in a *shell*: the shell registers it in
+//! the node's local table (so messages from other nodes find it), gives it a
+//! [`Context`], and removes it from the table when it stops. Only the node's
+//! inbox is visible to ractor_cluster; user actors never are, so the
+//! transport's per-actor-per-peer proxies do not grow with user actors.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ractor::{ActorProcessingErr, ActorRef};
+
+use crate::error::{CallError, SendError};
+use crate::handle::{ActorAddr, Handle, LocalRef};
+use crate::local::TypedMailbox;
+use crate::message::{Message, Reply, ReplyValue};
+use crate::node::Node;
+
+/// The error an actor's callbacks return; it stops the actor.
+pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A drove actor. `init` builds the state, `handle` takes one message at a
+/// time, `stopped` runs when the actor stops for any reason.
+pub trait Actor: Send + Sync + Sized + 'static {
+    /// The messages it takes (local or from any node).
+    type Msg: Message;
+    /// Its state, owned by the actor's task.
+    type State: Send + 'static;
+    /// What `init` receives.
+    type Args: Send + 'static;
+
+    /// Builds the initial state. An error fails the spawn.
+    fn init(
+        &self,
+        ctx: &Context<Self>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::State, ActorError>> + Send;
+
+    /// Handles one message. An error stops the actor.
+    fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<(), ActorError>> + Send;
+
+    /// Runs once when the actor stops.
+    fn stopped(
+        &self,
+        ctx: &Context<Self>,
+        state: &mut Self::State,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, state);
+        async {}
+    }
+}
+
+/// What an actor knows about itself and its node. Later layers extend it
+/// (checkpoints, name-conflict notices).
+pub struct Context<A: Actor> {
+    node: Node,
+    myself: Handle<A::Msg>,
+}
+
+impl<A: Actor> Context<A> {
+    /// The node this actor runs on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// This actor's handle, to hand to others.
+    pub fn myself(&self) -> &Handle<A::Msg> {
+        &self.myself
+    }
+
+    /// Casts to any actor, on any node.
+    pub fn cast<M: Message>(&self, to: &Handle<M>, msg: M) -> Result<(), SendError> {
+        self.node.cast(to, msg)
+    }
+
+    /// Answers a call.
+    pub fn reply<R: ReplyValue>(&self, reply: Reply<R>, value: R) -> Result<(), SendError> {
+        self.node.reply(reply, value)
+    }
+
+    /// Calls any actor, on any node.
+    pub async fn call<M: Message, R: ReplyValue>(
+        &self,
+        to: &Handle<M>,
+        make: impl FnOnce(Reply<R>) -> M,
+        timeout: std::time::Duration,
+    ) -> Result<R, CallError> {
+        self.node.call(to, make, timeout).await
+    }
+
+    /// Stops this actor after the current message.
+    pub fn stop(&self) {
+        if let Some(a) = &self.myself.local {
+            a.stop(None);
+        }
+    }
+}
+
+/// The message type of a shell: the user's message, wrapped so ractor's
+/// `Message` can be implemented for it (ractor's `cluster` feature turns off
+/// its blanket implementation).
+pub struct ShellMsg<M>(pub(crate) M);
+
+impl<M: Send + 'static> ractor::Message for ShellMsg<M> {}
+
+pub(crate) struct Shell<A: Actor> {
+    pub(crate) actor: A,
+    pub(crate) node: Node,
+}
+
+pub(crate) struct ShellArgs<A: Actor> {
+    pub(crate) args: A::Args,
+    pub(crate) local_id: u64,
+    pub(crate) name: Option<String>,
+}
+
+pub(crate) struct ShellState<A: Actor> {
+    ctx: Context<A>,
+    state: Option<A::State>,
+    local_id: u64,
+    name: Option<String>,
+}
+
+impl<A: Actor> ractor::Actor for Shell<A> {
+    type Msg = ShellMsg<A::Msg>;
+    type State = ShellState<A>;
+    type Arguments = ShellArgs<A>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ShellArgs<A>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let addr = ActorAddr {
+            node: self.node.id(),
+            local: LocalRef::Id(args.local_id),
+        };
+        let mailbox = Arc::new(TypedMailbox::<A::Msg>::new(myself.clone()));
+        self.node
+            .local()
+            .insert(args.local_id, args.name.as_deref(), mailbox)?;
+        let ctx = Context {
+            node: self.node.clone(),
+            myself: Handle::local(addr, myself),
+        };
+        match self.actor.init(&ctx, args.args).await {
+            Ok(state) => Ok(ShellState {
+                ctx,
+                state: Some(state),
+                local_id: args.local_id,
+                name: args.name,
+            }),
+            Err(e) => {
+                self.node.local().remove(args.local_id, args.name.as_deref());
+                Err(e)
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match state.state.as_mut() {
+            Some(s) => self.actor.handle(&state.ctx, msg.0, s).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        self.node
+            .local()
+            .remove(state.local_id, state.name.as_deref());
+        if let Some(mut s) = state.state.take() {
+            self.actor.stopped(&state.ctx, &mut s).await;
+        }
+        Ok(())
+    }
+}

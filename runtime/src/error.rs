@@ -1,0 +1,105 @@
+//! Error enums at the runtime's boundary.
+
+use serde::{Deserialize, Serialize};
+
+use drove_membership::NodeId;
+
+use crate::wire::WireError;
+
+/// Why a message was not delivered to an actor. Travels back to a remote
+/// caller, so it is serializable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DeliveryError {
+    /// No actor with that id or local name on the node.
+    #[error("no actor {0} on this node")]
+    NoSuchActor(String),
+    /// The actor exists but takes another message type.
+    #[error("actor {actor} takes message tag {expected:#018x}, got {got:#018x}")]
+    WrongType {
+        /// The addressed actor.
+        actor: String,
+        /// The tag of the type it takes.
+        expected: u64,
+        /// The tag that came.
+        got: u64,
+    },
+    /// The payload does not decode as the actor's message type.
+    #[error("payload does not decode: {0}")]
+    Decode(String),
+    /// The message was meant for another incarnation of this node.
+    #[error("message for incarnation {0}, which is not this node's")]
+    StaleIncarnation(String),
+    /// The reply value did not decode as the caller's reply type.
+    #[error("reply does not decode: {0}")]
+    ReplyDecode(String),
+}
+
+/// Why a cast could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The addressed node is not up in this node's view (down, left, never
+    /// seen, or an older incarnation).
+    #[error("node {0} is not reachable")]
+    NodeUnreachable(NodeId),
+    /// Delivery on this node failed.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    /// The message could not be encoded, or is larger than a frame.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The link to the node has more than its limit of unsent bytes.
+    #[error("link to {0} is overloaded")]
+    Overloaded(NodeId),
+}
+
+/// Why a call returned no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The request could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The callee's node reported that the request could not be delivered.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    /// No reply within the timeout.
+    #[error("no reply within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The callee's node went down (or this node rejoined) before replying.
+    #[error("node {0} went down before replying")]
+    NodeDown(NodeId),
+}
+
+/// Why an actor could not be spawned.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The local name is taken by a live actor.
+    #[error("local name {0:?} is already taken")]
+    NameTaken(String),
+    /// The actor's `init` failed, or ractor refused the spawn.
+    #[error("actor failed to start: {0}")]
+    Start(String),
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A bad flag value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The gossip socket could not be opened.
+    #[error("gossip failed to start on {addr}: {reason}")]
+    Gossip {
+        /// The UDP address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The cluster listener could not be started.
+    #[error("transport failed to start on {addr}: {reason}")]
+    Transport {
+        /// The TCP address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,117 @@
+//! Gossip membership through chitchat: starting it, publishing this node's
+//! keys, and reading snapshots for the membership view.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chitchat::transport::UdpTransport;
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+use sha2::{Digest, Sha256};
+
+use drove_membership::{Announced, GossipNode, MemberInfo, NodeId};
+
+use crate::error::StartError;
+use crate::node::NodeConfig;
+
+const KEY_ADDR: &str = "addr";
+const KEY_HTTP: &str = "http";
+const KEY_STATUS: &str = "status";
+const DOWN_PREFIX: &str = "down:";
+
+/// Nodes with different cookies get different cluster ids, so their gossip
+/// never merges; the cookie itself never goes on the wire.
+pub(crate) fn cluster_id(cookie: &str) -> String {
+    let digest = Sha256::digest(format!("drove-cluster:{cookie}").as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("drove-{hex}")
+}
+
+pub(crate) async fn start(config: &NodeConfig, me: &MemberInfo) -> Result<ChitchatHandle, StartError> {
+    let listen = config.listen;
+    let chitchat_config = ChitchatConfig {
+        chitchat_id: ChitchatId::new(me.id.name.clone(), me.id.incarnation.0, listen),
+        cluster_id: cluster_id(&config.cookie),
+        gossip_interval: config.gossip_interval,
+        listen_addr: listen,
+        seed_nodes: config.seeds.clone(),
+        failure_detector_config: FailureDetectorConfig {
+            phi_threshold: config.phi_threshold,
+            sampling_window_size: 1000,
+            max_interval: Duration::from_secs(2).max(config.gossip_interval * 4),
+            initial_interval: config.gossip_interval,
+            dead_node_grace_period: config.tombstone_ttl,
+        },
+        marked_for_deletion_grace_period: config.tombstone_ttl,
+        catchup_callback: None,
+        extra_liveness_predicate: None,
+        protocol_version: chitchat::ProtocolVersion::V0,
+    };
+    let initial = vec![
+        (KEY_ADDR.to_string(), me.addr.clone()),
+        (KEY_HTTP.to_string(), me.http.clone()),
+        (KEY_STATUS.to_string(), "up".to_string()),
+    ];
+    spawn_chitchat(chitchat_config, initial, &UdpTransport)
+        .await
+        .map_err(|e| StartError::Gossip {
+            addr: listen.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// What chitchat knows now, as the view's input.
+pub(crate) async fn snapshot(handle: &ChitchatHandle) -> Vec<GossipNode> {
+    let chitchat = handle.chitchat();
+    let chitchat = chitchat.lock().await;
+    let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+    let deleting: HashSet<&ChitchatId> = chitchat.scheduled_for_deletion_nodes().collect();
+    let mut nodes = Vec::new();
+    for (cid, state) in chitchat.node_states() {
+        if deleting.contains(cid) {
+            continue;
+        }
+        if drove_membership::validate_name(&cid.node_id).is_err() {
+            continue;
+        }
+        let id = NodeId::new(cid.node_id.to_string(), drove_membership::Incarnation(cid.generation_id));
+        let (Some(addr), Some(http)) = (state.get(KEY_ADDR), state.get(KEY_HTTP)) else {
+            continue;
+        };
+        let announced = match state.get(KEY_STATUS) {
+            Some("leaving") => Announced::Leaving,
+            _ => Announced::Up,
+        };
+        let declared_down = state
+            .key_values()
+            .filter_map(|(k, v)| {
+                let target: NodeId = k.strip_prefix(DOWN_PREFIX)?.parse().ok()?;
+                Some((target, v.parse::<u64>().ok()?))
+            })
+            .collect();
+        nodes.push(GossipNode {
+            info: MemberInfo {
+                id,
+                addr: addr.to_string(),
+                http: http.to_string(),
+            },
+            announced,
+            live: live.contains(cid),
+            declared_down,
+        });
+    }
+    nodes
+}
+
+pub(crate) async fn publish_down(handle: &ChitchatHandle, target: &NodeId, at_ms: u64) {
+    let chitchat = handle.chitchat();
+    let mut chitchat = chitchat.lock().await;
+    chitchat
+        .self_node_state()
+        .set_with_ttl(format!("{DOWN_PREFIX}{target}"), at_ms);
+}
+
+pub(crate) async fn publish_leaving(handle: &ChitchatHandle) {
+    let chitchat = handle.chitchat();
+    let mut chitchat = chitchat.lock().await;
+    chitchat.self_node_state().set(KEY_STATUS, "leaving");
+}

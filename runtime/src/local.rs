@@ -1,0 +1,113 @@
+//! The node's table of local actors, by id and by local name.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ractor::ActorRef;
+
+use crate::actor::ShellMsg;
+use crate::error::{DeliveryError, SpawnError};
+use crate::handle::LocalRef;
+use crate::message::Message;
+use crate::wire;
+
+/// A local actor as seen by the inbox: it can take an encoded message.
+pub(crate) trait Mailbox: Send + Sync {
+    fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub(crate) struct TypedMailbox<M> {
+    actor: ActorRef<ShellMsg<M>>,
+}
+
+impl<M: Message> TypedMailbox<M> {
+    pub(crate) fn new(actor: ActorRef<ShellMsg<M>>) -> Self {
+        Self { actor }
+    }
+
+    pub(crate) fn actor(&self) -> &ActorRef<ShellMsg<M>> {
+        &self.actor
+    }
+}
+
+impl<M: Message> Mailbox for TypedMailbox<M> {
+    fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError> {
+        let expected = wire::tag_of(M::TAG);
+        if tag != expected {
+            return Err(DeliveryError::WrongType {
+                actor: self.actor.get_id().to_string(),
+                expected,
+                got: tag,
+            });
+        }
+        let msg: M =
+            wire::decode(payload, "message").map_err(|e| DeliveryError::Decode(e.to_string()))?;
+        self.actor
+            .cast(ShellMsg(msg))
+            .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    by_id: HashMap<u64, Arc<dyn Mailbox>>,
+    by_name: HashMap<String, u64>,
+}
+
+/// Local actors by id and by name.
+#[derive(Default)]
+pub(crate) struct LocalActors {
+    tables: RwLock<Tables>,
+}
+
+impl LocalActors {
+    pub(crate) fn insert(
+        &self,
+        id: u64,
+        name: Option<&str>,
+        mailbox: Arc<dyn Mailbox>,
+    ) -> Result<(), SpawnError> {
+        let mut t = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(name) = name {
+            if t.by_name.contains_key(name) {
+                return Err(SpawnError::NameTaken(name.to_string()));
+            }
+            t.by_name.insert(name.to_string(), id);
+        }
+        t.by_id.insert(id, mailbox);
+        Ok(())
+    }
+
+    pub(crate) fn remove(&self, id: u64, name: Option<&str>) {
+        let mut t = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        t.by_id.remove(&id);
+        if let Some(name) = name {
+            if t.by_name.get(name) == Some(&id) {
+                t.by_name.remove(name);
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, local: &LocalRef) -> Option<Arc<dyn Mailbox>> {
+        let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let id = match local {
+            LocalRef::Id(id) => *id,
+            LocalRef::Name(name) => *t.by_name.get(name)?,
+        };
+        t.by_id.get(&id).cloned()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .len()
+    }
+}

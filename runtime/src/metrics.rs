@@ -1,0 +1,90 @@
+//! Counters, and their Prometheus text rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use drove_membership::{Member, MemberStatus};
+
+/// Traffic counters for one peer (by node name).
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Frames sent to the peer.
+    pub messages_out: AtomicU64,
+    /// Bytes of batches sent to the peer.
+    pub bytes_out: AtomicU64,
+    /// Frames received from the peer.
+    pub messages_in: AtomicU64,
+    /// Bytes of batches received from the peer.
+    pub bytes_in: AtomicU64,
+}
+
+/// The node's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    peers: Mutex<BTreeMap<String, Arc<PeerCounters>>>,
+    /// Batches that did not decode (bad version, truncated header).
+    pub bad_batches: AtomicU64,
+    /// Frames dropped: undecodable, for an unknown actor or type, or stale.
+    pub dropped_frames: AtomicU64,
+    /// Calls answered with a delivery error.
+    pub failed_calls: AtomicU64,
+}
+
+impl Metrics {
+    /// The counters of one peer, created on first use.
+    pub fn peer(&self, name: &str) -> Arc<PeerCounters> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Prometheus text exposition of these counters and the member table.
+    pub fn render(&self, node: &str, members: &[Member], local_actors: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP drove_members Members of the cluster by status, as this node sees them.");
+        let _ = writeln!(out, "# TYPE drove_members gauge");
+        for status in [
+            MemberStatus::Up,
+            MemberStatus::Leaving,
+            MemberStatus::Down,
+            MemberStatus::Left,
+        ] {
+            let n = members.iter().filter(|m| m.status == status).count();
+            let _ = writeln!(
+                out,
+                "drove_members{{node=\"{node}\",status=\"{}\"}} {n}",
+                status.as_str()
+            );
+        }
+        let _ = writeln!(out, "# HELP drove_local_actors Actors running on this node.");
+        let _ = writeln!(out, "# TYPE drove_local_actors gauge");
+        let _ = writeln!(out, "drove_local_actors{{node=\"{node}\"}} {local_actors}");
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let series: [(&str, &str, fn(&PeerCounters) -> &AtomicU64); 4] = [
+            ("drove_peer_messages_out_total", "Messages sent to a peer.", |c| &c.messages_out),
+            ("drove_peer_bytes_out_total", "Bytes sent to a peer.", |c| &c.bytes_out),
+            ("drove_peer_messages_in_total", "Messages received from a peer.", |c| &c.messages_in),
+            ("drove_peer_bytes_in_total", "Bytes received from a peer.", |c| &c.bytes_in),
+        ];
+        for (name, help, get) in series {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (peer, c) in &peers {
+                let v = get(c).load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{node=\"{node}\",peer=\"{peer}\"}} {v}");
+            }
+        }
+        let totals = [
+            ("drove_bad_batches_total", "Batches from peers that did not decode.", &self.bad_batches),
+            ("drove_dropped_frames_total", "Frames from peers that could not be delivered.", &self.dropped_frames),
+            ("drove_failed_calls_total", "Calls answered with a delivery error.", &self.failed_calls),
+        ];
+        for (name, help, v) in totals {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name}{{node=\"{node}\"}} {}", v.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
