@@ -105,6 +105,18 @@ pub enum MembershipEvent {
     },
 }
 
+impl std::fmt::Display for MembershipEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MembershipEvent::NodeUp(info) => write!(f, "{} up at {}", info.id, info.addr),
+            MembershipEvent::NodeDown(id) => write!(f, "{id} down"),
+            MembershipEvent::NodeLeaving(id) => write!(f, "{id} leaving"),
+            MembershipEvent::NodeLeft(id) => write!(f, "{id} left"),
+            MembershipEvent::Rejoined { old, new } => write!(f, "rejoined: {old} is now {new}"),
+        }
+    }
+}
+
 /// What the view asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {

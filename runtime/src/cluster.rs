@@ -80,6 +80,9 @@ impl Node {
                 addr: config.listen.to_string(),
                 reason: e.to_string(),
             })?;
+        node.spawn_named(crate::echo::ECHO_NAME, crate::echo::Echo, ())
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?;
         tracing::info!(node = %me.id, listen = %config.listen, http = %config.http, "node started");
         let driver = Driver {
             node: node.clone(),
@@ -157,7 +160,7 @@ impl Driver {
     }
 
     fn emit(&self, event: MembershipEvent) {
-        tracing::info!(node = %self.node.id(), ?event, "membership");
+        tracing::info!(node = %self.node.id(), %event, "membership");
         let _ = self.node.inner.events.send(event);
     }
 

@@ -37,6 +37,7 @@
 //! - [`wire`]: the envelope format.
 //! - [`actor`], [`handle`], [`message`]: the actor API.
 //! - `local`, `calls`: the local actor table and waiting calls.
+//! - [`echo`]: the echo service every node runs (`drove.echo`).
 //! - [`metrics`]: counters and Prometheus rendering.
 //! - [`error`]: error enums.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -44,6 +45,7 @@
 pub mod actor;
 mod calls;
 mod cluster;
+pub mod echo;
 pub mod error;
 mod gossip;
 pub mod handle;

@@ -329,6 +329,13 @@ impl Node {
         self.link_to(&reply.origin)?.push(&header, Some(&value))
     }
 
+    /// Round trip to `node`'s echo service; the answer is how many
+    /// `EchoMsg::Count` casts it has received.
+    pub async fn ping(&self, node: &NodeId, timeout: Duration) -> Result<u64, CallError> {
+        let echo = Handle::named(node.clone(), crate::echo::ECHO_NAME);
+        self.call(&echo, crate::echo::EchoMsg::Ping, timeout).await
+    }
+
     /// Sends raw bytes to a peer's inbox, bypassing the envelope encoder.
     /// For robustness tests of the envelope decoder; never needed otherwise.
     pub fn send_raw_batch(&self, peer: &NodeId, bytes: Vec<u8>) -> Result<(), SendError> {

@@ -37,7 +37,10 @@ pub(crate) enum TransportEvent {
 struct Subscription(mpsc::UnboundedSender<TransportEvent>);
 
 fn peer_id(ses: &ractor_cluster::node::NodeServerSessionInformation) -> Option<NodeId> {
-    ses.peer_name.as_ref().and_then(|n| n.name.parse().ok())
+    // ractor_cluster names a node `name@host`; ours is `name#incarnation`.
+    ses.peer_name
+        .as_ref()
+        .and_then(|n| n.name.split('@').next()?.parse().ok())
 }
 
 impl NodeEventSubscription for Subscription {

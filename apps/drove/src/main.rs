@@ -1,0 +1,160 @@
+//! `drove`: run a node, inspect a cluster, or start a local one.
+//!
+//! - `drove node --name n1 [--listen ..] [--seeds ..] [--cookie ..] [--http ..]`
+//! - `drove status --http ADDR`: print the member table of the node at ADDR.
+//! - `drove cluster [--nodes 3]`: start a local cluster of child nodes on
+//!   127.0.0.1, print its member table, and stop it all on Ctrl-C.
+
+mod local_cluster;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use drove_runtime::{Node, NodeConfig};
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Parser)]
+#[command(name = "drove", version, about = "An Erlang/OTP-style distributed actor runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node.
+    Node(NodeArgs),
+    /// Print the member table of a running node.
+    Status {
+        /// The node's admin HTTP address.
+        #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+        http: String,
+    },
+    /// Start a local cluster (child `drove node` processes on 127.0.0.1),
+    /// show it, and stop it on Ctrl-C.
+    Cluster {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// First cluster port; node i listens on base + i.
+        #[arg(long, default_value_t = 4370)]
+        base_port: u16,
+        /// First admin HTTP port; node i serves on base + i.
+        #[arg(long, default_value_t = 8370)]
+        base_http: u16,
+    },
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// The node's name.
+    #[arg(long, env = "DROVE_NAME")]
+    name: String,
+    /// The cluster address (TCP transport, UDP gossip).
+    #[arg(long, env = "DROVE_LISTEN", default_value = "127.0.0.1:4370")]
+    listen: SocketAddr,
+    /// Other nodes' --listen addresses, comma-separated.
+    #[arg(long, env = "DROVE_SEEDS", value_delimiter = ',')]
+    seeds: Vec<String>,
+    /// The shared secret of the cluster.
+    #[arg(long, env = "DROVE_COOKIE", default_value = "drove", hide_env_values = true)]
+    cookie: String,
+    /// The admin HTTP address.
+    #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+    http: SocketAddr,
+    /// Gossip interval in milliseconds.
+    #[arg(long, env = "DROVE_GOSSIP_MS", default_value_t = 200)]
+    gossip_ms: u64,
+    /// Phi-accrual threshold of the failure detector.
+    #[arg(long, env = "DROVE_PHI", default_value_t = 8.0)]
+    phi_threshold: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Node(args) => run_node(args).await,
+            Command::Status { http } => print_status(&http).await,
+            Command::Cluster {
+                nodes,
+                base_port,
+                base_http,
+            } => local_cluster::run(nodes, base_port, base_http).await,
+        }
+    })
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let mut config = NodeConfig::new(args.name);
+    config.listen = args.listen;
+    config.seeds = args.seeds.into_iter().filter(|s| !s.is_empty()).collect();
+    config.cookie = args.cookie;
+    config.http = args.http.to_string();
+    config.gossip_interval = Duration::from_millis(args.gossip_ms.max(10));
+    config.phi_threshold = args.phi_threshold;
+    let http = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("binding --http {}", args.http))?;
+    let node = Node::start(config).await.context("starting the node")?;
+    let admin = tokio::spawn(drove_admin::serve(http, node.clone()));
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: leaving"),
+        _ = int.recv() => tracing::info!("SIGINT: leaving"),
+        result = admin => {
+            tracing::error!(?result, "admin HTTP server stopped");
+        }
+    }
+    node.leave().await;
+    Ok(())
+}
+
+async fn print_status(http: &str) -> anyhow::Result<()> {
+    let (status, body) = drove_admin::client::get(http, "/api/cluster", Duration::from_secs(5)).await?;
+    anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
+    let cluster: drove_admin::ClusterJson =
+        serde_json::from_str(&body).context("parsing /api/cluster")?;
+    print!("{}", render_table(&cluster));
+    Ok(())
+}
+
+/// The member table as aligned text.
+fn render_table(cluster: &drove_admin::ClusterJson) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "INCARNATION".to_string(),
+        "STATUS".to_string(),
+        "ADDR".to_string(),
+        "HTTP".to_string(),
+    ]];
+    for m in &cluster.members {
+        let me = if m.name == cluster.node && m.incarnation == cluster.incarnation { "*" } else { "" };
+        rows.push([
+            format!("{}{me}", m.name),
+            m.incarnation.clone(),
+            m.status.clone(),
+            m.addr.clone(),
+            m.http.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
