@@ -1,0 +1,350 @@
+//! A harness for multi-process drove tests.
+//!
+//! It builds (or finds) the `drove` binary, starts real node processes on
+//! free loopback addresses, waits for them to converge, injects faults
+//! (kill -9, SIGSTOP / SIGCONT, SIGTERM, restart), and kills every process it
+//! started when the test ends, also when it panics.
+//!
+//! # Layout
+//!
+//! - this file: [`drove_bin`], [`TestCluster`], [`NodeProc`], [`wait_for`].
+//! - [`netns`]: network namespaces for partition tests (root only).
+//! - `tests/`: the test cases, one binary per file.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod netns;
+
+use std::fs::File;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use drove_admin::ClusterJson;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The `drove` binary: `$DROVE_BIN` if set, otherwise built once per test
+/// process with `cargo build --bin drove` into this workspace's target dir,
+/// in the same profile as the running test.
+pub fn drove_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("DROVE_BIN") {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().unwrap_or_default();
+        // target/<profile>/deps/<test binary>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("target/debug"));
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let target_dir = profile_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "drove", "--bin", "drove"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "building the drove binary failed: {status:?}"
+        );
+        let bin = profile_dir.join("drove");
+        assert!(bin.exists(), "built drove binary not found at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A fresh loopback IP per call (127.x.y.z), so concurrent tests never
+/// share addresses.
+pub fn fresh_loopback_ip() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let salt = std::process::id() % 200;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("127.{}.{}.{}", 1 + salt, (n / 250) % 250, 1 + n % 250)
+}
+
+/// A port free for both TCP and UDP on `ip`.
+pub fn free_port(ip: &str) -> u16 {
+    for _ in 0..100 {
+        let Ok(tcp) = TcpListener::bind((ip, 0)) else { continue };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind((ip, addr.port())).is_ok() {
+            return addr.port();
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with
+/// `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// GET `/api/cluster` on an admin address.
+pub async fn cluster_at(http: &str) -> Option<ClusterJson> {
+    let (status, body) = drove_admin::client::get(http, "/api/cluster", Duration::from_secs(2))
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+/// One node process.
+#[derive(Debug)]
+pub struct NodeProc {
+    /// Node name.
+    pub name: String,
+    /// Its `--listen`.
+    pub listen: SocketAddr,
+    /// Its `--http`.
+    pub http: SocketAddr,
+    /// Its `--seeds`.
+    pub seeds: Vec<String>,
+    /// Its `--cookie`.
+    pub cookie: String,
+    /// Extra arguments.
+    pub extra: Vec<String>,
+    /// Prefix of the command (e.g. `ip netns exec NS`), if any.
+    pub wrapper: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl NodeProc {
+    /// A node not yet started, on a fresh loopback address.
+    pub fn new(name: &str, seeds: Vec<String>, cookie: &str) -> Self {
+        let ip = fresh_loopback_ip();
+        let listen = SocketAddr::new(ip.parse().unwrap_or([127, 0, 0, 1].into()), free_port(&ip));
+        let http = SocketAddr::new(listen.ip(), free_port(&ip));
+        Self::at(name, listen, http, seeds, cookie)
+    }
+
+    /// A node not yet started, at the given addresses.
+    pub fn at(name: &str, listen: SocketAddr, http: SocketAddr, seeds: Vec<String>, cookie: &str) -> Self {
+        let dir = std::env::temp_dir().join("drove-test-logs");
+        let _ = std::fs::create_dir_all(&dir);
+        let log = dir.join(format!("{}-{}-{name}.log", std::process::id(), listen.port()));
+        Self {
+            name: name.to_string(),
+            listen,
+            http,
+            seeds,
+            cookie: cookie.to_string(),
+            extra: Vec::new(),
+            wrapper: Vec::new(),
+            child: None,
+            log,
+        }
+    }
+
+    /// Starts (or restarts) the process.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let bin = drove_bin();
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        cmd.arg("node")
+            .args(["--name", &self.name])
+            .args(["--listen", &self.listen.to_string()])
+            .args(["--http", &self.http.to_string()])
+            .args(["--cookie", &self.cookie])
+            .args(&self.extra)
+            .env("RUST_LOG", std::env::var("DROVE_TEST_LOG").unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if !self.seeds.is_empty() {
+            cmd.args(["--seeds", &self.seeds.join(",")]);
+        }
+        if let Ok(f) = File::options().create(true).append(true).open(&self.log) {
+            cmd.stderr(f);
+        }
+        match cmd.spawn() {
+            Ok(child) => self.child = Some(child),
+            Err(e) => panic!("starting {}: {e}", self.name),
+        }
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<Pid> {
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()).map(Pid::from_raw)
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = kill(pid, sig);
+        }
+    }
+
+    /// kill -9, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and wait up to `timeout` for the exit; kill -9 after that.
+    /// Returns whether it exited by itself.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The admin address as `host:port`.
+    pub fn http_addr(&self) -> String {
+        self.http.to_string()
+    }
+
+    /// This node's `/api/cluster`, if it answers.
+    pub async fn cluster(&self) -> Option<ClusterJson> {
+        cluster_at(&self.http_addr()).await
+    }
+
+    /// The status this node gives `name` (latest incarnation), if listed.
+    pub async fn status_of(&self, name: &str) -> Option<String> {
+        let c = self.cluster().await?;
+        c.members.into_iter().find(|m| m.name == name).map(|m| m.status)
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = kill(pid, Signal::SIGCONT);
+        }
+        self.kill9();
+        if std::thread::panicking() {
+            if let Ok(text) = std::fs::read_to_string(&self.log) {
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("---- last log lines of {} ({}) ----", self.name, self.log.display());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// N node processes seeded from the first one.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// The nodes, `n1` first.
+    pub nodes: Vec<NodeProc>,
+    /// The cluster's cookie.
+    pub cookie: String,
+}
+
+impl TestCluster {
+    /// Nodes `n1..=n`, all seeded with `n1`, not started.
+    pub fn new(n: usize) -> Self {
+        let cookie = format!("test-{}", rand::random::<u64>());
+        let mut nodes: Vec<NodeProc> = Vec::new();
+        for i in 1..=n {
+            let seeds = nodes.first().map(|s| vec![s.listen.to_string()]).unwrap_or_default();
+            nodes.push(NodeProc::new(&format!("n{i}"), seeds, &cookie));
+        }
+        Self { nodes, cookie }
+    }
+
+    /// Starts every node.
+    pub fn start_all(&mut self) {
+        for n in &mut self.nodes {
+            n.start();
+        }
+    }
+
+    /// Starts `n` nodes and waits until every one sees all of them up.
+    pub async fn started(n: usize) -> Self {
+        let mut c = Self::new(n);
+        c.start_all();
+        c.wait_converged(Duration::from_secs(30)).await;
+        c
+    }
+
+    /// Waits until every running node sees exactly the running nodes up.
+    pub async fn wait_converged(&mut self, timeout: Duration) {
+        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
+        let names: Vec<String> = running.iter().map(|&i| self.nodes[i].name.clone()).collect();
+        let https: Vec<String> = running.iter().map(|&i| self.nodes[i].http_addr()).collect();
+        wait_for(timeout, "the cluster to converge", || {
+            let names = names.clone();
+            let https = https.clone();
+            async move {
+                for http in &https {
+                    let c = cluster_at(http).await?;
+                    let mut up: Vec<String> = c
+                        .members
+                        .iter()
+                        .filter(|m| m.status == "up")
+                        .map(|m| m.name.clone())
+                        .collect();
+                    up.sort();
+                    let mut want = names.clone();
+                    want.sort();
+                    if up != want {
+                        return None;
+                    }
+                }
+                Some(())
+            }
+        })
+        .await;
+    }
+}

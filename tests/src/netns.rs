@@ -1,0 +1,116 @@
+//! Network namespaces for partition tests: a switch namespace with a bridge,
+//! one namespace per host joined to it by a veth pair (data plane,
+//! 198.18.1.0/24), and a management veth pair from the test's own namespace
+//! to each host (198.18.2.0/24, /30 per host) so the test can reach every
+//! node's HTTP even while the data plane is cut. Everything is removed on
+//! drop. Addresses stay in 198.18.0.0/15, the benchmarking range.
+
+use std::process::Command;
+
+/// Whether this process runs as root (partition tests need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("running ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A small network of namespaces.
+#[derive(Debug)]
+pub struct NetNs {
+    prefix: String,
+    hosts: usize,
+}
+
+impl NetNs {
+    /// Creates `hosts` namespaces behind one bridge. Host `i` (0-based) has
+    /// data address 198.18.1.(i+1) and management address 198.18.2.(4i+2),
+    /// reachable from here via 198.18.2.(4i+1).
+    pub fn create(hosts: usize) -> Result<NetNs, String> {
+        assert!(hosts <= 60, "at most 60 hosts");
+        let prefix = format!("drv{}", std::process::id() % 100_000);
+        let net = NetNs { prefix, hosts };
+        net.setup()?;
+        Ok(net)
+    }
+
+    fn sw(&self) -> String {
+        format!("{}sw", self.prefix)
+    }
+
+    /// The namespace of host `i`.
+    pub fn host(&self, i: usize) -> String {
+        format!("{}h{i}", self.prefix)
+    }
+
+    /// Host `i`'s data-plane address.
+    pub fn data_ip(&self, i: usize) -> String {
+        format!("198.18.1.{}", i + 1)
+    }
+
+    /// Host `i`'s management address (reachable from the test).
+    pub fn mgmt_ip(&self, i: usize) -> String {
+        format!("198.18.2.{}", 4 * i + 2)
+    }
+
+    fn setup(&self) -> Result<(), String> {
+        let sw = self.sw();
+        ip(&["netns", "add", &sw])?;
+        ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+        for i in 0..self.hosts {
+            let h = self.host(i);
+            ip(&["netns", "add", &h])?;
+            ip(&["-n", &h, "link", "set", "lo", "up"])?;
+            // Data plane: host eth0 <-> switch port p<i>.
+            let port = format!("p{i}");
+            ip(&["-n", &h, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &sw])?;
+            ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
+            ip(&["-n", &sw, "link", "set", &port, "up"])?;
+            ip(&["-n", &h, "addr", "add", &format!("{}/24", self.data_ip(i)), "dev", "eth0"])?;
+            ip(&["-n", &h, "link", "set", "eth0", "up"])?;
+            // Management: host mgmt0 <-> our m<prefix><i>.
+            let ours = format!("{}m{i}", self.prefix);
+            ip(&["-n", &h, "link", "add", "mgmt0", "type", "veth", "peer", "name", &ours, "netns", "1"])?;
+            ip(&["addr", "add", &format!("198.18.2.{}/30", 4 * i + 1), "dev", &ours])?;
+            ip(&["link", "set", &ours, "up"])?;
+            ip(&["-n", &h, "addr", "add", &format!("{}/30", self.mgmt_ip(i)), "dev", "mgmt0"])?;
+            ip(&["-n", &h, "link", "set", "mgmt0", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Cuts (or restores) host `i`'s data-plane link at the switch.
+    pub fn set_connected(&self, i: usize, connected: bool) -> Result<(), String> {
+        let state = if connected { "up" } else { "down" };
+        ip(&["-n", &self.sw(), "link", "set", &format!("p{i}"), state])
+    }
+
+    /// `ip netns exec <host i>`, to prefix a command with.
+    pub fn exec_prefix(&self, i: usize) -> Vec<String> {
+        vec!["ip".into(), "netns".into(), "exec".into(), self.host(i)]
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        for i in 0..self.hosts {
+            let _ = ip(&["link", "del", &format!("{}m{i}", self.prefix)]);
+            let _ = ip(&["netns", "del", &self.host(i)]);
+        }
+        let _ = ip(&["netns", "del", &self.sw()]);
+    }
+}
