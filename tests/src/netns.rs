@@ -66,7 +66,17 @@ impl NetNs {
         format!("198.18.2.{}", 4 * i + 2)
     }
 
+    fn remove(&self) {
+        for i in 0..self.hosts {
+            let _ = ip(&["link", "del", &format!("{}m{i}", self.prefix)]);
+            let _ = ip(&["netns", "del", &self.host(i)]);
+        }
+        let _ = ip(&["netns", "del", &self.sw()]);
+    }
+
     fn setup(&self) -> Result<(), String> {
+        // Leftovers of a run that was killed before its drop ran.
+        self.remove();
         let sw = self.sw();
         ip(&["netns", "add", &sw])?;
         ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
@@ -107,10 +117,6 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        for i in 0..self.hosts {
-            let _ = ip(&["link", "del", &format!("{}m{i}", self.prefix)]);
-            let _ = ip(&["netns", "del", &self.host(i)]);
-        }
-        let _ = ip(&["netns", "del", &self.sw()]);
+        self.remove();
     }
 }
