@@ -244,11 +244,15 @@ impl Node {
 
     fn send<M: Message>(&self, to: &Handle<M>, msg: M, call: Option<u64>) -> Result<(), SendError> {
         let addr = to.addr();
-        if self.is_me(&addr.node) {
-            let no_actor = || DeliveryError::NoSuchActor(addr.local.to_string());
-            if let Some(actor) = &to.local {
+        let no_actor = || DeliveryError::NoSuchActor(addr.local.to_string());
+        // A handle minted here carries its actor: an incarnation check is
+        // all that stands between a local cast and the mailbox.
+        if let Some(actor) = &to.local {
+            if addr.node.incarnation.0 == self.inner.incarnation.load(Ordering::Acquire) {
                 return actor.cast(ShellMsg(msg)).map_err(|_| no_actor().into());
             }
+        }
+        if self.is_me(&addr.node) {
             let mailbox = self.inner.local.get(&addr.local).ok_or_else(no_actor)?;
             let typed = mailbox
                 .as_any()

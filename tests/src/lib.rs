@@ -37,10 +37,10 @@ pub fn drove_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let exe = std::env::current_exe().unwrap_or_default();
-        // target/<profile>/deps/<test binary>
+        // target/<profile>/deps/<test> or target/<profile>/<bench binary>
         let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
+            .ancestors()
+            .find(|p| p.file_name().is_some_and(|n| n == "debug" || n == "release"))
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("target/debug"));
         let release = profile_dir.file_name().is_some_and(|n| n == "release");

@@ -1,0 +1,120 @@
+//! `drove-bench`: drove's benchmarks, each against the raw engine measured
+//! in the same run. `drove-bench all` prints the table for BENCHMARKS.md.
+//!
+//! Run in release: `cargo run --release -p drove-bench -- all`.
+
+mod failover;
+mod local;
+mod remote;
+mod stats;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use stats::{fmt_duration, fmt_rate, median, percentile};
+
+#[derive(Parser)]
+#[command(name = "drove-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every benchmark; prints a Markdown table.
+    All {
+        /// Casts per throughput round.
+        #[arg(long, default_value_t = 2_000_000)]
+        casts: u64,
+        /// Sequential calls per latency round.
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+        /// Rounds per engine (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Failure-detection trials of each kind.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+    },
+    /// Internal: a raw ractor_cluster server.
+    ServeRaw {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+    /// Internal: the raw ractor_cluster client; prints JSON.
+    ClientRaw {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        casts: u64,
+        #[arg(long)]
+        calls: usize,
+    },
+    /// Internal: the drove client; prints JSON.
+    ClientDrove {
+        #[arg(long)]
+        seed: String,
+        #[arg(long)]
+        casts: u64,
+        #[arg(long)]
+        calls: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::ServeRaw { listen } => rt.block_on(remote::serve_raw(listen)),
+        Command::ClientRaw { server, casts, calls } => {
+            let r = rt.block_on(remote::client_raw(server, casts, calls))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::ClientDrove { seed, casts, calls } => {
+            let r = rt.block_on(remote::client_drove(seed, casts, calls))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::All { casts, calls, rounds, trials } => {
+            let (local_raw, local_drove) = rt.block_on(local::run(casts, rounds))?;
+            let mut raw = Vec::new();
+            let mut drove = Vec::new();
+            for _ in 0..rounds {
+                let (r, d) = remote::round(casts, calls)?;
+                eprintln!("remote round: raw {r:?} drove {d:?}");
+                raw.push(r);
+                drove.push(d);
+            }
+            let (killed, silent) = rt.block_on(failover::run(trials))?;
+            let m = |v: &[remote::ClientResult], f: fn(&remote::ClientResult) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
+            let (rc, dc) = (m(&raw, |r| r.casts_per_sec), m(&drove, |r| r.casts_per_sec));
+            let (r50, d50) = (m(&raw, |r| r.call_p50_us), m(&drove, |r| r.call_p50_us));
+            let (r99, d99) = (m(&raw, |r| r.call_p99_us), m(&drove, |r| r.call_p99_us));
+            let us = |v: f64| fmt_duration(Duration::from_secs_f64(v / 1e6));
+            println!("| what | raw engine | drove | ratio (drove / raw) |");
+            println!("| --- | --- | --- | --- |");
+            println!("| local casts (ractor) | {} | {} | {:.2}x |", fmt_rate(local_raw), fmt_rate(local_drove), local_drove / local_raw);
+            println!("| remote casts, 2 processes (ractor_cluster) | {} | {} | {:.2}x |", fmt_rate(rc), fmt_rate(dc), dc / rc);
+            println!("| remote call p50 (ractor_cluster) | {} | {} | {:.2}x |", us(r50), us(d50), d50 / r50);
+            println!("| remote call p99 (ractor_cluster) | {} | {} | {:.2}x |", us(r99), us(d99), d99 / r99);
+            println!(
+                "| kill -9 noticed ({} trials) | - | p50 {} / p99 {} / max {} | - |",
+                killed.len(),
+                fmt_duration(percentile(&killed, 50.0)),
+                fmt_duration(percentile(&killed, 99.0)),
+                fmt_duration(percentile(&killed, 100.0))
+            );
+            println!(
+                "| silent node (SIGSTOP) declared down ({} trials) | - | p50 {} / p99 {} / max {} | - |",
+                silent.len(),
+                fmt_duration(percentile(&silent, 50.0)),
+                fmt_duration(percentile(&silent, 99.0)),
+                fmt_duration(percentile(&silent, 100.0))
+            );
+            Ok(())
+        }
+    }
+}
