@@ -24,7 +24,11 @@ async fn next_matching(
     }
 }
 
-async fn wait_up(node: &Node, events: &mut broadcast::Receiver<MembershipEvent>, name: &str) -> anyhow::Result<NodeId> {
+async fn wait_up(
+    node: &Node,
+    events: &mut broadcast::Receiver<MembershipEvent>,
+    name: &str,
+) -> anyhow::Result<NodeId> {
     let existing = node
         .members()
         .into_iter()
@@ -32,7 +36,13 @@ async fn wait_up(node: &Node, events: &mut broadcast::Receiver<MembershipEvent>,
         .map(|m| m.info.id);
     let id = match existing {
         Some(id) => id,
-        None => match next_matching(events, Duration::from_secs(30), |e| matches!(e, MembershipEvent::NodeUp(i) if i.id.name == name)).await? {
+        None => match next_matching(
+            events,
+            Duration::from_secs(30),
+            |e| matches!(e, MembershipEvent::NodeUp(i) if i.id.name == name),
+        )
+        .await?
+        {
             MembershipEvent::NodeUp(info) => info.id,
             other => anyhow::bail!("unexpected {other}"),
         },
@@ -65,7 +75,10 @@ pub async fn run(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)
         let id = wait_up(&node, &mut events, "n2").await?;
         let t0 = Instant::now();
         peer.kill9();
-        next_matching(&mut events, Duration::from_secs(30), |e| *e == MembershipEvent::NodeDown(id.clone())).await?;
+        next_matching(&mut events, Duration::from_secs(30), |e| {
+            *e == MembershipEvent::NodeDown(id.clone())
+        })
+        .await?;
         killed.push(t0.elapsed());
         peer.start();
     }
@@ -75,7 +88,10 @@ pub async fn run(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)
         let id = wait_up(&node, &mut events, "n2").await?;
         let t0 = Instant::now();
         peer.signal(Signal::SIGSTOP);
-        next_matching(&mut events, Duration::from_secs(30), |e| *e == MembershipEvent::NodeDown(id.clone())).await?;
+        next_matching(&mut events, Duration::from_secs(30), |e| {
+            *e == MembershipEvent::NodeDown(id.clone())
+        })
+        .await?;
         silent.push(t0.elapsed());
         // Past the concurrent-declaration window, so the frozen node rejoins.
         tokio::time::sleep(Duration::from_millis(2500)).await;

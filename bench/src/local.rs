@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use drove_runtime::{ActorError, Context, Node, NodeConfig, Reply};
-use serde::{Deserialize, Serialize};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
 
 use crate::stats::{fmt_rate, median};
 
@@ -26,7 +26,12 @@ impl Actor for RawCounter {
         Ok(0)
     }
 
-    async fn handle(&self, _: ActorRef<RawLocal>, msg: RawLocal, n: &mut u64) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<RawLocal>,
+        msg: RawLocal,
+        n: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RawLocal::Inc => *n += 1,
             RawLocal::Get(port) => {
@@ -59,7 +64,12 @@ impl drove_runtime::Actor for DroveCounter {
         Ok(0)
     }
 
-    async fn handle(&self, ctx: &Context<Self>, msg: CountMsg, n: &mut u64) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: CountMsg,
+        n: &mut u64,
+    ) -> Result<(), ActorError> {
         match msg {
             CountMsg::Inc => *n += 1,
             CountMsg::Get(reply) => ctx.reply(reply, *n)?,
@@ -88,7 +98,9 @@ async fn drove_round(node: &Node, casts: u64) -> anyhow::Result<f64> {
     for _ in 0..casts {
         node.cast(&counter, CountMsg::Inc)?;
     }
-    let n = node.call(&counter, CountMsg::Get, Duration::from_secs(60)).await?;
+    let n = node
+        .call(&counter, CountMsg::Get, Duration::from_secs(60))
+        .await?;
     let elapsed = start.elapsed();
     anyhow::ensure!(n == casts, "drove counter saw {n} of {casts}");
     Ok(casts as f64 / elapsed.as_secs_f64())
@@ -107,6 +119,10 @@ pub async fn run(casts: u64, rounds: usize) -> anyhow::Result<(f64, f64)> {
     }
     node.leave().await;
     let (r, d) = (median(&raw), median(&drove));
-    eprintln!("local casts: raw ractor {} drove {}", fmt_rate(r), fmt_rate(d));
+    eprintln!(
+        "local casts: raw ractor {} drove {}",
+        fmt_rate(r),
+        fmt_rate(d)
+    );
     Ok((r, d))
 }

@@ -68,7 +68,11 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::ServeRaw { listen } => rt.block_on(remote::serve_raw(listen)),
-        Command::ClientRaw { server, casts, calls } => {
+        Command::ClientRaw {
+            server,
+            casts,
+            calls,
+        } => {
             let r = rt.block_on(remote::client_raw(server, casts, calls))?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
@@ -78,7 +82,12 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
-        Command::All { casts, calls, rounds, trials } => {
+        Command::All {
+            casts,
+            calls,
+            rounds,
+            trials,
+        } => {
             let (local_raw, local_drove) = rt.block_on(local::run(casts, rounds))?;
             let mut raw = Vec::new();
             let mut drove = Vec::new();
@@ -89,17 +98,39 @@ fn main() -> anyhow::Result<()> {
                 drove.push(d);
             }
             let (killed, silent) = rt.block_on(failover::run(trials))?;
-            let m = |v: &[remote::ClientResult], f: fn(&remote::ClientResult) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
+            let m = |v: &[remote::ClientResult], f: fn(&remote::ClientResult) -> f64| {
+                median(&v.iter().map(f).collect::<Vec<_>>())
+            };
             let (rc, dc) = (m(&raw, |r| r.casts_per_sec), m(&drove, |r| r.casts_per_sec));
             let (r50, d50) = (m(&raw, |r| r.call_p50_us), m(&drove, |r| r.call_p50_us));
             let (r99, d99) = (m(&raw, |r| r.call_p99_us), m(&drove, |r| r.call_p99_us));
             let us = |v: f64| fmt_duration(Duration::from_secs_f64(v / 1e6));
             println!("| what | raw engine | drove | ratio (drove / raw) |");
             println!("| --- | --- | --- | --- |");
-            println!("| local casts (ractor) | {} | {} | {:.2}x |", fmt_rate(local_raw), fmt_rate(local_drove), local_drove / local_raw);
-            println!("| remote casts, 2 processes (ractor_cluster) | {} | {} | {:.2}x |", fmt_rate(rc), fmt_rate(dc), dc / rc);
-            println!("| remote call p50 (ractor_cluster) | {} | {} | {:.2}x |", us(r50), us(d50), d50 / r50);
-            println!("| remote call p99 (ractor_cluster) | {} | {} | {:.2}x |", us(r99), us(d99), d99 / r99);
+            println!(
+                "| local casts (ractor) | {} | {} | {:.2}x |",
+                fmt_rate(local_raw),
+                fmt_rate(local_drove),
+                local_drove / local_raw
+            );
+            println!(
+                "| remote casts, 2 processes (ractor_cluster) | {} | {} | {:.2}x |",
+                fmt_rate(rc),
+                fmt_rate(dc),
+                dc / rc
+            );
+            println!(
+                "| remote call p50 (ractor_cluster) | {} | {} | {:.2}x |",
+                us(r50),
+                us(d50),
+                d50 / r50
+            );
+            println!(
+                "| remote call p99 (ractor_cluster) | {} | {} | {:.2}x |",
+                us(r99),
+                us(d99),
+                d99 / r99
+            );
             println!(
                 "| kill -9 noticed ({} trials) | - | p50 {} / p99 {} / max {} | - |",
                 killed.len(),

@@ -46,7 +46,12 @@ impl Actor for RawCounter {
         Ok(0)
     }
 
-    async fn handle(&self, _: ActorRef<RawMsg>, msg: RawMsg, n: &mut u64) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<RawMsg>,
+        msg: RawMsg,
+        n: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RawMsg::Inc(_) => *n += 1,
             RawMsg::Get(port) => {
@@ -57,9 +62,19 @@ impl Actor for RawCounter {
     }
 }
 
-async fn start_raw_server(listen: std::net::SocketAddr, name: &str) -> anyhow::Result<ActorRef<ractor_cluster::NodeServerMessage>> {
-    let server = NodeServer::new(listen.port(), COOKIE.into(), name.into(), listen.ip().to_string(), None, None)
-        .with_listen_addr(listen.ip());
+async fn start_raw_server(
+    listen: std::net::SocketAddr,
+    name: &str,
+) -> anyhow::Result<ActorRef<ractor_cluster::NodeServerMessage>> {
+    let server = NodeServer::new(
+        listen.port(),
+        COOKIE.into(),
+        name.into(),
+        listen.ip().to_string(),
+        None,
+        None,
+    )
+    .with_listen_addr(listen.ip());
     let (server, _) = Actor::spawn(None, server, ()).await?;
     Ok(server)
 }
@@ -74,7 +89,11 @@ pub async fn serve_raw(listen: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// `client-raw`: casts and calls to the raw server's counter.
-pub async fn client_raw(server_addr: String, casts: u64, calls: usize) -> anyhow::Result<ClientResult> {
+pub async fn client_raw(
+    server_addr: String,
+    casts: u64,
+    calls: usize,
+) -> anyhow::Result<ClientResult> {
     let ip = drove_tests::fresh_loopback_ip();
     let listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
     let server = start_raw_server(listen, "raw-client").await?;
@@ -85,7 +104,10 @@ pub async fn client_raw(server_addr: String, casts: u64, calls: usize) -> anyhow
         if let Some(cell) = members.into_iter().find(|c| !c.get_id().is_local()) {
             break cell.into();
         }
-        anyhow::ensure!(Instant::now() < deadline, "raw server's counter never appeared");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "raw server's counter never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let base = ractor::call_t!(remote, RawMsg::Get, 10_000)?;
@@ -128,7 +150,11 @@ pub async fn client_drove(seed: String, casts: u64, calls: usize) -> anyhow::Res
     let node = Node::start(config).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let server = loop {
-        let found = node.members().into_iter().find(|m| m.info.id.name == "server").map(|m| m.info.id);
+        let found = node
+            .members()
+            .into_iter()
+            .find(|m| m.info.id.name == "server")
+            .map(|m| m.info.id);
         if let Some(id) = found {
             if node.ping(&id, Duration::from_secs(1)).await.is_ok() {
                 break id;
@@ -145,7 +171,9 @@ pub async fn client_drove(seed: String, casts: u64, calls: usize) -> anyhow::Res
         loop {
             match node.cast(&echo, EchoMsg::Count) {
                 Ok(()) => break,
-                Err(SendError::Overloaded(_)) => tokio::time::sleep(Duration::from_micros(200)).await,
+                Err(SendError::Overloaded(_)) => {
+                    tokio::time::sleep(Duration::from_micros(200)).await
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -198,17 +226,36 @@ pub fn round(casts: u64, calls: usize) -> anyhow::Result<(ClientResult, ClientRe
             .spawn()?,
     );
     std::thread::sleep(Duration::from_millis(500));
-    let raw = run_client(&["client-raw".into(), "--server".into(), raw_addr, "--casts".into(), casts.to_string(), "--calls".into(), calls.to_string()])?;
+    let raw = run_client(&[
+        "client-raw".into(),
+        "--server".into(),
+        raw_addr,
+        "--casts".into(),
+        casts.to_string(),
+        "--calls".into(),
+        calls.to_string(),
+    ])?;
 
     let ip = drove_tests::fresh_loopback_ip();
     let listen = format!("{ip}:{}", drove_tests::free_port(&ip));
     let http = format!("{ip}:{}", drove_tests::free_port(&ip));
     let _drove_server = Killed(
         std::process::Command::new(drove_tests::drove_bin())
-            .args(["node", "--name", "server", "--listen", &listen, "--http", &http, "--cookie", COOKIE])
+            .args([
+                "node", "--name", "server", "--listen", &listen, "--http", &http, "--cookie",
+                COOKIE,
+            ])
             .env("RUST_LOG", "warn")
             .spawn()?,
     );
-    let drove = run_client(&["client-drove".into(), "--seed".into(), listen, "--casts".into(), casts.to_string(), "--calls".into(), calls.to_string()])?;
+    let drove = run_client(&[
+        "client-drove".into(),
+        "--seed".into(),
+        listen,
+        "--casts".into(),
+        casts.to_string(),
+        "--calls".into(),
+        calls.to_string(),
+    ])?;
     Ok((raw, drove))
 }

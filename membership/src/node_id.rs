@@ -64,7 +64,9 @@ pub enum NodeIdParseError {
     #[error("node id {0:?} has no '#' between name and incarnation")]
     MissingSeparator(String),
     /// The name part is empty or has characters outside `[A-Za-z0-9_.-]`.
-    #[error("node name {0:?} is empty or has characters other than letters, digits, '_', '.', '-'")]
+    #[error(
+        "node name {0:?} is empty or has characters other than letters, digits, '_', '.', '-'"
+    )]
     Name(String),
     /// The incarnation is not 16 hex digits.
     #[error("incarnation {0:?} is not 16 hex digits")]

@@ -69,7 +69,9 @@ fn leaving_then_connection_closed_is_left_not_down() {
     let out = v.leave_announced(&info("n2", 7).id);
     assert_eq!(
         out,
-        vec![Output::Event(MembershipEvent::NodeLeaving(info("n2", 7).id))]
+        vec![Output::Event(MembershipEvent::NodeLeaving(
+            info("n2", 7).id
+        ))]
     );
     let out = v.connection_lost(&info("n2", 7).id, 5);
     assert!(out.contains(&Output::Event(MembershipEvent::NodeLeft(info("n2", 7).id))));
@@ -84,7 +86,10 @@ fn new_incarnation_replaces_old() {
     let out = v.observe(&[live("n2", 8)], 1);
     assert!(out.contains(&Output::Event(MembershipEvent::NodeDown(info("n2", 7).id))));
     assert!(out.contains(&Output::Event(MembershipEvent::NodeUp(info("n2", 8)))));
-    assert_eq!(v.alive_member("n2").map(|m| m.info.id.incarnation), Some(Incarnation(8)));
+    assert_eq!(
+        v.alive_member("n2").map(|m| m.info.id.incarnation),
+        Some(Incarnation(8))
+    );
 }
 
 #[test]

@@ -157,7 +157,9 @@ impl<A: Actor> ractor::Actor for Shell<A> {
                 name: args.name,
             }),
             Err(e) => {
-                self.node.local().remove(args.local_id, args.name.as_deref());
+                self.node
+                    .local()
+                    .remove(args.local_id, args.name.as_deref());
                 Err(e)
             }
         }

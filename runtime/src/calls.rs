@@ -63,9 +63,8 @@ impl PendingCalls {
             ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
         };
         for p in failed {
-            let _ = p
-                .tx
-                .send(ReplyPayload::Failed(CallError::NodeDown(node.clone())));
+            let _ =
+                p.tx.send(ReplyPayload::Failed(CallError::NodeDown(node.clone())));
         }
     }
 

@@ -195,7 +195,12 @@ impl Driver {
     }
 
     fn drop_link(&self, id: &NodeId) {
-        let mut links = self.node.inner.links.write().unwrap_or_else(|p| p.into_inner());
+        let mut links = self
+            .node
+            .inner
+            .links
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if links.get(&id.name).is_some_and(|l| l.peer == *id) {
             if let Some(link) = links.remove(&id.name) {
                 link.close();
@@ -213,7 +218,9 @@ impl Driver {
                 let status = self.node.view().status_of(&peer);
                 let finished = matches!(
                     status,
-                    Some(drove_membership::MemberStatus::Down | drove_membership::MemberStatus::Left)
+                    Some(
+                        drove_membership::MemberStatus::Down | drove_membership::MemberStatus::Left
+                    )
                 );
                 if finished || peer.name == self.node.name() {
                     tracing::info!(%peer, "refusing a session from a finished incarnation");
@@ -282,11 +289,8 @@ impl Driver {
                 cluster_node,
                 inbox,
             } => {
-                if !self
-                    .sessions
-                    .get(&peer)
-                    .is_some_and(|s| s.cluster_node == cluster_node)
-                {
+                let current = self.sessions.get(&peer).map(|s| s.cluster_node);
+                if current != Some(cluster_node) {
                     return;
                 }
                 let counters = self.node.inner.metrics.peer(&peer.name);
@@ -339,7 +343,10 @@ impl Driver {
         if let Some(g) = self.gossip.take() {
             let _ = g.shutdown().await;
         }
-        let _ = self.server.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+        let _ = self
+            .server
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
         self.close_all();
         let config = self.node.config().clone();
         let me = member_info(&config, Incarnation(rand::random()));
@@ -360,7 +367,11 @@ impl Driver {
         self.emit(MembershipEvent::Rejoined { old, new: me.id });
     }
 
-    async fn restart_parts(&mut self, config: &NodeConfig, me: &MemberInfo) -> Result<(), StartError> {
+    async fn restart_parts(
+        &mut self,
+        config: &NodeConfig,
+        me: &MemberInfo,
+    ) -> Result<(), StartError> {
         if self.gossip.is_none() {
             self.gossip = Some(gossip::start(config, me).await?);
         }
@@ -401,7 +412,10 @@ impl Driver {
         }
         // Let the Leaving frames be read before the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = self.server.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+        let _ = self
+            .server
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
         self.close_all();
         if let Some(g) = self.gossip.take() {
             let _ = g.shutdown().await;

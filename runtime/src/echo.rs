@@ -38,7 +38,12 @@ impl Actor for Echo {
         Ok(0)
     }
 
-    async fn handle(&self, ctx: &Context<Self>, msg: EchoMsg, count: &mut u64) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: EchoMsg,
+        count: &mut u64,
+    ) -> Result<(), ActorError> {
         match msg {
             EchoMsg::Count => *count += 1,
             EchoMsg::Ping(reply) => {

@@ -26,7 +26,10 @@ pub(crate) fn cluster_id(cookie: &str) -> String {
     format!("drove-{hex}")
 }
 
-pub(crate) async fn start(config: &NodeConfig, me: &MemberInfo) -> Result<ChitchatHandle, StartError> {
+pub(crate) async fn start(
+    config: &NodeConfig,
+    me: &MemberInfo,
+) -> Result<ChitchatHandle, StartError> {
     let listen = config.listen;
     let chitchat_config = ChitchatConfig {
         chitchat_id: ChitchatId::new(me.id.name.clone(), me.id.incarnation.0, listen),
@@ -73,7 +76,10 @@ pub(crate) async fn snapshot(handle: &ChitchatHandle) -> Vec<GossipNode> {
         if drove_membership::validate_name(&cid.node_id).is_err() {
             continue;
         }
-        let id = NodeId::new(cid.node_id.to_string(), drove_membership::Incarnation(cid.generation_id));
+        let id = NodeId::new(
+            cid.node_id.to_string(),
+            drove_membership::Incarnation(cid.generation_id),
+        );
         let (Some(addr), Some(http)) = (state.get(KEY_ADDR), state.get(KEY_HTTP)) else {
             continue;
         };

@@ -20,6 +20,9 @@ pub struct PeerCounters {
     pub bytes_in: AtomicU64,
 }
 
+/// Picks one counter out of a peer's set.
+type CounterOf = fn(&PeerCounters) -> &AtomicU64;
+
 /// The node's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -42,7 +45,10 @@ impl Metrics {
     /// Prometheus text exposition of these counters and the member table.
     pub fn render(&self, node: &str, members: &[Member], local_actors: usize) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP drove_members Members of the cluster by status, as this node sees them.");
+        let _ = writeln!(
+            out,
+            "# HELP drove_members Members of the cluster by status, as this node sees them."
+        );
         let _ = writeln!(out, "# TYPE drove_members gauge");
         for status in [
             MemberStatus::Up,
@@ -57,15 +63,32 @@ impl Metrics {
                 status.as_str()
             );
         }
-        let _ = writeln!(out, "# HELP drove_local_actors Actors running on this node.");
+        let _ = writeln!(
+            out,
+            "# HELP drove_local_actors Actors running on this node."
+        );
         let _ = writeln!(out, "# TYPE drove_local_actors gauge");
         let _ = writeln!(out, "drove_local_actors{{node=\"{node}\"}} {local_actors}");
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let series: [(&str, &str, fn(&PeerCounters) -> &AtomicU64); 4] = [
-            ("drove_peer_messages_out_total", "Messages sent to a peer.", |c| &c.messages_out),
-            ("drove_peer_bytes_out_total", "Bytes sent to a peer.", |c| &c.bytes_out),
-            ("drove_peer_messages_in_total", "Messages received from a peer.", |c| &c.messages_in),
-            ("drove_peer_bytes_in_total", "Bytes received from a peer.", |c| &c.bytes_in),
+        let series: [(&str, &str, CounterOf); 4] = [
+            (
+                "drove_peer_messages_out_total",
+                "Messages sent to a peer.",
+                |c| &c.messages_out,
+            ),
+            ("drove_peer_bytes_out_total", "Bytes sent to a peer.", |c| {
+                &c.bytes_out
+            }),
+            (
+                "drove_peer_messages_in_total",
+                "Messages received from a peer.",
+                |c| &c.messages_in,
+            ),
+            (
+                "drove_peer_bytes_in_total",
+                "Bytes received from a peer.",
+                |c| &c.bytes_in,
+            ),
         ];
         for (name, help, get) in series {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -76,14 +99,30 @@ impl Metrics {
             }
         }
         let totals = [
-            ("drove_bad_batches_total", "Batches from peers that did not decode.", &self.bad_batches),
-            ("drove_dropped_frames_total", "Frames from peers that could not be delivered.", &self.dropped_frames),
-            ("drove_failed_calls_total", "Calls answered with a delivery error.", &self.failed_calls),
+            (
+                "drove_bad_batches_total",
+                "Batches from peers that did not decode.",
+                &self.bad_batches,
+            ),
+            (
+                "drove_dropped_frames_total",
+                "Frames from peers that could not be delivered.",
+                &self.dropped_frames,
+            ),
+            (
+                "drove_failed_calls_total",
+                "Calls answered with a delivery error.",
+                &self.failed_calls,
+            ),
         ];
         for (name, help, v) in totals {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name}{{node=\"{node}\"}} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}{{node=\"{node}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
         out
     }

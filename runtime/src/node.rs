@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use drove_membership::{
-    Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId,
-};
+use drove_membership::{Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId};
 
 use crate::actor::{Actor, Shell, ShellArgs, ShellMsg};
 use crate::calls::{PendingCalls, ReplyPayload};
@@ -187,7 +185,11 @@ impl Node {
     }
 
     /// Spawns an actor on this node.
-    pub async fn spawn<A: Actor>(&self, actor: A, args: A::Args) -> Result<Handle<A::Msg>, SpawnError> {
+    pub async fn spawn<A: Actor>(
+        &self,
+        actor: A,
+        args: A::Args,
+    ) -> Result<Handle<A::Msg>, SpawnError> {
         self.spawn_inner(actor, args, None).await
     }
 
@@ -370,7 +372,8 @@ impl Node {
             }
         };
         let peer = metrics.peer(&header.from.name);
-        peer.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        peer.bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let stale = header.to.0 != self.inner.incarnation.load(Ordering::Acquire);
         for frame in frames {
             peer.messages_in.fetch_add(1, Ordering::Relaxed);
@@ -419,7 +422,10 @@ impl Node {
     }
 
     fn reply_error(&self, to: &NodeId, call: u64, error: DeliveryError) {
-        self.inner.metrics.failed_calls.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .metrics
+            .failed_calls
+            .fetch_add(1, Ordering::Relaxed);
         let header = FrameHeader::Reply {
             call,
             outcome: Err(error),

@@ -279,8 +279,15 @@ mod tests {
         let mut buf = begin_batch(&header()).unwrap();
         let before = buf.clone();
         let big = vec![1u8; MAX_FRAME + 1];
-        let err = push_frame(&mut buf, &FrameHeader::Leaving, Some(&serde_bytes::Bytes::new(&big)));
-        assert!(matches!(err, Err(WireError::Encode(_) | WireError::TooLarge(_))));
+        let err = push_frame(
+            &mut buf,
+            &FrameHeader::Leaving,
+            Some(&serde_bytes::Bytes::new(&big)),
+        );
+        assert!(matches!(
+            err,
+            Err(WireError::Encode(_) | WireError::TooLarge(_))
+        ));
         assert_eq!(buf, before);
     }
 
@@ -297,10 +304,8 @@ mod tests {
         #[test]
         fn decoder_survives_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             if let Ok((_, frames)) = open_batch(&bytes) {
-                for frame in frames.take(1000) {
-                    if let Ok((_, payload)) = frame {
-                        prop_assert!(payload.len() <= bytes.len());
-                    }
+                for (_, payload) in frames.take(1000).flatten() {
+                    prop_assert!(payload.len() <= bytes.len());
                 }
             }
         }
@@ -323,10 +328,8 @@ mod tests {
             }
             let cut = cut.index(buf.len() + 1);
             if let Ok((_, frames)) = open_batch(&buf[..cut]) {
-                for frame in frames {
-                    if let Ok((_, payload)) = frame {
-                        let _ = decode::<Vec<u64>>(payload, "payload");
-                    }
+                for (_, payload) in frames.flatten() {
+                    let _ = decode::<Vec<u64>>(payload, "payload");
                 }
             }
         }

@@ -40,11 +40,17 @@ pub fn drove_bin() -> PathBuf {
         // target/<profile>/deps/<test> or target/<profile>/<bench binary>
         let profile_dir = exe
             .ancestors()
-            .find(|p| p.file_name().is_some_and(|n| n == "debug" || n == "release"))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n == "debug" || n == "release")
+            })
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("target/debug"));
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let target_dir = profile_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        let target_dir = profile_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "drove", "--bin", "drove"])
@@ -60,7 +66,11 @@ pub fn drove_bin() -> PathBuf {
             "building the drove binary failed: {status:?}"
         );
         let bin = profile_dir.join("drove");
-        assert!(bin.exists(), "built drove binary not found at {}", bin.display());
+        assert!(
+            bin.exists(),
+            "built drove binary not found at {}",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -78,7 +88,9 @@ pub fn fresh_loopback_ip() -> String {
 /// A port free for both TCP and UDP on `ip`.
 pub fn free_port(ip: &str) -> u16 {
     for _ in 0..100 {
-        let Ok(tcp) = TcpListener::bind((ip, 0)) else { continue };
+        let Ok(tcp) = TcpListener::bind((ip, 0)) else {
+            continue;
+        };
         let Ok(addr) = tcp.local_addr() else { continue };
         if UdpSocket::bind((ip, addr.port())).is_ok() {
             return addr.port();
@@ -99,7 +111,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -146,10 +161,20 @@ impl NodeProc {
     }
 
     /// A node not yet started, at the given addresses.
-    pub fn at(name: &str, listen: SocketAddr, http: SocketAddr, seeds: Vec<String>, cookie: &str) -> Self {
+    pub fn at(
+        name: &str,
+        listen: SocketAddr,
+        http: SocketAddr,
+        seeds: Vec<String>,
+        cookie: &str,
+    ) -> Self {
         let dir = std::env::temp_dir().join("drove-test-logs");
         let _ = std::fs::create_dir_all(&dir);
-        let log = dir.join(format!("{}-{}-{name}.log", std::process::id(), listen.port()));
+        let log = dir.join(format!(
+            "{}-{}-{name}.log",
+            std::process::id(),
+            listen.port()
+        ));
         Self {
             name: name.to_string(),
             listen,
@@ -181,7 +206,11 @@ impl NodeProc {
             .args(["--http", &self.http.to_string()])
             .args(["--cookie", &self.cookie])
             .args(&self.extra)
-            .env("RUST_LOG", std::env::var("DROVE_TEST_LOG").unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("DROVE_TEST_LOG")
+                    .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if !self.seeds.is_empty() {
@@ -198,7 +227,10 @@ impl NodeProc {
 
     /// The process id, while running.
     pub fn pid(&self) -> Option<Pid> {
-        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()).map(Pid::from_raw)
+        self.child
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+            .map(Pid::from_raw)
     }
 
     /// Sends a signal to the process.
@@ -237,7 +269,9 @@ impl NodeProc {
 
     /// Whether the process is running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The admin address as `host:port`.
@@ -253,7 +287,10 @@ impl NodeProc {
     /// The status this node gives `name` (latest incarnation), if listed.
     pub async fn status_of(&self, name: &str) -> Option<String> {
         let c = self.cluster().await?;
-        c.members.into_iter().find(|m| m.name == name).map(|m| m.status)
+        c.members
+            .into_iter()
+            .find(|m| m.name == name)
+            .map(|m| m.status)
     }
 
     /// Its log file.
@@ -271,7 +308,11 @@ impl Drop for NodeProc {
         if std::thread::panicking() {
             if let Ok(text) = std::fs::read_to_string(&self.log) {
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("---- last log lines of {} ({}) ----", self.name, self.log.display());
+                eprintln!(
+                    "---- last log lines of {} ({}) ----",
+                    self.name,
+                    self.log.display()
+                );
                 for line in tail.iter().rev() {
                     eprintln!("{line}");
                 }
@@ -297,7 +338,10 @@ impl TestCluster {
         let cookie = format!("test-{}", rand::random::<u64>());
         let mut nodes: Vec<NodeProc> = Vec::new();
         for i in 1..=n {
-            let seeds = nodes.first().map(|s| vec![s.listen.to_string()]).unwrap_or_default();
+            let seeds = nodes
+                .first()
+                .map(|s| vec![s.listen.to_string()])
+                .unwrap_or_default();
             nodes.push(NodeProc::new(&format!("n{i}"), seeds, &cookie));
         }
         Self { nodes, cookie }
@@ -320,8 +364,13 @@ impl TestCluster {
 
     /// Waits until every running node sees exactly the running nodes up.
     pub async fn wait_converged(&mut self, timeout: Duration) {
-        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
-        let names: Vec<String> = running.iter().map(|&i| self.nodes[i].name.clone()).collect();
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running())
+            .collect();
+        let names: Vec<String> = running
+            .iter()
+            .map(|&i| self.nodes[i].name.clone())
+            .collect();
         let https: Vec<String> = running.iter().map(|&i| self.nodes[i].http_addr()).collect();
         wait_for(timeout, "the cluster to converge", || {
             let names = names.clone();

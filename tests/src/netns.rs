@@ -87,17 +87,45 @@ impl NetNs {
             ip(&["-n", &h, "link", "set", "lo", "up"])?;
             // Data plane: host eth0 <-> switch port p<i>.
             let port = format!("p{i}");
-            ip(&["-n", &h, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &sw])?;
+            ip(&[
+                "-n", &h, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
+                &sw,
+            ])?;
             ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &sw, "link", "set", &port, "up"])?;
-            ip(&["-n", &h, "addr", "add", &format!("{}/24", self.data_ip(i)), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &h,
+                "addr",
+                "add",
+                &format!("{}/24", self.data_ip(i)),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &h, "link", "set", "eth0", "up"])?;
             // Management: host mgmt0 <-> our m<prefix><i>.
             let ours = format!("{}m{i}", self.prefix);
-            ip(&["-n", &h, "link", "add", "mgmt0", "type", "veth", "peer", "name", &ours, "netns", "1"])?;
-            ip(&["addr", "add", &format!("198.18.2.{}/30", 4 * i + 1), "dev", &ours])?;
+            ip(&[
+                "-n", &h, "link", "add", "mgmt0", "type", "veth", "peer", "name", &ours, "netns",
+                "1",
+            ])?;
+            ip(&[
+                "addr",
+                "add",
+                &format!("198.18.2.{}/30", 4 * i + 1),
+                "dev",
+                &ours,
+            ])?;
             ip(&["link", "set", &ours, "up"])?;
-            ip(&["-n", &h, "addr", "add", &format!("{}/30", self.mgmt_ip(i)), "dev", "mgmt0"])?;
+            ip(&[
+                "-n",
+                &h,
+                "addr",
+                "add",
+                &format!("{}/30", self.mgmt_ip(i)),
+                "dev",
+                "mgmt0",
+            ])?;
             ip(&["-n", &h, "link", "set", "mgmt0", "up"])?;
         }
         Ok(())

@@ -49,12 +49,16 @@ async fn garbage_on_the_cluster_port_is_refused() {
     c.wait_converged(Duration::from_secs(30)).await;
 
     let log = c.nodes[0].log_path().to_path_buf();
-    wait_for(Duration::from_secs(10), "a log line about the refused connection", || {
-        let log = log.clone();
-        async move {
-            let text = std::fs::read_to_string(&log).ok()?;
-            text.contains("closed before authentication").then_some(())
-        }
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "a log line about the refused connection",
+        || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).ok()?;
+                text.contains("closed before authentication").then_some(())
+            }
+        },
+    )
     .await;
 }

@@ -6,7 +6,7 @@ use drove_runtime::{
     Actor, ActorError, CallError, Context, DeliveryError, Handle, Message, Node, NodeConfig, Reply,
     SendError, SpawnError,
 };
-use drove_tests::{fresh_loopback_ip, free_port};
+use drove_tests::{free_port, fresh_loopback_ip};
 use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(5);
@@ -40,7 +40,12 @@ impl Actor for Counter {
         Ok(start)
     }
 
-    async fn handle(&self, ctx: &Context<Self>, msg: CounterMsg, n: &mut u64) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: CounterMsg,
+        n: &mut u64,
+    ) -> Result<(), ActorError> {
         match msg {
             CounterMsg::Add(k) => *n += k,
             CounterMsg::Get(r) => ctx.reply(r, *n)?,
@@ -64,9 +69,13 @@ async fn local_actor_api() {
     assert_eq!(node.call(&a, CounterMsg::Get, T).await.expect("call"), 15);
 
     // Named actors, and a handle rebuilt from the name alone.
-    let b = node.spawn_named("counter.b", Counter, 1).await.expect("spawn named");
+    let b = node
+        .spawn_named("counter.b", Counter, 1)
+        .await
+        .expect("spawn named");
     let by_name: Handle<CounterMsg> = Handle::named(node.id(), "counter.b");
-    node.cast(&by_name, CounterMsg::Add(1)).expect("cast by name");
+    node.cast(&by_name, CounterMsg::Add(1))
+        .expect("cast by name");
     assert_eq!(node.call(&b, CounterMsg::Get, T).await.expect("call"), 2);
     assert!(matches!(
         node.spawn_named("counter.b", Counter, 0).await,
@@ -74,11 +83,17 @@ async fn local_actor_api() {
     ));
 
     // A reply token handed on to another actor.
-    let got = node.call(&a, |r| CounterMsg::Ask(b.clone(), r), T).await.expect("ask");
+    let got = node
+        .call(&a, |r| CounterMsg::Ask(b.clone(), r), T)
+        .await
+        .expect("ask");
     assert_eq!(got, 2);
 
     // init failing fails the spawn and leaves no trace.
-    assert!(matches!(node.spawn(Counter, u64::MAX).await, Err(SpawnError::Start(_))));
+    assert!(matches!(
+        node.spawn(Counter, u64::MAX).await,
+        Err(SpawnError::Start(_))
+    ));
 
     // An actor that stops (by request or by error) is gone: casts fail,
     // and its name is free again.
@@ -88,7 +103,9 @@ async fn local_actor_api() {
         node.cast(&by_name, CounterMsg::Add(1)),
         Err(SendError::Delivery(DeliveryError::NoSuchActor(_)))
     ));
-    node.spawn_named("counter.b", Counter, 0).await.expect("name is free again");
+    node.spawn_named("counter.b", Counter, 0)
+        .await
+        .expect("name is free again");
     node.cast(&a, CounterMsg::Fail).expect("cast fail");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(node.cast(&a, CounterMsg::Add(1)).is_err());
@@ -96,7 +113,14 @@ async fn local_actor_api() {
     // A call nobody answers ends at its timeout.
     let c = node.spawn(Counter, 0).await.expect("spawn");
     let err = node
-        .call(&c, |r: Reply<u64>| { drop(r); CounterMsg::Add(0) }, Duration::from_millis(100))
+        .call(
+            &c,
+            |r: Reply<u64>| {
+                drop(r);
+                CounterMsg::Add(0)
+            },
+            Duration::from_millis(100),
+        )
         .await
         .expect_err("no reply");
     assert!(matches!(err, CallError::Timeout(_)));

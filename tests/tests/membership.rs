@@ -10,13 +10,18 @@ const LONG: Duration = Duration::from_secs(30);
 
 async fn incarnation_of(node: &NodeProc, name: &str) -> Option<String> {
     let c = node.cluster().await?;
-    c.members.into_iter().find(|m| m.name == name).map(|m| m.incarnation)
+    c.members
+        .into_iter()
+        .find(|m| m.name == name)
+        .map(|m| m.incarnation)
 }
 
 async fn wait_status(node: &NodeProc, name: &str, status: &str) {
-    wait_for(LONG, &format!("{} to see {name} {status}", node.name), || async {
-        (node.status_of(name).await.as_deref() == Some(status)).then_some(())
-    })
+    wait_for(
+        LONG,
+        &format!("{} to see {name} {status}", node.name),
+        || async { (node.status_of(name).await.as_deref() == Some(status)).then_some(()) },
+    )
     .await;
 }
 
@@ -30,15 +35,25 @@ async fn five_nodes_form_from_one_seed() {
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
     for i in 1..=5 {
-        assert!(table.contains(&format!("n{i}")), "status table lacks n{i}:\n{table}");
+        assert!(
+            table.contains(&format!("n{i}")),
+            "status table lacks n{i}:\n{table}"
+        );
     }
-    assert_eq!(table.lines().filter(|l| l.contains(" up ")).count(), 5, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" up ")).count(),
+        5,
+        "{table}"
+    );
     let (status, metrics) =
         drove_admin::client::get(&c.nodes[0].http_addr(), "/metrics", Duration::from_secs(5))
             .await
             .expect("GET /metrics");
     assert_eq!(status, 200);
-    assert!(metrics.contains("drove_members{node=\"n1\",status=\"up\"} 5"), "{metrics}");
+    assert!(
+        metrics.contains("drove_members{node=\"n1\",status=\"up\"} 5"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,7 +96,8 @@ async fn silent_node_is_declared_down_and_comes_back_as_new_incarnation() {
             let view = node.cluster().await?;
             let n3 = view.members.iter().find(|m| m.name == "n3")?;
             let all_up = view.members.iter().all(|m| m.status == "up");
-            (n3.incarnation != old && all_up && view.members.len() == 3).then(|| n3.incarnation.clone())
+            (n3.incarnation != old && all_up && view.members.len() == 3)
+                .then(|| n3.incarnation.clone())
         })
         .await;
         assert_ne!(new, old);
@@ -117,14 +133,19 @@ async fn wrong_cookie_is_kept_out() {
         let view = node.cluster().await.expect("member answers");
         assert!(view.members.iter().all(|m| m.name != "n9"), "{view:?}");
     }
-    let view = cluster_at(&intruder.http_addr()).await.expect("intruder answers");
+    let view = cluster_at(&intruder.http_addr())
+        .await
+        .expect("intruder answers");
     assert_eq!(view.members.len(), 1, "{view:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_is_seen_as_left_at_once() {
     let mut c = TestCluster::started(3).await;
-    assert!(c.nodes[2].terminate(Duration::from_secs(10)), "n3 did not exit on SIGTERM");
+    assert!(
+        c.nodes[2].terminate(Duration::from_secs(10)),
+        "n3 did not exit on SIGTERM"
+    );
     // Left, not down: the leave was announced, not inferred from silence.
     for i in 0..2 {
         wait_status(&c.nodes[i], "n3", "left").await;

@@ -9,7 +9,7 @@ use drove_runtime::{
     ActorAddr, CallError, DeliveryError, Handle, Incarnation, LocalRef, Message, Node, NodeConfig,
     NodeId, Reply, SendError,
 };
-use drove_tests::{fresh_loopback_ip, free_port, wait_for, TestCluster};
+use drove_tests::{free_port, fresh_loopback_ip, wait_for, TestCluster};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,9 @@ impl Message for FakeEcho {
 }
 
 async fn metric(http: &str, name: &str) -> u64 {
-    let (_, text) = drove_admin::client::get(http, "/metrics", T).await.expect("GET /metrics");
+    let (_, text) = drove_admin::client::get(http, "/metrics", T)
+        .await
+        .expect("GET /metrics");
     text.lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
@@ -55,15 +57,21 @@ async fn remote_messaging_and_bad_envelopes() {
     config.cookie = c.cookie.clone();
     let node = Node::start(config).await.expect("in-process node starts");
 
-    let peers: Vec<NodeId> = wait_for(Duration::from_secs(30), "the tester to see n1 and n2", || async {
-        let up: Vec<NodeId> = node
-            .members()
-            .into_iter()
-            .filter(|m| m.status == drove_runtime::MemberStatus::Up && m.info.id.name != "tester")
-            .map(|m| m.info.id)
-            .collect();
-        (up.len() == 2).then_some(up)
-    })
+    let peers: Vec<NodeId> = wait_for(
+        Duration::from_secs(30),
+        "the tester to see n1 and n2",
+        || async {
+            let up: Vec<NodeId> = node
+                .members()
+                .into_iter()
+                .filter(|m| {
+                    m.status == drove_runtime::MemberStatus::Up && m.info.id.name != "tester"
+                })
+                .map(|m| m.info.id)
+                .collect();
+            (up.len() == 2).then_some(up)
+        },
+    )
     .await;
     let n1 = peers.iter().find(|p| p.name == "n1").expect("n1").clone();
     let n2 = peers.iter().find(|p| p.name == "n2").expect("n2").clone();
@@ -89,49 +97,95 @@ async fn remote_messaging_and_bad_envelopes() {
     }
     assert_eq!(node.ping(&n1, T).await.expect("ping"), before + 1000);
     let http1 = c.nodes[0].http_addr();
-    assert!(metric(&http1, "drove_peer_messages_in_total{node=\"n1\",peer=\"tester\"}").await >= 1000);
+    assert!(
+        metric(
+            &http1,
+            "drove_peer_messages_in_total{node=\"n1\",peer=\"tester\"}"
+        )
+        .await
+            >= 1000
+    );
 
     // A handle travels inside a message and still works.
     let bytes = wire::encode(&echo1).expect("encode handle");
     let echo1_again: Handle<EchoMsg> = wire::decode(&bytes, "handle").expect("decode handle");
-    node.ping(echo1_again.node(), T).await.expect("ping via decoded handle");
+    node.ping(echo1_again.node(), T)
+        .await
+        .expect("ping via decoded handle");
 
     // Unknown type tag for the actor.
     let bogus: Handle<Bogus> = Handle::named(n1.clone(), ECHO_NAME);
-    let err = node.call(&bogus, Bogus, T).await.expect_err("wrong type must fail");
-    assert!(matches!(err, CallError::Delivery(DeliveryError::WrongType { .. })), "{err:?}");
+    let err = node
+        .call(&bogus, Bogus, T)
+        .await
+        .expect_err("wrong type must fail");
+    assert!(
+        matches!(err, CallError::Delivery(DeliveryError::WrongType { .. })),
+        "{err:?}"
+    );
 
     // No such actor.
     let nobody: Handle<EchoMsg> = Handle::named(n1.clone(), "nobody.here");
-    let err = node.call(&nobody, EchoMsg::Ping, T).await.expect_err("no actor must fail");
-    assert!(matches!(err, CallError::Delivery(DeliveryError::NoSuchActor(_))), "{err:?}");
+    let err = node
+        .call(&nobody, EchoMsg::Ping, T)
+        .await
+        .expect_err("no actor must fail");
+    assert!(
+        matches!(err, CallError::Delivery(DeliveryError::NoSuchActor(_))),
+        "{err:?}"
+    );
 
     // A payload that does not decode as the actor's type.
     let fake: Handle<FakeEcho> = Handle::named(n1.clone(), ECHO_NAME);
-    let err = node.call(&fake, FakeEcho::E, T).await.expect_err("bad payload must fail");
-    assert!(matches!(err, CallError::Delivery(DeliveryError::Decode(_))), "{err:?}");
+    let err = node
+        .call(&fake, FakeEcho::E, T)
+        .await
+        .expect_err("bad payload must fail");
+    assert!(
+        matches!(err, CallError::Delivery(DeliveryError::Decode(_))),
+        "{err:?}"
+    );
 
     // A handle to an incarnation that is not up fails at once.
     let stale: Handle<EchoMsg> = Handle::from_addr(ActorAddr {
         node: NodeId::new("n1", Incarnation(n1.incarnation.0 ^ 1)),
         local: LocalRef::Name(ECHO_NAME.to_string()),
     });
-    let err = node.call(&stale, EchoMsg::Ping, T).await.expect_err("stale must fail");
-    assert!(matches!(err, CallError::Send(SendError::NodeUnreachable(_))), "{err:?}");
+    let err = node
+        .call(&stale, EchoMsg::Ping, T)
+        .await
+        .expect_err("stale must fail");
+    assert!(
+        matches!(err, CallError::Send(SendError::NodeUnreachable(_))),
+        "{err:?}"
+    );
 
     // Raw garbage from an authenticated peer: random bytes, a wrong
     // version, a truncated frame, a frame header that does not decode.
     let bad_before = metric(&http1, "drove_bad_batches_total").await;
     let dropped_before = metric(&http1, "drove_dropped_frames_total").await;
-    node.send_raw_batch(&n1, vec![0xde, 0xad, 0xbe, 0xef, 1, 2, 3]).expect("raw");
+    node.send_raw_batch(&n1, vec![0xde, 0xad, 0xbe, 0xef, 1, 2, 3])
+        .expect("raw");
     node.send_raw_batch(&n1, Vec::new()).expect("raw");
-    let mut truncated = wire::begin_batch(&BatchHeader { from: node.id(), to: n1.incarnation }).expect("batch");
+    let mut truncated = wire::begin_batch(&BatchHeader {
+        from: node.id(),
+        to: n1.incarnation,
+    })
+    .expect("batch");
     let good_prefix = truncated.len();
-    let to_nobody = FrameHeader::Send { to: LocalRef::Id(u64::MAX), tag: 0, call: None };
+    let to_nobody = FrameHeader::Send {
+        to: LocalRef::Id(u64::MAX),
+        tag: 0,
+        call: None,
+    };
     wire::push_frame::<()>(&mut truncated, &to_nobody, None).expect("frame");
     truncated.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
     node.send_raw_batch(&n1, truncated).expect("raw");
-    let mut bad_header = wire::begin_batch(&BatchHeader { from: node.id(), to: n1.incarnation }).expect("batch");
+    let mut bad_header = wire::begin_batch(&BatchHeader {
+        from: node.id(),
+        to: n1.incarnation,
+    })
+    .expect("batch");
     bad_header.extend_from_slice(&[3, 0, 0, 0, 0xff, 0xff, 0xff]);
     node.send_raw_batch(&n1, bad_header).expect("raw");
     assert!(good_prefix > 5);
@@ -142,7 +196,9 @@ async fn remote_messaging_and_bad_envelopes() {
     })
     .await;
     // n1 survived all of it and still answers.
-    node.ping(&n1, T).await.expect("n1 still answers after garbage");
+    node.ping(&n1, T)
+        .await
+        .expect("n1 still answers after garbage");
     assert!(c.nodes[0].is_running());
 
     // A silent node: a call returns within its timeout, never hangs.
@@ -153,19 +209,37 @@ async fn remote_messaging_and_bad_envelopes() {
         .call(&echo2, EchoMsg::Ping, Duration::from_millis(500))
         .await
         .expect_err("a frozen node cannot answer");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(matches!(err, CallError::Timeout(_) | CallError::NodeDown(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, CallError::Timeout(_) | CallError::NodeDown(_)),
+        "{err:?}"
+    );
 
     // A dead node: calls fail fast once it is known down.
     c.nodes[1].kill9();
-    wait_for(Duration::from_secs(30), "n2 down in the tester's view", || async {
-        (node.ping(&n2, Duration::from_millis(200)).await.is_err()).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "n2 down in the tester's view",
+        || async { (node.ping(&n2, Duration::from_millis(200)).await.is_err()).then_some(()) },
+    )
     .await;
     let started = Instant::now();
-    let err = node.call(&echo2, EchoMsg::Ping, T).await.expect_err("dead node");
+    let err = node
+        .call(&echo2, EchoMsg::Ping, T)
+        .await
+        .expect_err("dead node");
     assert!(started.elapsed() < Duration::from_secs(1));
-    assert!(matches!(err, CallError::Send(SendError::NodeUnreachable(_)) | CallError::NodeDown(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CallError::Send(SendError::NodeUnreachable(_)) | CallError::NodeDown(_)
+        ),
+        "{err:?}"
+    );
 
     node.leave().await;
 }

@@ -14,7 +14,12 @@ const LONG: Duration = Duration::from_secs(40);
 /// name -> (incarnation, status) as one node sees it.
 async fn view(http: &str) -> Option<BTreeMap<String, (String, String)>> {
     let c = cluster_at(http).await?;
-    Some(c.members.into_iter().map(|m| (m.name, (m.incarnation, m.status))).collect())
+    Some(
+        c.members
+            .into_iter()
+            .map(|m| (m.name, (m.incarnation, m.status)))
+            .collect(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,7 +45,8 @@ async fn partition_then_heal() {
         n.start();
     }
     let https: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
-    let all_up = |v: &BTreeMap<String, (String, String)>| v.len() == 3 && v.values().all(|(_, s)| s == "up");
+    let all_up =
+        |v: &BTreeMap<String, (String, String)>| v.len() == 3 && v.values().all(|(_, s)| s == "up");
     for http in &https {
         wait_for(LONG, "the cluster to form across namespaces", || async {
             view(http).await.filter(|v| all_up(v)).map(|_| ())
@@ -51,7 +57,12 @@ async fn partition_then_heal() {
 
     // Cut n3 off: each side declares the other down.
     net.set_connected(2, false).expect("cut n3");
-    for (http, other) in [(&https[0], "n3"), (&https[1], "n3"), (&https[2], "n1"), (&https[2], "n2")] {
+    for (http, other) in [
+        (&https[0], "n3"),
+        (&https[1], "n3"),
+        (&https[2], "n1"),
+        (&https[2], "n2"),
+    ] {
         wait_for(LONG, &format!("{other} down as seen at {http}"), || async {
             let v = view(http).await?;
             (v.get(other)?.1 == "down").then_some(())

@@ -9,7 +9,10 @@ use tokio::process::{Child, Command};
 /// Starts the children, waits until every node sees all of them up,
 /// prints the table, and on Ctrl-C stops them (SIGTERM, then kill).
 pub(crate) async fn run(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=50).contains(&nodes), "--nodes must be between 1 and 50");
+    anyhow::ensure!(
+        (1..=50).contains(&nodes),
+        "--nodes must be between 1 and 50"
+    );
     let exe = std::env::current_exe().context("locating the drove binary")?;
     let seed = format!("127.0.0.1:{base_port}");
     let mut children: Vec<Child> = Vec::new();
@@ -38,16 +41,25 @@ pub(crate) async fn run(nodes: u16, base_port: u16, base_http: u16) -> anyhow::R
                 }
             }
         }
-        anyhow::ensure!(Instant::now() < deadline, "the cluster did not form within 30 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the cluster did not form within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("A {nodes}-node drove cluster is up:");
     crate::print_status(&first_http).await?;
     for i in 0..nodes {
-        println!("  n{}: http://127.0.0.1:{}/api/cluster", i + 1, base_http + i);
+        println!(
+            "  n{}: http://127.0.0.1:{}/api/cluster",
+            i + 1,
+            base_http + i
+        );
     }
     println!("Try `drove status --http 127.0.0.1:{}`, kill a node and look again. Ctrl-C stops the cluster.", base_http + 1);
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     for child in &children {
         if let Some(pid) = child.id() {
             // The whole cluster is going: plain SIGTERM, no waiting on peers.
@@ -55,7 +67,10 @@ pub(crate) async fn run(nodes: u16, base_port: u16, base_http: u16) -> anyhow::R
         }
     }
     for mut child in children {
-        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }
@@ -64,5 +79,8 @@ pub(crate) async fn run(nodes: u16, base_port: u16, base_http: u16) -> anyhow::R
 
 fn nix_kill(pid: u32) -> nix::Result<()> {
     let pid = i32::try_from(pid).map_err(|_| nix::errno::Errno::EINVAL)?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
 }

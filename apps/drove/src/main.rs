@@ -16,7 +16,11 @@ use drove_runtime::{Node, NodeConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
-#[command(name = "drove", version, about = "An Erlang/OTP-style distributed actor runtime")]
+#[command(
+    name = "drove",
+    version,
+    about = "An Erlang/OTP-style distributed actor runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,7 +63,12 @@ struct NodeArgs {
     #[arg(long, env = "DROVE_SEEDS", value_delimiter = ',')]
     seeds: Vec<String>,
     /// The shared secret of the cluster.
-    #[arg(long, env = "DROVE_COOKIE", default_value = "drove", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DROVE_COOKIE",
+        default_value = "drove",
+        hide_env_values = true
+    )]
     cookie: String,
     /// The admin HTTP address.
     #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
@@ -122,7 +131,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 async fn print_status(http: &str) -> anyhow::Result<()> {
-    let (status, body) = drove_admin::client::get(http, "/api/cluster", Duration::from_secs(5)).await?;
+    let (status, body) =
+        drove_admin::client::get(http, "/api/cluster", Duration::from_secs(5)).await?;
     anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
     let cluster: drove_admin::ClusterJson =
         serde_json::from_str(&body).context("parsing /api/cluster")?;
@@ -140,7 +150,11 @@ fn render_table(cluster: &drove_admin::ClusterJson) -> String {
         "HTTP".to_string(),
     ]];
     for m in &cluster.members {
-        let me = if m.name == cluster.node && m.incarnation == cluster.incarnation { "*" } else { "" };
+        let me = if m.name == cluster.node && m.incarnation == cluster.incarnation {
+            "*"
+        } else {
+            ""
+        };
         rows.push([
             format!("{}{me}", m.name),
             m.incarnation.clone(),
@@ -149,10 +163,16 @@ fn render_table(cluster: &drove_admin::ClusterJson) -> String {
             m.http.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
