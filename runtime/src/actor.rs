@@ -45,6 +45,19 @@ pub trait Actor: Send + Sync + Sized + 'static {
         state: &mut Self::State,
     ) -> impl Future<Output = Result<(), ActorError>> + Send;
 
+    /// Another actor won a global name this actor held (after a conflict,
+    /// or because this node was quarantined and dropped its names). The
+    /// default stops the actor, as a process that lost its name would be.
+    fn name_conflict(
+        &self,
+        ctx: &Context<Self>,
+        state: &mut Self::State,
+        notice: NameConflict,
+    ) -> impl Future<Output = ConflictAction> + Send {
+        let _ = (ctx, state, notice);
+        async { ConflictAction::Stop }
+    }
+
     /// Runs once when the actor stops.
     fn stopped(
         &self,
@@ -102,10 +115,42 @@ impl<A: Actor> Context<A> {
     }
 }
 
-/// The message type of a shell: the user's message, wrapped so ractor's
-/// `Message` can be implemented for it (ractor's `cluster` feature turns off
-/// its blanket implementation).
-pub struct ShellMsg<M>(pub(crate) M);
+/// A notice that an actor lost a global name.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NameConflict {
+    /// The name.
+    pub name: String,
+    /// Who holds it now, if anyone.
+    pub winner: Option<ActorAddr>,
+    /// Why it was lost.
+    pub reason: String,
+}
+
+/// What an actor does about a [`NameConflict`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictAction {
+    /// Stop (the default).
+    Stop,
+    /// Keep running without the name.
+    Continue,
+}
+
+/// Notices from the runtime's own layers to an actor.
+#[derive(Debug)]
+pub enum SystemMsg {
+    /// A global name was lost.
+    NameConflict(NameConflict),
+}
+
+/// The message type of a shell: the user's message or a system notice,
+/// wrapped so ractor's `Message` can be implemented for it (ractor's
+/// `cluster` feature turns off its blanket implementation).
+pub enum ShellMsg<M> {
+    /// A message of the actor's own type.
+    User(M),
+    /// A notice from the runtime.
+    System(SystemMsg),
+}
 
 impl<M: Send + 'static> ractor::Message for ShellMsg<M> {}
 
@@ -171,9 +216,18 @@ impl<A: Actor> ractor::Actor for Shell<A> {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match state.state.as_mut() {
-            Some(s) => self.actor.handle(&state.ctx, msg.0, s).await,
-            None => Ok(()),
+        let Some(s) = state.state.as_mut() else {
+            return Ok(());
+        };
+        match msg {
+            ShellMsg::User(m) => self.actor.handle(&state.ctx, m, s).await,
+            ShellMsg::System(SystemMsg::NameConflict(notice)) => {
+                tracing::info!(actor = %state.ctx.myself, name = %notice.name, reason = %notice.reason, "lost a global name");
+                if self.actor.name_conflict(&state.ctx, s, notice).await == ConflictAction::Stop {
+                    state.ctx.stop();
+                }
+                Ok(())
+            }
         }
     }
 
@@ -185,6 +239,7 @@ impl<A: Actor> ractor::Actor for Shell<A> {
         self.node
             .local()
             .remove(state.local_id, state.name.as_deref());
+        self.node.actor_stopped(state.local_id);
         if let Some(mut s) = state.state.take() {
             self.actor.stopped(&state.ctx, &mut s).await;
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use ractor::ActorRef;
 
-use crate::actor::ShellMsg;
+use crate::actor::{ShellMsg, SystemMsg};
 use crate::error::{DeliveryError, SpawnError};
 use crate::handle::LocalRef;
 use crate::message::Message;
@@ -15,6 +15,7 @@ use crate::wire;
 /// A local actor as seen by the inbox: it can take an encoded message.
 pub(crate) trait Mailbox: Send + Sync {
     fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError>;
+    fn deliver_system(&self, msg: SystemMsg) -> Result<(), DeliveryError>;
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -45,7 +46,13 @@ impl<M: Message> Mailbox for TypedMailbox<M> {
         let msg: M =
             wire::decode(payload, "message").map_err(|e| DeliveryError::Decode(e.to_string()))?;
         self.actor
-            .cast(ShellMsg(msg))
+            .cast(ShellMsg::User(msg))
+            .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))
+    }
+
+    fn deliver_system(&self, msg: SystemMsg) -> Result<(), DeliveryError> {
+        self.actor
+            .cast(ShellMsg::System(msg))
             .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))
     }
 
@@ -101,6 +108,14 @@ impl LocalActors {
             LocalRef::Name(name) => *t.by_name.get(name)?,
         };
         t.by_id.get(&id).cloned()
+    }
+
+    pub(crate) fn id_of(&self, local: &LocalRef) -> Option<u64> {
+        let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        match local {
+            LocalRef::Id(id) => t.by_id.contains_key(id).then_some(*id),
+            LocalRef::Name(name) => t.by_name.get(name).copied(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use drove_membership::{Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId};
 
-use crate::actor::{Actor, Shell, ShellArgs, ShellMsg};
+use crate::actor::{Actor, NameConflict, Shell, ShellArgs, ShellMsg, SystemMsg};
 use crate::calls::{PendingCalls, ReplyPayload};
 use crate::error::{CallError, DeliveryError, SendError, SpawnError};
 use crate::handle::{Handle, LocalRef};
@@ -86,7 +86,11 @@ pub(crate) struct NodeInner {
     pub(crate) events: broadcast::Sender<MembershipEvent>,
     pub(crate) metrics: Metrics,
     pub(crate) control: mpsc::UnboundedSender<Control>,
+    stop_hooks: RwLock<Vec<StopHook>>,
 }
+
+/// Called with the local id of every actor that stops on this node.
+pub type StopHook = Box<dyn Fn(u64) + Send + Sync>;
 
 /// A running drove node. Cheap to clone; all clones are the same node.
 ///
@@ -124,6 +128,7 @@ impl Node {
                 events,
                 metrics: Metrics::default(),
                 control,
+                stop_hooks: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -251,7 +256,7 @@ impl Node {
         // all that stands between a local cast and the mailbox.
         if let Some(actor) = &to.local {
             if addr.node.incarnation.0 == self.inner.incarnation.load(Ordering::Acquire) {
-                return actor.cast(ShellMsg(msg)).map_err(|_| no_actor().into());
+                return actor.cast(ShellMsg::User(msg)).map_err(|_| no_actor().into());
             }
         }
         if self.is_me(&addr.node) {
@@ -266,7 +271,7 @@ impl Node {
                 })?;
             return typed
                 .actor()
-                .cast(ShellMsg(msg))
+                .cast(ShellMsg::User(msg))
                 .map_err(|_| no_actor().into());
         }
         let link = self.link_to(&addr.node)?;
@@ -333,6 +338,45 @@ impl Node {
             outcome: Ok(()),
         };
         self.link_to(&reply.origin)?.push(&header, Some(&value))
+    }
+
+    /// The local id of a live actor on this node, by id or local name.
+    pub fn local_id(&self, local: &LocalRef) -> Option<u64> {
+        self.inner.local.id_of(local)
+    }
+
+    /// Runs `hook` with the local id of every actor that stops on this node,
+    /// whatever the reason (layers above use it to drop what the actor held,
+    /// such as its global names, without a monitor per actor).
+    pub fn on_actor_stopped(&self, hook: StopHook) {
+        self.inner
+            .stop_hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    pub(crate) fn actor_stopped(&self, local_id: u64) {
+        for hook in self
+            .inner
+            .stop_hooks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            hook(local_id);
+        }
+    }
+
+    /// Tells a local actor it lost a global name (see
+    /// [`Actor::name_conflict`]).
+    pub fn notify_name_conflict(&self, local_id: u64, notice: NameConflict) -> Result<(), DeliveryError> {
+        let mailbox = self
+            .inner
+            .local
+            .get(&LocalRef::Id(local_id))
+            .ok_or_else(|| DeliveryError::NoSuchActor(LocalRef::Id(local_id).to_string()))?;
+        mailbox.deliver_system(SystemMsg::NameConflict(notice))
     }
 
     /// Round trip to `node`'s echo service; the answer is how many
