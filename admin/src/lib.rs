@@ -19,6 +19,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use drove_runtime::Node;
@@ -69,26 +70,33 @@ pub fn cluster_json(node: &Node) -> ClusterJson {
     }
 }
 
-async fn cluster(State(node): State<Node>) -> Json<ClusterJson> {
-    Json(cluster_json(&node))
+/// More Prometheus text to append to `/metrics` (from layers above the
+/// runtime, such as the registry).
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
+struct AdminState {
+    node: Node,
+    extra: Vec<ExtraMetrics>,
 }
 
-async fn metrics(State(node): State<Node>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics_text(),
-    )
+async fn cluster(State(state): State<AdminState>) -> Json<ClusterJson> {
+    Json(cluster_json(&state.node))
 }
 
-/// The admin routes, bound to `node`.
-pub fn router(node: Node) -> Router {
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    let mut text = state.node.metrics_text();
+    for extra in &state.extra {
+        text.push_str(&extra());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The admin routes, bound to `node`, with `extra` metrics appended to
+/// `/metrics`.
+pub fn router(node: Node, extra: Vec<ExtraMetrics>) -> Router {
     Router::new()
         .route("/api/cluster", get(cluster))
         .route("/metrics", get(metrics))
-        .with_state(node)
-}
-
-/// Serves the admin routes on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, node: Node) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).await
+        .with_state(AdminState { node, extra })
 }

@@ -1,12 +1,39 @@
-//! Cluster-wide actor names for drove.
+//! Cluster-wide actor names for drove, as Erlang's `:global` or Horde's
+//! registry: any actor can take a name unique across the cluster and be
+//! reached by it from any node.
 //!
-//! This crate is a placeholder for the global registry: a delta-state CRDT
-//! map from names to location handles (`drove_runtime::ActorAddr`),
-//! replicated on every node so that lookups are local reads. It is built on
-//! the foundation in `drove-runtime` (membership events drop the names of
-//! nodes that go down or leave; handles carry the incarnation, so names of a
-//! quarantined incarnation can never come back).
+//! The table is replicated on every node through `drove-replication`, so
+//! [`Registry::lookup`] is a local read, and a registration is visible on
+//! the registering node as soon as `register` returns. Deltas reach the
+//! other nodes at once; anti-entropy repairs the rest.
+//!
+//! # Rules
+//!
+//! - **Winner.** If two registrations of a name meet (registered
+//!   concurrently, or on both sides of a partition), the earliest
+//!   registration wins: the smaller hybrid-logical-clock stamp of the
+//!   registering write, ties broken by node name, then incarnation. Every
+//!   node computes the same winner from the same slots. The loser's node
+//!   drops its registration and tells the actor through
+//!   [`drove_runtime::Actor::name_conflict`] (default: stop).
+//! - **Lifecycle.** A name disappears when its actor stops (a stop hook on
+//!   the node, not a monitor per name), when it is unregistered, and when
+//!   its node is declared down or leaves (every node purges that
+//!   incarnation by itself). A node that rejoins as a new incarnation drops
+//!   its names and tells their actors; its old names never come back.
 //!
 //! # Layout
 //!
-//! Nothing yet: the registry issue adds the replication core and the API.
+//! - [`registry`]: [`Registry`], the API.
+//! - [`schema`]: the replicated value and the winner rule.
+//! - [`observer`]: events and conflict detection.
+//! - [`http`]: `/api/registry`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod http;
+pub mod observer;
+pub mod registry;
+pub mod schema;
+
+pub use observer::RegistryEvent;
+pub use registry::{Entry, Registry, RegistryError, Spawned, MAX_NAME_LEN};

@@ -16,6 +16,7 @@ use crate::wire;
 pub(crate) trait Mailbox: Send + Sync {
     fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError>;
     fn deliver_system(&self, msg: SystemMsg) -> Result<(), DeliveryError>;
+    fn stop(&self);
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -54,6 +55,10 @@ impl<M: Message> Mailbox for TypedMailbox<M> {
         self.actor
             .cast(ShellMsg::System(msg))
             .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))
+    }
+
+    fn stop(&self) {
+        self.actor.stop(None);
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -345,6 +345,17 @@ impl Node {
         self.inner.local.id_of(local)
     }
 
+    /// Stops a local actor (after the message it is handling). Does
+    /// nothing for a handle to another node or an actor already gone.
+    pub fn stop_local<M>(&self, handle: &Handle<M>) {
+        if !self.is_me(handle.node()) {
+            return;
+        }
+        if let Some(mailbox) = self.inner.local.get(&handle.addr().local) {
+            mailbox.stop();
+        }
+    }
+
     /// Runs `hook` with the local id of every actor that stops on this node,
     /// whatever the reason (layers above use it to drop what the actor held,
     /// such as its global names, without a monitor per actor).

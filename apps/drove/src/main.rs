@@ -36,6 +36,15 @@ enum Command {
         #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
         http: String,
     },
+    /// Print the global registry as a node sees it.
+    Registry {
+        /// The node's admin HTTP address.
+        #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+        http: String,
+        /// Only names starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
     /// Start a local cluster (child `drove node` processes on 127.0.0.1),
     /// show it, and stop it on Ctrl-C.
     Cluster {
@@ -95,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Node(args) => run_node(args).await,
             Command::Status { http } => print_status(&http).await,
+            Command::Registry { http, prefix } => print_registry(&http, &prefix).await,
             Command::Cluster {
                 nodes,
                 base_port,
@@ -116,7 +126,16 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding --http {}", args.http))?;
     let node = Node::start(config).await.context("starting the node")?;
-    let admin = tokio::spawn(drove_admin::serve(http, node.clone()));
+    let registry = drove_registry::Registry::start(&node)
+        .await
+        .context("starting the registry")?;
+    let registry_metrics = registry.clone();
+    let app = drove_admin::router(
+        node.clone(),
+        vec![std::sync::Arc::new(move || registry_metrics.metrics_text())],
+    )
+    .merge(drove_registry::http::router(registry));
+    let admin = tokio::spawn(async move { axum::serve(http, app).await });
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     tokio::select! {
@@ -138,6 +157,43 @@ async fn print_status(http: &str) -> anyhow::Result<()> {
         serde_json::from_str(&body).context("parsing /api/cluster")?;
     print!("{}", render_table(&cluster));
     Ok(())
+}
+
+async fn print_registry(http: &str, prefix: &str) -> anyhow::Result<()> {
+    let path = format!("/api/registry?prefix={}", url_escape(prefix));
+    let (status, body) = drove_admin::client::get(http, &path, Duration::from_secs(10)).await?;
+    anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
+    let entries: Vec<drove_registry::http::EntryJson> =
+        serde_json::from_str(&body).context("parsing /api/registry")?;
+    let mut rows = vec![["NAME".to_string(), "NODE".to_string(), "INCARNATION".to_string(), "META".to_string()]];
+    for e in entries {
+        let meta = e.meta.map(|m| m.to_string()).unwrap_or_default();
+        rows.push([e.name, e.node, e.incarnation, meta]);
+    }
+    print!("{}", align(&rows));
+    Ok(())
+}
+
+/// Percent-encodes a query value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Rows as left-aligned columns.
+fn align<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The member table as aligned text.
@@ -163,18 +219,5 @@ fn render_table(cluster: &drove_admin::ClusterJson) -> String {
             m.http.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    align(&rows)
 }
