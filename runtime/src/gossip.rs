@@ -2,6 +2,7 @@
 //! keys, and reading snapshots for the membership view.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chitchat::transport::UdpTransport;
@@ -26,11 +27,33 @@ pub(crate) fn cluster_id(cookie: &str) -> String {
     format!("drove-{hex}")
 }
 
+/// Gossip and the failure detector run on a runtime of their own, one
+/// thread, so a busy application runtime cannot delay heartbeats and get
+/// a healthy node declared down (as Erlang keeps its tick apart).
+fn gossip_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("drove-gossip")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 pub(crate) async fn start(
     config: &NodeConfig,
     me: &MemberInfo,
 ) -> Result<ChitchatHandle, StartError> {
     let listen = config.listen;
+    let gossip_err = |reason: String| StartError::Gossip {
+        addr: listen.to_string(),
+        reason,
+    };
     let chitchat_config = ChitchatConfig {
         chitchat_id: ChitchatId::new(me.id.name.clone(), me.id.incarnation.0, listen),
         cluster_id: cluster_id(&config.cookie),
@@ -54,12 +77,12 @@ pub(crate) async fn start(
         (KEY_HTTP.to_string(), me.http.clone()),
         (KEY_STATUS.to_string(), "up".to_string()),
     ];
-    spawn_chitchat(chitchat_config, initial, &UdpTransport)
+    let runtime = gossip_runtime().map_err(gossip_err)?;
+    runtime
+        .spawn(async move { spawn_chitchat(chitchat_config, initial, &UdpTransport).await })
         .await
-        .map_err(|e| StartError::Gossip {
-            addr: listen.to_string(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| gossip_err(e.to_string()))?
+        .map_err(|e| gossip_err(e.to_string()))
 }
 
 /// What chitchat knows now, as the view's input.

@@ -130,6 +130,59 @@ pub async fn cluster_at(http: &str) -> Option<ClusterJson> {
     serde_json::from_str(&body).ok()
 }
 
+/// A JSON request (`POST`, `DELETE`...) with a body; returns status and body.
+pub async fn send_json(
+    method: &str,
+    http: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let run = async {
+        let mut stream = tokio::net::TcpStream::connect(http).await.map_err(|e| e.to_string())?;
+        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, rest) = text.split_once("\r\n\r\n").ok_or("malformed response")?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no status")?;
+        Ok((status, rest.to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .map_err(|_| "timeout".to_string())?
+}
+
+/// The registry table of a node: name -> (node, incarnation).
+pub async fn registry_at(http: &str) -> Option<std::collections::BTreeMap<String, (String, String)>> {
+    let (status, body) = drove_admin::client::get(http, "/api/registry", Duration::from_secs(30))
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    let rows: Vec<drove_registry::http::EntryJson> = serde_json::from_str(&body).ok()?;
+    Some(rows.into_iter().map(|r| (r.name, (r.node, r.incarnation))).collect())
+}
+
+/// Registers `names` on the node at `http` (one echo actor holds them).
+pub async fn register_names(http: &str, names: &[String]) -> drove_registry::http::RegisterAnswer {
+    let (status, body) = send_json("POST", http, "/api/registry", &serde_json::json!({ "names": names }))
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/registry on {http}: {e}"));
+    assert!(status == 201 || status == 409, "POST /api/registry answered {status}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad answer {body}: {e}"))
+}
+
 /// One node process.
 #[derive(Debug)]
 pub struct NodeProc {
