@@ -140,3 +140,72 @@ impl Observer<RegistrySchema> for RegObserver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drove_replication::{Hlc, Replica};
+    use drove_runtime::Incarnation;
+
+    fn node(name: &str) -> NodeId {
+        NodeId::new(name, Incarnation(1))
+    }
+
+    fn put(key: &Arc<str>, lineage: u64, local: u64) -> Op<Arc<str>, RegValue> {
+        Op::Put {
+            key: key.clone(),
+            lineage: Hlc(lineage),
+            stamp: Hlc(lineage),
+            value: RegValue { local, meta: None },
+        }
+    }
+
+    /// Two registrations meet: the earliest wins on every node, whatever
+    /// the order they arrive in, and only the loser's node evicts.
+    #[test]
+    fn earliest_registration_wins_and_loser_is_evicted() {
+        let name: Arc<str> = Arc::from("svc");
+        let (a, b) = (node("a"), node("b"));
+        let early = put(&name, 5, 1);
+        let late = put(&name, 9, 2);
+        for (me, order) in [(&a, [(&a, &early), (&b, &late)]), (&b, [(&b, &late), (&a, &early)])] {
+            let (events, mut rx) = broadcast::channel(16);
+            let (evictions, mut ev_rx) = mpsc::unbounded_channel();
+            let observer = RegObserver {
+                events,
+                evictions,
+                conflicts: Arc::new(AtomicU64::new(0)),
+            };
+            let mut replica: Replica<Arc<str>, RegValue> = Replica::new();
+            for (owner, op) in order {
+                replica.apply(owner, op.clone());
+                observer.changed(&replica, me, Change::Applied { owner, op });
+            }
+            let w = winner(&replica, &name).and_then(|s| slot_addr(&s));
+            assert_eq!(w, Some(addr(&a, &RegValue { local: 1, meta: None })));
+            let mut conflicts = 0;
+            while let Ok(e) = rx.try_recv() {
+                if let RegistryEvent::ConflictResolved { winner, loser, .. } = e {
+                    assert_eq!(winner.node, a);
+                    assert_eq!(loser.node, b);
+                    conflicts += 1;
+                }
+            }
+            assert_eq!(conflicts, 1);
+            let evicted = ev_rx.try_recv().is_ok();
+            assert_eq!(evicted, *me == b, "only the loser's node evicts");
+        }
+    }
+
+    /// Ties on the stamp are broken by node id.
+    #[test]
+    fn stamp_ties_break_by_node() {
+        let name: Arc<str> = Arc::from("svc");
+        let mut replica: Replica<Arc<str>, RegValue> = Replica::new();
+        replica.apply(&node("zed"), put(&name, 5, 1));
+        replica.apply(&node("amy"), put(&name, 5, 2));
+        let w = winner(&replica, &name).map(|s| s.owner.clone());
+        assert_eq!(w, Some(node("amy")));
+        assert_eq!(losers(&replica, &name).len(), 1);
+    }
+}

@@ -166,6 +166,20 @@ where
         i
     }
 
+    /// Every owner with slots in this replica.
+    pub fn owners(&self) -> Vec<NodeId> {
+        self.digests
+            .keys()
+            .map(|&o| self.owners[o as usize].clone())
+            .collect()
+    }
+
+    /// Forgets which owners were refused (this node rejoined as a new
+    /// incarnation, and learns the cluster afresh).
+    pub fn forget_dead(&mut self) {
+        self.dead.clear();
+    }
+
     /// Whether slots of `owner` are refused (it is down or left).
     pub fn is_dead(&self, owner: &NodeId) -> bool {
         self.dead.contains(owner)

@@ -379,8 +379,8 @@ impl<S: Schema> Replicated<S> {
         }
     }
 
-    fn purge(&self, state: &mut State<S>, owner: &NodeId) {
-        let keys = state.replica.purge_owner(owner, true);
+    fn purge(&self, state: &mut State<S>, owner: &NodeId, forever: bool) {
+        let keys = state.replica.purge_owner(owner, forever);
         state.staging.remove(owner);
         state.requested.remove(owner);
         if !keys.is_empty() {
@@ -408,12 +408,21 @@ impl<S: Schema> Replicated<S> {
             MembershipEvent::NodeDown(id) | MembershipEvent::NodeLeft(id) => {
                 let mut state = self.lock();
                 state.peers.remove(&id);
-                self.purge(&mut state, &id);
+                self.purge(&mut state, &id, true);
             }
             MembershipEvent::Rejoined { old, new } => {
+                // The old incarnation's view is not to be trusted (it may
+                // have declared live nodes down): drop everything, own
+                // slots first, and learn the cluster afresh.
                 let mut state = self.lock();
                 state.peers.clear();
-                self.purge(&mut state, &old);
+                self.purge(&mut state, &old, true);
+                for owner in state.replica.owners() {
+                    self.purge(&mut state, &owner, false);
+                }
+                state.replica.forget_dead();
+                state.staging.clear();
+                state.requested.clear();
                 state.me = new;
             }
             MembershipEvent::NodeLeaving(_) => {}

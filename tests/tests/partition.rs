@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use drove_tests::netns::{is_root, NetNs};
-use drove_tests::{cluster_at, wait_for, NodeProc};
+use drove_tests::{cluster_at, register_names, registry_at, wait_for, NodeProc};
 
 const LONG: Duration = Duration::from_secs(40);
 
@@ -70,6 +70,12 @@ async fn partition_then_heal() {
         .await;
     }
 
+    // The same name taken on both sides, and one only on the minority.
+    let majority = register_names(&https[0], &["contested".to_string()]).await;
+    assert_eq!(majority.registered, vec!["contested".to_string()]);
+    let minority = register_names(&https[2], &["contested".to_string(), "minority.only".to_string()]).await;
+    assert_eq!(minority.registered.len(), 2, "{minority:?}");
+
     // Heal: one cluster again. The minority rejoined as a new incarnation;
     // the majority kept theirs.
     net.set_connected(2, true).expect("heal");
@@ -87,6 +93,27 @@ async fn partition_then_heal() {
     }
     assert_eq!(healed[0]["n1"].0, before["n1"].0);
     assert_eq!(healed[0]["n2"].0, before["n2"].0);
+
+    // One owner of the contested name everywhere: the majority's, since the
+    // minority rejoined as a new incarnation and dropped what it held.
+    for http in &https {
+        wait_for(LONG, "the registry to agree after healing", || async {
+            let t = registry_at(http).await?;
+            let holder = t.get("contested")?;
+            (holder.0 == "n1" && holder.1 == before["n1"].0 && !t.contains_key("minority.only")).then_some(())
+        })
+        .await;
+    }
+    // And the losing actor on n3 was told.
+    let (_, metrics) = drove_admin::client::get(&https[2], "/metrics", Duration::from_secs(5))
+        .await
+        .expect("metrics");
+    let lost: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("drove_registry_names_lost_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(lost >= 2, "n3 lost {lost} names:\n{metrics}");
     drop(nodes);
     drop(net);
 }
