@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{fmt_rate, median};
 
-enum RawLocal {
+pub(crate) enum RawLocal {
     Inc,
     Get(RpcReplyPort<u64>),
 }
 
 impl ractor::Message for RawLocal {}
 
-struct RawCounter;
+pub(crate) struct RawCounter;
 
 impl Actor for RawCounter {
     type Msg = RawLocal;

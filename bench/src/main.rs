@@ -5,6 +5,7 @@
 
 mod failover;
 mod local;
+mod registry;
 mod remote;
 mod stats;
 
@@ -38,6 +39,31 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         trials: usize,
     },
+    /// Registry benchmarks; prints a Markdown table.
+    Registry {
+        /// Names each of the 5 nodes registers for the visibility test.
+        #[arg(long, default_value_t = 250)]
+        per_node: usize,
+        /// Registrations for the rate test.
+        #[arg(long, default_value_t = 200_000)]
+        rate_count: usize,
+        /// Names for the memory and join tests.
+        #[arg(long, default_value_t = 1_000_000)]
+        big: usize,
+    },
+    /// Internal: one node of the registry visibility test; prints JSON.
+    RegistryNode {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        listen: String,
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<String>,
+        #[arg(long)]
+        nodes: usize,
+        #[arg(long)]
+        per_node: usize,
+    },
     /// Internal: a raw ractor_cluster server.
     ServeRaw {
         #[arg(long)]
@@ -67,6 +93,39 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
+        Command::RegistryNode { name, listen, seeds, nodes, per_node } => {
+            let seeds = seeds.into_iter().filter(|s| !s.is_empty()).collect();
+            let r = rt.block_on(registry::visibility_node(name, listen, seeds, nodes, per_node))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Registry { per_node, rate_count, big } => {
+            let (vis, missing) = registry::visibility(per_node)?;
+            let (raw_rate, drove_rate) = rt.block_on(registry::rate(rate_count))?;
+            let (plain, replica) = registry::memory(big);
+            let join = rt.block_on(registry::join(big))?;
+            println!("| what | raw engine | drove | ratio (drove / raw) |");
+            println!("| --- | --- | --- | --- |");
+            println!(
+                "| register -> visible on all 4 other nodes ({} names, 5 nodes; {missing} sightings missed) | - | p50 {} / p99 {} / max {} | - |",
+                vis.len(),
+                fmt_duration(percentile(&vis, 50.0)),
+                fmt_duration(percentile(&vis, 99.0)),
+                fmt_duration(percentile(&vis, 100.0))
+            );
+            println!(
+                "| registrations/s, {rate_count} names (raw: ractor pg::join, local only; drove: local + delta to 2 peers) | {} | {} | {:.2}x |",
+                fmt_rate(raw_rate),
+                fmt_rate(drove_rate),
+                drove_rate / raw_rate
+            );
+            println!(
+                "| memory per entry per replica, {big} names (raw: HashMap<String, u64>) | {plain:.0} B | {replica:.0} B | {:.2}x |",
+                replica / plain
+            );
+            println!("| join convergence, {big} names, 2nd node from start to full table | - | {} | - |", fmt_duration(join));
+            Ok(())
+        }
         Command::ServeRaw { listen } => rt.block_on(remote::serve_raw(listen)),
         Command::ClientRaw {
             server,
