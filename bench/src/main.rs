@@ -93,13 +93,25 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::RegistryNode { name, listen, seeds, nodes, per_node } => {
+        Command::RegistryNode {
+            name,
+            listen,
+            seeds,
+            nodes,
+            per_node,
+        } => {
             let seeds = seeds.into_iter().filter(|s| !s.is_empty()).collect();
-            let r = rt.block_on(registry::visibility_node(name, listen, seeds, nodes, per_node))?;
+            let r = rt.block_on(registry::visibility_node(
+                name, listen, seeds, nodes, per_node,
+            ))?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
-        Command::Registry { per_node, rate_count, big } => {
+        Command::Registry {
+            per_node,
+            rate_count,
+            big,
+        } => {
             let (vis, missing) = registry::visibility(per_node)?;
             let (raw_rate, drove_rate) = rt.block_on(registry::rate(rate_count))?;
             let (plain, replica) = registry::memory(big);
@@ -123,7 +135,10 @@ fn main() -> anyhow::Result<()> {
                 "| memory per entry per replica, {big} names (raw: HashMap<String, u64>) | {plain:.0} B | {replica:.0} B | {:.2}x |",
                 replica / plain
             );
-            println!("| join convergence, {big} names, 2nd node from start to full table | - | {} | - |", fmt_duration(join));
+            println!(
+                "| join convergence, {big} names, 2nd node from start to full table | - | {} | - |",
+                fmt_duration(join)
+            );
             Ok(())
         }
         Command::ServeRaw { listen } => rt.block_on(remote::serve_raw(listen)),

@@ -107,13 +107,32 @@ pub fn visibility(per_node: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
     let exe = std::env::current_exe()?;
     let nodes = 5;
     let ip = drove_tests::fresh_loopback_ip();
-    let addrs: Vec<String> = (0..nodes).map(|_| format!("{ip}:{}", drove_tests::free_port(&ip))).collect();
+    let addrs: Vec<String> = (0..nodes)
+        .map(|_| format!("{ip}:{}", drove_tests::free_port(&ip)))
+        .collect();
     let mut children = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
-        let seeds = if i == 0 { String::new() } else { addrs[0].clone() };
+        let seeds = if i == 0 {
+            String::new()
+        } else {
+            addrs[0].clone()
+        };
         let child = std::process::Command::new(&exe)
-            .args(["registry-node", "--name", &format!("v{i}"), "--listen", addr, "--seeds", &seeds])
-            .args(["--nodes", &nodes.to_string(), "--per-node", &per_node.to_string()])
+            .args([
+                "registry-node",
+                "--name",
+                &format!("v{i}"),
+                "--listen",
+                addr,
+                "--seeds",
+                &seeds,
+            ])
+            .args([
+                "--nodes",
+                &nodes.to_string(),
+                "--per-node",
+                &per_node.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -157,12 +176,22 @@ pub async fn rate(count: usize) -> anyhow::Result<(f64, f64)> {
     let registry = Registry::start(&node).await?;
     let mut peers = Vec::new();
     for i in 0..2 {
-        let mut p = drove_tests::NodeProc::new(&format!("peer{i}"), vec![config.listen.to_string()], COOKIE);
+        let mut p = drove_tests::NodeProc::new(
+            &format!("peer{i}"),
+            vec![config.listen.to_string()],
+            COOKIE,
+        );
         p.start();
         peers.push(p);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while node.members().iter().filter(|m| m.status == MemberStatus::Up).count() < 3 {
+    while node
+        .members()
+        .iter()
+        .filter(|m| m.status == MemberStatus::Up)
+        .count()
+        < 3
+    {
         anyhow::ensure!(Instant::now() < deadline, "peers never came up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -207,14 +236,19 @@ pub fn memory(count: usize) -> (f64, f64) {
     drop(plain);
     let before = rss_bytes();
     let mut replica: Replica<Arc<str>, RegValue> = Replica::new();
-    let owners: Vec<NodeId> = (0..3).map(|i| NodeId::new(format!("n{i}"), Incarnation(i))).collect();
+    let owners: Vec<NodeId> = (0..3)
+        .map(|i| NodeId::new(format!("n{i}"), Incarnation(i)))
+        .collect();
     for (i, n) in names.iter().enumerate() {
         let stamp = Hlc::new(1_700_000_000_000 + i as u64, 0);
         let op = Op::Put {
             key: Arc::from(n.as_str()),
             lineage: stamp,
             stamp,
-            value: RegValue { local: i as u64, meta: None },
+            value: RegValue {
+                local: i as u64,
+                meta: None,
+            },
         };
         replica.apply(&owners[i % 3], op);
     }
@@ -233,7 +267,11 @@ pub async fn join(count: usize) -> anyhow::Result<Duration> {
     let names: Vec<String> = (0..count).map(|i| format!("join.{i:07}")).collect();
     for batch in names.chunks(10_000) {
         let answer = drove_tests::register_names(&http, batch).await;
-        anyhow::ensure!(answer.refused.is_empty(), "refused: {:?}", answer.refused.first());
+        anyhow::ensure!(
+            answer.refused.is_empty(),
+            "refused: {:?}",
+            answer.refused.first()
+        );
     }
     let mut second = drove_tests::NodeProc::new("j2", vec![first.listen.to_string()], COOKIE);
     let start = Instant::now();
@@ -241,7 +279,9 @@ pub async fn join(count: usize) -> anyhow::Result<Duration> {
     let target = count as u64;
     let http2 = second.http_addr();
     loop {
-        if let Ok((200, text)) = drove_admin::client::get(&http2, "/metrics", Duration::from_secs(5)).await {
+        if let Ok((200, text)) =
+            drove_admin::client::get(&http2, "/metrics", Duration::from_secs(5)).await
+        {
             let keys = text
                 .lines()
                 .find(|l| l.starts_with("drove_registry_keys"))
@@ -250,7 +290,10 @@ pub async fn join(count: usize) -> anyhow::Result<Duration> {
                 break;
             }
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(300), "j2 never converged");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(300),
+            "j2 never converged"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(start.elapsed())

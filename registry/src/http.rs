@@ -74,7 +74,10 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-async fn list(State(registry): State<Registry>, Query(q): Query<ListQuery>) -> Json<Vec<EntryJson>> {
+async fn list(
+    State(registry): State<Registry>,
+    Query(q): Query<ListQuery>,
+) -> Json<Vec<EntryJson>> {
     let prefix = q.prefix.unwrap_or_default();
     let rows = registry
         .select_prefix(&prefix)
@@ -89,13 +92,19 @@ async fn list(State(registry): State<Registry>, Query(q): Query<ListQuery>) -> J
     Json(rows)
 }
 
-async fn register(State(registry): State<Registry>, body: Result<Json<RegisterBody>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn register(
+    State(registry): State<Registry>,
+    body: Result<Json<RegisterBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     if body.names.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "names must not be empty".to_string());
+        return error(
+            StatusCode::BAD_REQUEST,
+            "names must not be empty".to_string(),
+        );
     }
     let holder = match registry.node().spawn(Echo, ()).await {
         Ok(h) => h,
@@ -106,10 +115,12 @@ async fn register(State(registry): State<Registry>, body: Result<Json<RegisterBo
         refused: Vec::new(),
     };
     for name in body.names {
-        let result = registry.register(&name, &holder).and_then(|()| match &body.meta {
-            Some(meta) => registry.put_meta(&name, meta),
-            None => Ok(()),
-        });
+        let result = registry
+            .register(&name, &holder)
+            .and_then(|()| match &body.meta {
+                Some(meta) => registry.put_meta(&name, meta),
+                None => Ok(()),
+            });
         match result {
             Ok(()) => answer.registered.push(name),
             Err(e) => answer.refused.push(TakenJson {
@@ -125,7 +136,10 @@ async fn register(State(registry): State<Registry>, body: Result<Json<RegisterBo
     (StatusCode::CREATED, Json(answer)).into_response()
 }
 
-async fn unregister(State(registry): State<Registry>, body: Result<Json<UnregisterBody>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn unregister(
+    State(registry): State<Registry>,
+    body: Result<Json<UnregisterBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -135,9 +149,14 @@ async fn unregister(State(registry): State<Registry>, body: Result<Json<Unregist
     for name in body.names {
         match registry.unregister(&name) {
             Ok(()) => dropped += 1,
-            Err(e @ (RegistryError::NotOwner { .. } | RegistryError::NotRegistered(_) | RegistryError::InvalidName)) => {
-                refused.push(TakenJson { name, error: e.to_string() })
-            }
+            Err(
+                e @ (RegistryError::NotOwner { .. }
+                | RegistryError::NotRegistered(_)
+                | RegistryError::InvalidName),
+            ) => refused.push(TakenJson {
+                name,
+                error: e.to_string(),
+            }),
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
     }

@@ -27,7 +27,7 @@
 //! - [`registry`]: [`Registry`], the API.
 //! - [`schema`]: the replicated value and the winner rule.
 //! - [`observer`]: events and conflict detection.
-//! - [`http`]: `/api/registry`.
+//! - [`http`]: the `/api/registry` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod http;
@@ -36,4 +36,4 @@ pub mod registry;
 pub mod schema;
 
 pub use observer::RegistryEvent;
-pub use registry::{Entry, Registry, RegistryError, Spawned, MAX_NAME_LEN};
+pub use registry::{Entry, Registry, RegistryError, Spawned, MAX_META_LEN, MAX_NAME_LEN};

@@ -56,12 +56,19 @@ impl RegObserver {
         let _ = self.events.send(event);
     }
 
-    fn resolve_conflicts(&self, replica: &SchemaReplica<RegistrySchema>, me: &NodeId, name: &Arc<str>) {
+    fn resolve_conflicts(
+        &self,
+        replica: &SchemaReplica<RegistrySchema>,
+        me: &NodeId,
+        name: &Arc<str>,
+    ) {
         let Some(w) = winner(replica, name).and_then(|w| slot_addr(&w)) else {
             return;
         };
         for loser in losers(replica, name) {
-            let Some(loser_addr) = slot_addr(&loser) else { continue };
+            let Some(loser_addr) = slot_addr(&loser) else {
+                continue;
+            };
             self.conflicts.fetch_add(1, Ordering::Relaxed);
             self.emit(RegistryEvent::ConflictResolved {
                 name: name.to_string(),
@@ -131,7 +138,8 @@ impl Observer<RegistrySchema> for RegObserver {
                         let _ = self.evictions.send(Eviction {
                             name: key.clone(),
                             winner: winner(replica, key).and_then(|w| slot_addr(&w)),
-                            reason: "this node was declared down and rejoined; its names were dropped",
+                            reason:
+                                "this node was declared down and rejoined; its names were dropped",
                         });
                     }
                     self.after_removal(replica, key);
@@ -168,7 +176,10 @@ mod tests {
         let (a, b) = (node("a"), node("b"));
         let early = put(&name, 5, 1);
         let late = put(&name, 9, 2);
-        for (me, order) in [(&a, [(&a, &early), (&b, &late)]), (&b, [(&b, &late), (&a, &early)])] {
+        for (me, order) in [
+            (&a, [(&a, &early), (&b, &late)]),
+            (&b, [(&b, &late), (&a, &early)]),
+        ] {
             let (events, mut rx) = broadcast::channel(16);
             let (evictions, mut ev_rx) = mpsc::unbounded_channel();
             let observer = RegObserver {
@@ -182,7 +193,16 @@ mod tests {
                 observer.changed(&replica, me, Change::Applied { owner, op });
             }
             let w = winner(&replica, &name).and_then(|s| slot_addr(&s));
-            assert_eq!(w, Some(addr(&a, &RegValue { local: 1, meta: None })));
+            assert_eq!(
+                w,
+                Some(addr(
+                    &a,
+                    &RegValue {
+                        local: 1,
+                        meta: None
+                    }
+                ))
+            );
             let mut conflicts = 0;
             while let Ok(e) = rx.try_recv() {
                 if let RegistryEvent::ConflictResolved { winner, loser, .. } = e {

@@ -22,6 +22,10 @@ use crate::schema::{my_slot, slot_addr, winner, RegValue, RegistrySchema};
 /// Longest accepted name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Largest accepted metadata, in bytes of JSON: metadata is replicated on
+/// every node, so it is meant to be small.
+pub const MAX_META_LEN: usize = 16 * 1024;
+
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -152,7 +156,10 @@ impl Registry {
     }
 
     /// Starts the registry on `node`.
-    pub async fn start_with(node: &Node, config: ReplicationConfig) -> Result<Registry, SpawnError> {
+    pub async fn start_with(
+        node: &Node,
+        config: ReplicationConfig,
+    ) -> Result<Registry, SpawnError> {
         let (events, _) = broadcast::channel(4096);
         let (work_tx, work_rx) = mpsc::unbounded_channel();
         let (evict_tx, mut evict_rx) = mpsc::unbounded_channel();
@@ -266,26 +273,26 @@ impl Registry {
     pub fn unregister(&self, name: &str) -> Result<(), RegistryError> {
         let key = check_name(name)?;
         self.local().remove(&key);
-        self.repl.write(|w| match my_slot(w.replica(), w.me(), &key) {
-            Some((lineage, _)) => {
-                w.remove(key.clone(), lineage);
-                Ok(())
-            }
-            None => match winner(w.replica(), &key).and_then(|s| slot_addr(&s)) {
-                Some(owner) => Err(RegistryError::NotOwner {
-                    name: name.to_string(),
-                    owner,
-                }),
-                None => Err(RegistryError::NotRegistered(name.to_string())),
-            },
-        })
+        self.repl
+            .write(|w| match my_slot(w.replica(), w.me(), &key) {
+                Some((lineage, _)) => {
+                    w.remove(key.clone(), lineage);
+                    Ok(())
+                }
+                None => match winner(w.replica(), &key).and_then(|s| slot_addr(&s)) {
+                    Some(owner) => Err(RegistryError::NotOwner {
+                        name: name.to_string(),
+                        owner,
+                    }),
+                    None => Err(RegistryError::NotRegistered(name.to_string())),
+                },
+            })
     }
 
     /// Where `name` is, from this node's replica (no network round trip).
     pub fn lookup(&self, name: &str) -> Option<ActorAddr> {
-        let key: Arc<str> = Arc::from(name);
         self.repl
-            .read(|r, _| winner(r, &key).and_then(|s| slot_addr(&s)))
+            .read(|r, _| winner(r, name).and_then(|s| slot_addr(&s)))
     }
 
     /// A typed handle to the actor holding `name`.
@@ -373,31 +380,37 @@ impl Registry {
     pub fn put_meta<T: Serialize>(&self, name: &str, meta: &T) -> Result<(), RegistryError> {
         let key = check_name(name)?;
         let text = serde_json::to_string(meta).map_err(|e| RegistryError::Meta(e.to_string()))?;
-        self.repl.write(|w| match my_slot(w.replica(), w.me(), &key) {
-            Some((lineage, value)) => {
-                let value = RegValue {
-                    local: value.local,
-                    meta: Some(Arc::from(text.as_str())),
-                };
-                w.put(key.clone(), Some(lineage), value);
-                Ok(())
-            }
-            None => match winner(w.replica(), &key).and_then(|s| slot_addr(&s)) {
-                Some(owner) => Err(RegistryError::NotOwner {
-                    name: name.to_string(),
-                    owner,
-                }),
-                None => Err(RegistryError::NotRegistered(name.to_string())),
-            },
-        })
+        if text.len() > MAX_META_LEN {
+            return Err(RegistryError::Meta(format!(
+                "{} bytes of JSON; at most {MAX_META_LEN}",
+                text.len()
+            )));
+        }
+        self.repl
+            .write(|w| match my_slot(w.replica(), w.me(), &key) {
+                Some((lineage, value)) => {
+                    let value = RegValue {
+                        local: value.local,
+                        meta: Some(Arc::from(text.as_str())),
+                    };
+                    w.put(key.clone(), Some(lineage), value);
+                    Ok(())
+                }
+                None => match winner(w.replica(), &key).and_then(|s| slot_addr(&s)) {
+                    Some(owner) => Err(RegistryError::NotOwner {
+                        name: name.to_string(),
+                        owner,
+                    }),
+                    None => Err(RegistryError::NotRegistered(name.to_string())),
+                },
+            })
     }
 
     /// `name`'s metadata, decoded as `T`; `Ok(None)` if it has none.
     pub fn meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, RegistryError> {
-        let key: Arc<str> = Arc::from(name);
-        let text = self.repl.read(|r, _| {
-            winner(r, &key).map(|w| w.value.and_then(|v| v.meta.clone()))
-        });
+        let text = self
+            .repl
+            .read(|r, _| winner(r, name).map(|w| w.value.and_then(|v| v.meta.clone())));
         match text {
             None => Err(RegistryError::NotRegistered(name.to_string())),
             Some(None) => Ok(None),
@@ -418,17 +431,54 @@ impl Registry {
         let m = self.repl.metrics();
         let (keys, tombstones) = self.repl.read(|r, _| (r.key_count(), r.tombstone_count()));
         let rows: [(&str, &str, &str, u64); 7] = [
-            ("drove_registry_keys", "gauge", "Names with at least one registration or tombstone in this replica.", keys as u64),
-            ("drove_registry_tombstones", "gauge", "Tombstones held.", tombstones as u64),
-            ("drove_registry_deltas_sent_total", "counter", "Delta messages sent to peers.", m.deltas_sent.load(Ordering::Relaxed)),
-            ("drove_registry_deltas_received_total", "counter", "Delta messages received.", m.deltas_received.load(Ordering::Relaxed)),
-            ("drove_registry_anti_entropy_rounds_total", "counter", "Anti-entropy rounds run.", m.anti_entropy_rounds.load(Ordering::Relaxed)),
-            ("drove_registry_conflicts_total", "counter", "Name conflicts resolved.", self.shared.conflicts.load(Ordering::Relaxed)),
-            ("drove_registry_names_lost_total", "counter", "Names this node's actors lost (conflict or quarantine).", self.shared.names_lost.load(Ordering::Relaxed)),
+            (
+                "drove_registry_keys",
+                "gauge",
+                "Names with at least one registration or tombstone in this replica.",
+                keys as u64,
+            ),
+            (
+                "drove_registry_tombstones",
+                "gauge",
+                "Tombstones held.",
+                tombstones as u64,
+            ),
+            (
+                "drove_registry_deltas_sent_total",
+                "counter",
+                "Delta messages sent to peers.",
+                m.deltas_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_registry_deltas_received_total",
+                "counter",
+                "Delta messages received.",
+                m.deltas_received.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_registry_anti_entropy_rounds_total",
+                "counter",
+                "Anti-entropy rounds run.",
+                m.anti_entropy_rounds.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_registry_conflicts_total",
+                "counter",
+                "Name conflicts resolved.",
+                self.shared.conflicts.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_registry_names_lost_total",
+                "counter",
+                "Names this node's actors lost (conflict or quarantine).",
+                self.shared.names_lost.load(Ordering::Relaxed),
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, value) in rows {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"
+            ));
         }
         out
     }
@@ -441,7 +491,6 @@ impl Registry {
     /// The lineage stamp of this node's registration of `name`, if any
     /// (for diagnostics).
     pub fn my_lineage(&self, name: &str) -> Option<Hlc> {
-        let key: Arc<str> = Arc::from(name);
-        self.repl.read(|r, me| my_slot(r, me, &key).map(|(l, _)| l))
+        self.repl.read(|r, me| my_slot(r, me, name).map(|(l, _)| l))
     }
 }

@@ -33,7 +33,7 @@ pub struct RegValue {
 /// lineage stamp), ties broken by owner node id (name, then incarnation).
 pub(crate) fn winner<'a>(
     replica: &'a SchemaReplica<RegistrySchema>,
-    name: &Arc<str>,
+    name: &str,
 ) -> Option<SlotRef<'a, RegValue>> {
     replica
         .slots(name)
@@ -44,7 +44,7 @@ pub(crate) fn winner<'a>(
 /// The live registrations of a name that lose to the winner.
 pub(crate) fn losers<'a>(
     replica: &'a SchemaReplica<RegistrySchema>,
-    name: &Arc<str>,
+    name: &str,
 ) -> Vec<SlotRef<'a, RegValue>> {
     let Some(w) = winner(replica, name) else {
         return Vec::new();
@@ -71,7 +71,7 @@ pub(crate) fn slot_addr(slot: &SlotRef<'_, RegValue>) -> Option<ActorAddr> {
 pub(crate) fn my_slot(
     replica: &SchemaReplica<RegistrySchema>,
     me: &NodeId,
-    name: &Arc<str>,
+    name: &str,
 ) -> Option<(Hlc, RegValue)> {
     replica
         .slots(name)

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// One hybrid-logical-clock timestamp.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Hlc(pub u64);
 
 impl Hlc {

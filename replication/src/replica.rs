@@ -13,6 +13,7 @@
 //! Slots of an owner that is down or left are purged by every replica on its
 //! own, and that owner (incarnation) is never accepted again.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
@@ -207,7 +208,10 @@ where
         };
         let digest = self.digests.entry(o).or_default();
         let slots = self.entries.entry(key.clone()).or_default();
-        match slots.iter_mut().find(|s| s.owner == o && s.lineage == lineage) {
+        match slots
+            .iter_mut()
+            .find(|s| s.owner == o && s.lineage == lineage)
+        {
             Some(slot) if slot.stamp >= stamp => false,
             Some(slot) => {
                 if slot.value.is_some() {
@@ -245,7 +249,11 @@ where
     }
 
     /// The slots held for `key`, live and tombstones, in no given order.
-    pub fn slots(&self, key: &K) -> impl Iterator<Item = SlotRef<'_, V>> {
+    pub fn slots<Q>(&self, key: &Q) -> impl Iterator<Item = SlotRef<'_, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.entries
             .get(key)
             .into_iter()

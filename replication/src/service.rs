@@ -114,7 +114,12 @@ pub enum Change<'a, K, V> {
 /// the replica locked: do not call back into the service.
 pub trait Observer<S: Schema>: Send + Sync + 'static {
     /// One change.
-    fn changed(&self, replica: &SchemaReplica<S>, me: &NodeId, change: Change<'_, S::Key, S::Value>);
+    fn changed(
+        &self,
+        replica: &SchemaReplica<S>,
+        me: &NodeId,
+        change: Change<'_, S::Key, S::Value>,
+    );
 }
 
 /// Tunables.
@@ -282,7 +287,10 @@ impl<S: Schema> Replicated<S> {
             let mut state = service.lock();
             for m in node.members() {
                 if m.status == MemberStatus::Up && m.info.id != state.me {
-                    state.peers.insert(m.info.id.clone(), Handle::named(m.info.id, service_name::<S>()));
+                    state.peers.insert(
+                        m.info.id.clone(),
+                        Handle::named(m.info.id, service_name::<S>()),
+                    );
                 }
             }
         }
@@ -331,7 +339,10 @@ impl<S: Schema> Replicated<S> {
                 ops: batch,
             };
             if self.shared.node.cast(handle, msg).is_ok() {
-                self.shared.metrics.deltas_sent.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .metrics
+                    .deltas_sent
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -471,7 +482,10 @@ impl<S: Schema> Replicated<S> {
                         self.shared.observer.changed(
                             &state.replica,
                             &state.me,
-                            Change::Applied { owner: &owner, op: &op },
+                            Change::Applied {
+                                owner: &owner,
+                                op: &op,
+                            },
                         );
                     }
                 }
@@ -493,7 +507,9 @@ impl<S: Schema> Replicated<S> {
             }
             ReplMsg::SyncRequest { requester } => {
                 let handle: Handle<ReplMsg<S>> = Handle::named(requester, service_name::<S>());
-                let mut chunks = state.replica.partition_chunks(&state.me, self.shared.config.chunk);
+                let mut chunks = state
+                    .replica
+                    .partition_chunks(&state.me, self.shared.config.chunk);
                 if chunks.is_empty() {
                     chunks.push(Vec::new());
                 }
@@ -579,7 +595,12 @@ impl<S: Schema> Actor for ReplActor<S> {
         Ok(())
     }
 
-    async fn handle(&self, _ctx: &Context<Self>, msg: ReplMsg<S>, _: &mut ()) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        _ctx: &Context<Self>,
+        msg: ReplMsg<S>,
+        _: &mut (),
+    ) -> Result<(), ActorError> {
         self.0.handle_msg(msg);
         Ok(())
     }

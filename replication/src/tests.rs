@@ -33,7 +33,11 @@ fn to_op((_, key, lineage, stamp, put): (u8, u8, u8, u16, bool)) -> Op<u8, u64> 
             value: stamp.0 * 31 + u64::from(key),
         }
     } else {
-        Op::Remove { key, lineage, stamp }
+        Op::Remove {
+            key,
+            lineage,
+            stamp,
+        }
     }
 }
 
@@ -52,7 +56,10 @@ fn merged(a: &R, b: &R) -> R {
 }
 
 fn live(r: &R) -> Vec<(u8, NodeId, Hlc, Hlc, Option<u64>)> {
-    r.canonical().into_iter().filter(|s| s.4.is_some()).collect()
+    r.canonical()
+        .into_iter()
+        .filter(|s| s.4.is_some())
+        .collect()
 }
 
 proptest! {
@@ -90,7 +97,7 @@ proptest! {
         // The owners' own replicas: ops applied in stamp order.
         let mut sorted = writes.clone();
         sorted.sort_by_key(|w| (w.2, w.3));
-        let mut owners = vec![R::new(), R::new(), R::new()];
+        let mut owners = [R::new(), R::new(), R::new()];
         let mut ops = Vec::new();
         for raw in sorted {
             let op = to_op(raw);
@@ -138,14 +145,26 @@ proptest! {
 fn digest_tracks_live_slots() {
     let mut r = R::new();
     let o = owner(0);
-    let put = |stamp| Op::Put { key: 1, lineage: Hlc(1), stamp: Hlc(stamp), value: stamp };
+    let put = |stamp| Op::Put {
+        key: 1,
+        lineage: Hlc(1),
+        stamp: Hlc(stamp),
+        value: stamp,
+    };
     r.apply(&o, put(1));
     let d1 = r.digest(&o);
     assert_eq!(d1.live, 1);
     r.apply(&o, put(2));
     assert_eq!(r.digest(&o).live, 1);
     assert_ne!(r.digest(&o), d1);
-    r.apply(&o, Op::Remove { key: 1, lineage: Hlc(1), stamp: Hlc(3) });
+    r.apply(
+        &o,
+        Op::Remove {
+            key: 1,
+            lineage: Hlc(1),
+            stamp: Hlc(3),
+        },
+    );
     assert_eq!(r.digest(&o).live, 0);
     assert_eq!(r.tombstone_count(), 1);
     r.gc_tombstones(Hlc(10));

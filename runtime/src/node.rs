@@ -256,7 +256,9 @@ impl Node {
         // all that stands between a local cast and the mailbox.
         if let Some(actor) = &to.local {
             if addr.node.incarnation.0 == self.inner.incarnation.load(Ordering::Acquire) {
-                return actor.cast(ShellMsg::User(msg)).map_err(|_| no_actor().into());
+                return actor
+                    .cast(ShellMsg::User(msg))
+                    .map_err(|_| no_actor().into());
             }
         }
         if self.is_me(&addr.node) {
@@ -381,7 +383,11 @@ impl Node {
 
     /// Tells a local actor it lost a global name (see
     /// [`Actor::name_conflict`]).
-    pub fn notify_name_conflict(&self, local_id: u64, notice: NameConflict) -> Result<(), DeliveryError> {
+    pub fn notify_name_conflict(
+        &self,
+        local_id: u64,
+        notice: NameConflict,
+    ) -> Result<(), DeliveryError> {
         let mailbox = self
             .inner
             .local

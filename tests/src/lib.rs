@@ -144,10 +144,18 @@ pub async fn send_json(
         body.len()
     );
     let run = async {
-        let mut stream = tokio::net::TcpStream::connect(http).await.map_err(|e| e.to_string())?;
-        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut stream = tokio::net::TcpStream::connect(http)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&raw).to_string();
         let (head, rest) = text.split_once("\r\n\r\n").ok_or("malformed response")?;
         let status = head
@@ -163,7 +171,9 @@ pub async fn send_json(
 }
 
 /// The registry table of a node: name -> (node, incarnation).
-pub async fn registry_at(http: &str) -> Option<std::collections::BTreeMap<String, (String, String)>> {
+pub async fn registry_at(
+    http: &str,
+) -> Option<std::collections::BTreeMap<String, (String, String)>> {
     let (status, body) = drove_admin::client::get(http, "/api/registry", Duration::from_secs(30))
         .await
         .ok()?;
@@ -171,15 +181,27 @@ pub async fn registry_at(http: &str) -> Option<std::collections::BTreeMap<String
         return None;
     }
     let rows: Vec<drove_registry::http::EntryJson> = serde_json::from_str(&body).ok()?;
-    Some(rows.into_iter().map(|r| (r.name, (r.node, r.incarnation))).collect())
+    Some(
+        rows.into_iter()
+            .map(|r| (r.name, (r.node, r.incarnation)))
+            .collect(),
+    )
 }
 
 /// Registers `names` on the node at `http` (one echo actor holds them).
 pub async fn register_names(http: &str, names: &[String]) -> drove_registry::http::RegisterAnswer {
-    let (status, body) = send_json("POST", http, "/api/registry", &serde_json::json!({ "names": names }))
-        .await
-        .unwrap_or_else(|e| panic!("POST /api/registry on {http}: {e}"));
-    assert!(status == 201 || status == 409, "POST /api/registry answered {status}: {body}");
+    let (status, body) = send_json(
+        "POST",
+        http,
+        "/api/registry",
+        &serde_json::json!({ "names": names }),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("POST /api/registry on {http}: {e}"));
+    assert!(
+        status == 201 || status == 409,
+        "POST /api/registry answered {status}: {body}"
+    );
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad answer {body}: {e}"))
 }
 

@@ -73,7 +73,11 @@ async fn partition_then_heal() {
     // The same name taken on both sides, and one only on the minority.
     let majority = register_names(&https[0], &["contested".to_string()]).await;
     assert_eq!(majority.registered, vec!["contested".to_string()]);
-    let minority = register_names(&https[2], &["contested".to_string(), "minority.only".to_string()]).await;
+    let minority = register_names(
+        &https[2],
+        &["contested".to_string(), "minority.only".to_string()],
+    )
+    .await;
     assert_eq!(minority.registered.len(), 2, "{minority:?}");
 
     // Heal: one cluster again. The minority rejoined as a new incarnation;
@@ -100,7 +104,8 @@ async fn partition_then_heal() {
         wait_for(LONG, "the registry to agree after healing", || async {
             let t = registry_at(http).await?;
             let holder = t.get("contested")?;
-            (holder.0 == "n1" && holder.1 == before["n1"].0 && !t.contains_key("minority.only")).then_some(())
+            (holder.0 == "n1" && holder.1 == before["n1"].0 && !t.contains_key("minority.only"))
+                .then_some(())
         })
         .await;
     }

@@ -28,42 +28,75 @@ async fn converged(nodes: &[&NodeProc]) -> BTreeMap<String, (String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn registered_on_one_node_found_on_all() {
     let c = TestCluster::started(3).await;
-    let answer = register_names(&c.nodes[0].http_addr(), &["svc.alpha".into(), "svc.beta".into()]).await;
+    let answer = register_names(
+        &c.nodes[0].http_addr(),
+        &["svc.alpha".into(), "svc.beta".into()],
+    )
+    .await;
     assert_eq!(answer.registered.len(), 2);
     for node in &c.nodes {
         wait_for(LONG, "the names on every node", || async {
             let t = registry_at(&node.http_addr()).await?;
-            (t.get("svc.alpha").map(|v| v.0.as_str()) == Some("n1") && t.contains_key("svc.beta")).then_some(())
+            (t.get("svc.alpha").map(|v| v.0.as_str()) == Some("n1") && t.contains_key("svc.beta"))
+                .then_some(())
         })
         .await;
     }
     // Taken: the answer names the owner.
     let answer = register_names(&c.nodes[2].http_addr(), &["svc.alpha".into()]).await;
     assert!(answer.registered.is_empty());
-    assert!(answer.refused[0].error.contains("n1#"), "{:?}", answer.refused);
+    assert!(
+        answer.refused[0].error.contains("n1#"),
+        "{:?}",
+        answer.refused
+    );
     // The CLI prints the table.
     let out = std::process::Command::new(drove_tests::drove_bin())
-        .args(["registry", "--http", &c.nodes[1].http_addr(), "--prefix", "svc."])
+        .args([
+            "registry",
+            "--http",
+            &c.nodes[1].http_addr(),
+            "--prefix",
+            "svc.",
+        ])
         .output()
         .expect("drove registry");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("svc.alpha") && text.contains("svc.beta"), "{text}");
+    assert!(
+        text.contains("svc.alpha") && text.contains("svc.beta"),
+        "{text}"
+    );
     // Unregister from a node that does not hold it is refused; from the
     // holder it works everywhere.
-    let (_, body) = send_json("DELETE", &c.nodes[1].http_addr(), "/api/registry", &serde_json::json!({"names": ["svc.beta"]}))
-        .await
-        .expect("DELETE");
+    let (_, body) = send_json(
+        "DELETE",
+        &c.nodes[1].http_addr(),
+        "/api/registry",
+        &serde_json::json!({"names": ["svc.beta"]}),
+    )
+    .await
+    .expect("DELETE");
     assert!(body.contains("\"unregistered\":0"), "{body}");
-    send_json("DELETE", &c.nodes[0].http_addr(), "/api/registry", &serde_json::json!({"names": ["svc.beta"]}))
-        .await
-        .expect("DELETE");
+    send_json(
+        "DELETE",
+        &c.nodes[0].http_addr(),
+        "/api/registry",
+        &serde_json::json!({"names": ["svc.beta"]}),
+    )
+    .await
+    .expect("DELETE");
     let nodes: Vec<&NodeProc> = c.nodes.iter().collect();
     let table = converged(&nodes).await;
     assert!(table.contains_key("svc.alpha") && !table.contains_key("svc.beta"));
     // Bad input gets a clear 4xx.
-    let (status, body) = send_json("POST", &c.nodes[0].http_addr(), "/api/registry", &serde_json::json!({"nope": 1}))
-        .await
-        .expect("POST");
+    let (status, body) = send_json(
+        "POST",
+        &c.nodes[0].http_addr(),
+        "/api/registry",
+        &serde_json::json!({"nope": 1}),
+    )
+    .await
+    .expect("POST");
     assert_eq!(status, 400, "{body}");
 }
 
@@ -102,12 +135,19 @@ async fn churn_converges_to_the_same_table() {
             }
             let gone: Vec<String> = all.iter().step_by(3).cloned().collect();
             for batch in gone.chunks(200) {
-                send_json("DELETE", &http, "/api/registry", &serde_json::json!({ "names": batch }))
-                    .await
-                    .expect("DELETE");
+                send_json(
+                    "DELETE",
+                    &http,
+                    "/api/registry",
+                    &serde_json::json!({ "names": batch }),
+                )
+                .await
+                .expect("DELETE");
             }
             let gone: BTreeSet<String> = gone.into_iter().collect();
-            all.into_iter().filter(|n| !gone.contains(n)).collect::<Vec<_>>()
+            all.into_iter()
+                .filter(|n| !gone.contains(n))
+                .collect::<Vec<_>>()
         }));
     }
     let mut expected = BTreeSet::new();
@@ -121,7 +161,10 @@ async fn churn_converges_to_the_same_table() {
     })
     .await;
     for (name, (node, _)) in &table {
-        assert!(name.starts_with(&format!("churn.{node}.")), "{name} held by {node}");
+        assert!(
+            name.starts_with(&format!("churn.{node}.")),
+            "{name} held by {node}"
+        );
     }
 }
 

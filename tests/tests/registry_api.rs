@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use drove_registry::{Registry, RegistryError, RegistryEvent, Spawned};
-use drove_runtime::{
-    Actor, ActorError, Context, Message, Node, NodeConfig, NodeId, Reply,
+use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, NodeId, Reply};
+use drove_tests::{
+    free_port, fresh_loopback_ip, register_names, registry_at, wait_for, TestCluster,
 };
-use drove_tests::{fresh_loopback_ip, free_port, register_names, registry_at, wait_for, TestCluster};
 use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(5);
@@ -33,7 +33,12 @@ impl Actor for Counter {
         Ok(start)
     }
 
-    async fn handle(&self, ctx: &Context<Self>, msg: CounterMsg, n: &mut u64) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: CounterMsg,
+        n: &mut u64,
+    ) -> Result<(), ActorError> {
         match msg {
             CounterMsg::Add(k) => *n += k,
             CounterMsg::Get(r) => ctx.reply(r, *n)?,
@@ -60,7 +65,12 @@ async fn registry_api_against_a_real_peer() {
     let node = Node::start(config).await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
     let peer: NodeId = wait_for(Duration::from_secs(30), "n1 up", || async {
-        let n1 = node.members().into_iter().find(|m| m.info.id.name == "n1")?.info.id;
+        let n1 = node
+            .members()
+            .into_iter()
+            .find(|m| m.info.id.name == "n1")?
+            .info
+            .id;
         node.ping(&n1, T).await.ok().map(|_| n1)
     })
     .await;
@@ -68,10 +78,24 @@ async fn registry_api_against_a_real_peer() {
 
     // Read your own writes, and the event.
     let counter = node.spawn(Counter, 1).await.expect("spawn");
-    registry.register("counter.main", &counter).expect("register");
-    assert_eq!(registry.lookup("counter.main"), Some(counter.addr().clone()));
-    let event = tokio::time::timeout(T, events.recv()).await.expect("event").expect("event");
-    assert_eq!(event, RegistryEvent::Registered { name: "counter.main".into(), addr: counter.addr().clone() });
+    registry
+        .register("counter.main", &counter)
+        .expect("register");
+    assert_eq!(
+        registry.lookup("counter.main"),
+        Some(counter.addr().clone())
+    );
+    let event = tokio::time::timeout(T, events.recv())
+        .await
+        .expect("event")
+        .expect("event");
+    assert_eq!(
+        event,
+        RegistryEvent::Registered {
+            name: "counter.main".into(),
+            addr: counter.addr().clone()
+        }
+    );
     // Many names, one actor.
     registry.register("counter.alias", &counter).expect("alias");
 
@@ -89,36 +113,76 @@ async fn registry_api_against_a_real_peer() {
         Err(RegistryError::Taken { owner, .. }) => assert_eq!(&owner, counter.addr()),
         other => panic!("expected Taken, got {other:?}"),
     }
-    let remote_echo = drove_runtime::Handle::<drove_runtime::echo::EchoMsg>::named(peer.clone(), "drove.echo");
-    assert!(matches!(registry.register("x", &remote_echo), Err(RegistryError::NotLocal(_))));
-    assert!(matches!(registry.register("", &other), Err(RegistryError::InvalidName)));
+    let remote_echo =
+        drove_runtime::Handle::<drove_runtime::echo::EchoMsg>::named(peer.clone(), "drove.echo");
+    assert!(matches!(
+        registry.register("x", &remote_echo),
+        Err(RegistryError::NotLocal(_))
+    ));
+    assert!(matches!(
+        registry.register("", &other),
+        Err(RegistryError::InvalidName)
+    ));
 
     // Cast and call by name.
-    registry.cast("counter.main", CounterMsg::Add(41)).expect("cast");
-    let n: u64 = registry.call("counter.alias", CounterMsg::Get, T).await.expect("call");
+    registry
+        .cast("counter.main", CounterMsg::Add(41))
+        .expect("cast");
+    let n: u64 = registry
+        .call("counter.alias", CounterMsg::Get, T)
+        .await
+        .expect("call");
     assert_eq!(n, 42);
-    assert!(matches!(registry.cast("nobody", CounterMsg::Add(1)), Err(RegistryError::NotRegistered(_))));
+    assert!(matches!(
+        registry.cast("nobody", CounterMsg::Add(1)),
+        Err(RegistryError::NotRegistered(_))
+    ));
 
     // Metadata round trip, visible on the peer's HTTP too.
-    let meta = Meta { region: "eu".into(), weight: 3 };
+    let meta = Meta {
+        region: "eu".into(),
+        weight: 3,
+    };
     registry.put_meta("counter.main", &meta).expect("put_meta");
-    assert_eq!(registry.meta::<Meta>("counter.main").expect("meta"), Some(meta));
+    assert_eq!(
+        registry.meta::<Meta>("counter.main").expect("meta"),
+        Some(meta)
+    );
     assert_eq!(registry.meta::<Meta>("counter.alias").expect("meta"), None);
 
     // select, count, and names held by the peer.
     register_names(&http, &["peer.one".into(), "peer.two".into()]).await;
-    wait_for(T, "peer names to arrive", || async { (registry.count() == 4).then_some(()) }).await;
-    let counters: Vec<String> = registry.select_prefix("counter.").into_iter().map(|e| e.name).collect();
+    wait_for(T, "peer names to arrive", || async {
+        (registry.count() == 4).then_some(())
+    })
+    .await;
+    let counters: Vec<String> = registry
+        .select_prefix("counter.")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(counters, vec!["counter.alias", "counter.main"]);
     let on_peer = registry.select(|_, addr| addr.node == peer);
     assert_eq!(on_peer.len(), 2);
-    assert!(matches!(registry.unregister("peer.one"), Err(RegistryError::NotOwner { .. })));
-    assert!(matches!(registry.put_meta("peer.one", &1), Err(RegistryError::NotOwner { .. })));
+    assert!(matches!(
+        registry.unregister("peer.one"),
+        Err(RegistryError::NotOwner { .. })
+    ));
+    assert!(matches!(
+        registry.put_meta("peer.one", &1),
+        Err(RegistryError::NotOwner { .. })
+    ));
 
     // spawn_global: the second call hands back the first.
-    let first = registry.spawn_global("singleton", Counter, 7).await.expect("spawn_global");
+    let first = registry
+        .spawn_global("singleton", Counter, 7)
+        .await
+        .expect("spawn_global");
     assert!(matches!(first, Spawned::New(_)));
-    let second = registry.spawn_global("singleton", Counter, 0).await.expect("spawn_global");
+    let second = registry
+        .spawn_global("singleton", Counter, 0)
+        .await
+        .expect("spawn_global");
     match second {
         Spawned::Existing(h) => assert_eq!(h.addr(), first.handle().addr()),
         Spawned::New(_) => panic!("spawned a second singleton"),
@@ -127,7 +191,8 @@ async fn registry_api_against_a_real_peer() {
     // An actor that stops loses every name, here and on the peer.
     node.cast(&counter, CounterMsg::Stop).expect("stop");
     wait_for(T, "names of a stopped actor to go", || async {
-        (registry.lookup("counter.main").is_none() && registry.lookup("counter.alias").is_none()).then_some(())
+        (registry.lookup("counter.main").is_none() && registry.lookup("counter.alias").is_none())
+            .then_some(())
     })
     .await;
     wait_for(T, "the peer to drop them too", || async {
@@ -138,6 +203,8 @@ async fn registry_api_against_a_real_peer() {
     // Unregister works and the name is free again.
     registry.unregister("singleton").expect("unregister");
     assert!(registry.lookup("singleton").is_none());
-    registry.register("singleton", &other).expect("name is free again");
+    registry
+        .register("singleton", &other)
+        .expect("name is free again");
     node.leave().await;
 }

@@ -165,7 +165,12 @@ async fn print_registry(http: &str, prefix: &str) -> anyhow::Result<()> {
     anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
     let entries: Vec<drove_registry::http::EntryJson> =
         serde_json::from_str(&body).context("parsing /api/registry")?;
-    let mut rows = vec![["NAME".to_string(), "NODE".to_string(), "INCARNATION".to_string(), "META".to_string()]];
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "NODE".to_string(),
+        "INCARNATION".to_string(),
+        "META".to_string(),
+    ]];
     for e in entries {
         let meta = e.meta.map(|m| m.to_string()).unwrap_or_default();
         rows.push([e.name, e.node, e.incarnation, meta]);
@@ -178,7 +183,9 @@ async fn print_registry(http: &str, prefix: &str) -> anyhow::Result<()> {
 fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -186,10 +193,16 @@ fn url_escape(s: &str) -> String {
 
 /// Rows as left-aligned columns.
 fn align<const N: usize>(rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
