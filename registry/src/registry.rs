@@ -10,7 +10,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 use tokio::sync::{broadcast, mpsc};
 
-use drove_replication::{Hlc, Replicated, ReplicationConfig};
+use drove_replication::{Hlc, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{
     Actor, ActorAddr, CallError, Handle, LocalRef, Message, NameConflict, Node, ReplyValue,
     SendError, SpawnError,
@@ -140,6 +140,17 @@ pub struct Registry {
 enum Work {
     ActorStopped(u64),
     Evict(Eviction),
+}
+
+/// Why this node cannot change `name`: another node holds it, or nobody.
+fn not_held_here(replica: &SchemaReplica<RegistrySchema>, name: &str) -> RegistryError {
+    match winner(replica, name).and_then(|s| slot_addr(&s)) {
+        Some(owner) => RegistryError::NotOwner {
+            name: name.to_string(),
+            owner,
+        },
+        None => RegistryError::NotRegistered(name.to_string()),
+    }
 }
 
 fn check_name(name: &str) -> Result<Arc<str>, RegistryError> {
@@ -279,13 +290,7 @@ impl Registry {
                     w.remove(key.clone(), lineage);
                     Ok(())
                 }
-                None => match winner(w.replica(), &key).and_then(|s| slot_addr(&s)) {
-                    Some(owner) => Err(RegistryError::NotOwner {
-                        name: name.to_string(),
-                        owner,
-                    }),
-                    None => Err(RegistryError::NotRegistered(name.to_string())),
-                },
+                None => Err(not_held_here(w.replica(), name)),
             })
     }
 
@@ -396,13 +401,7 @@ impl Registry {
                     w.put(key.clone(), Some(lineage), value);
                     Ok(())
                 }
-                None => match winner(w.replica(), &key).and_then(|s| slot_addr(&s)) {
-                    Some(owner) => Err(RegistryError::NotOwner {
-                        name: name.to_string(),
-                        owner,
-                    }),
-                    None => Err(RegistryError::NotRegistered(name.to_string())),
-                },
+                None => Err(not_held_here(w.replica(), name)),
             })
     }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::Instrument;
 
 use drove_membership::{Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId};
 
@@ -304,27 +305,34 @@ impl Node {
         timeout: Duration,
     ) -> Result<R, CallError> {
         let call = self.inner.next_call.fetch_add(1, Ordering::Relaxed);
-        let rx = self.inner.calls.register(call, to.node().clone());
-        let msg = make(Reply::new(self.id(), call));
-        if let Err(e) = self.send(to, msg, Some(call)) {
-            self.inner.calls.forget(call);
-            return Err(e.into());
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Err(_) => {
+        let span = tracing::debug_span!("call", %to, call, tag = M::TAG);
+        async move {
+            let rx = self.inner.calls.register(call, to.node().clone());
+            let msg = make(Reply::new(self.id(), call));
+            if let Err(e) = self.send(to, msg, Some(call)) {
                 self.inner.calls.forget(call);
-                Err(CallError::Timeout(timeout))
+                return Err(e.into());
             }
-            Ok(Err(_)) => Err(CallError::NodeDown(to.node().clone())),
-            Ok(Ok(ReplyPayload::Local(value))) => value.downcast::<R>().map(|v| *v).map_err(|_| {
-                CallError::Delivery(DeliveryError::ReplyDecode(
-                    "local reply of another type".to_string(),
-                ))
-            }),
-            Ok(Ok(ReplyPayload::Remote(bytes))) => wire::decode::<R>(&bytes, "reply")
-                .map_err(|e| CallError::Delivery(DeliveryError::ReplyDecode(e.to_string()))),
-            Ok(Ok(ReplyPayload::Failed(e))) => Err(e),
+            match tokio::time::timeout(timeout, rx).await {
+                Err(_) => {
+                    self.inner.calls.forget(call);
+                    Err(CallError::Timeout(timeout))
+                }
+                Ok(Err(_)) => Err(CallError::NodeDown(to.node().clone())),
+                Ok(Ok(ReplyPayload::Local(value))) => {
+                    value.downcast::<R>().map(|v| *v).map_err(|_| {
+                        CallError::Delivery(DeliveryError::ReplyDecode(
+                            "local reply of another type".to_string(),
+                        ))
+                    })
+                }
+                Ok(Ok(ReplyPayload::Remote(bytes))) => wire::decode::<R>(&bytes, "reply")
+                    .map_err(|e| CallError::Delivery(DeliveryError::ReplyDecode(e.to_string()))),
+                Ok(Ok(ReplyPayload::Failed(e))) => Err(e),
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Answers a call, wherever the caller is.

@@ -189,3 +189,28 @@ async fn joining_node_converges_with_100k_names() {
     let joined = converged(&all).await;
     assert_eq!(joined, table);
 }
+
+/// Nodes joining, leaving and restarting never cost a live node its names.
+#[tokio::test(flavor = "multi_thread")]
+async fn membership_churn_keeps_live_names() {
+    let mut c = TestCluster::started(3).await;
+    register_names(&c.nodes[0].http_addr(), &names("stay.n1.", 0..200)).await;
+    register_names(&c.nodes[1].http_addr(), &names("stay.n2.", 0..200)).await;
+    let all: Vec<&NodeProc> = c.nodes.iter().collect();
+    assert_eq!(converged(&all).await.len(), 400);
+
+    // n3 restarts as a new incarnation, then leaves; n4 joins.
+    c.nodes[2].kill9();
+    c.nodes[2].start();
+    c.wait_converged(LONG).await;
+    assert!(c.nodes[2].terminate(Duration::from_secs(10)));
+    let mut n4 = NodeProc::new("n4", vec![c.nodes[0].listen.to_string()], &c.cookie);
+    n4.start();
+    c.nodes.push(n4);
+    c.wait_converged(LONG).await;
+
+    let live: Vec<&NodeProc> = [0, 1, 3].iter().map(|&i| &c.nodes[i]).collect();
+    let table = converged(&live).await;
+    assert_eq!(table.len(), 400, "names were lost to churn");
+    assert!(table.keys().all(|k| k.starts_with("stay.")));
+}
