@@ -69,17 +69,19 @@ impl Node {
         );
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let node = Node::new_inner(config.clone(), me.clone(), view, control_tx);
-        let gossip = gossip::start(&config, &me).await?;
-        let (transport_tx, transport_rx) = mpsc::unbounded_channel();
-        let server =
-            transport::start_server(config.listen, &config.cookie, &me.id, transport_tx.clone())
-                .await?;
+        // The inbox joins its process group before any peer can connect,
+        // so the first group sync already carries it.
         let (inbox, _) = ractor::Actor::spawn(None, Inbox { node: node.clone() }, ())
             .await
             .map_err(|e| StartError::Transport {
                 addr: config.listen.to_string(),
                 reason: e.to_string(),
             })?;
+        let gossip = gossip::start(&config, &me).await?;
+        let (transport_tx, transport_rx) = mpsc::unbounded_channel();
+        let server =
+            transport::start_server(config.listen, &config.cookie, &me.id, transport_tx.clone())
+                .await?;
         node.spawn_named(crate::echo::ECHO_NAME, crate::echo::Echo, ())
             .await
             .map_err(|e| StartError::Config(e.to_string()))?;

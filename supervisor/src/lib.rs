@@ -1,10 +1,21 @@
 //! Distributed supervision for drove.
 //!
-//! This crate is a placeholder for the distributed supervisor: child specs
-//! (actor type name, serialized arguments, restart policy), placement over
-//! the up members of `drove-runtime`'s membership view, and failover of a
-//! down node's children onto survivors.
+//! The goal (see the supervisor issue): child specs replicated through
+//! `drove-replication`, children placed on the up members that declared
+//! their type, restarted on a survivor when their node is declared down,
+//! honouring permanent / transient / temporary, with checkpoints, handoff
+//! on graceful leave, and quorum-fenced singletons.
+//!
+//! What is here now is the placement core those build on, pure and
+//! property-tested: every node must compute the same placement from the
+//! same membership without asking anyone.
 //!
 //! # Layout
 //!
-//! Nothing yet: the supervisor issue adds placement, failover and the API.
+//! - [`placement`]: rendezvous hashing, the [`placement::Placement`] trait,
+//!   and the [`placement::Quorum`] majority rule.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod placement;
+
+pub use placement::{rendezvous, Placement, Quorum, Uniform};
