@@ -192,7 +192,7 @@ impl Registry {
             }),
         };
         let stopped = work_tx.clone();
-        node.on_actor_stopped(Box::new(move |id| {
+        node.on_actor_stopped(Box::new(move |id, _reason| {
             let _ = stopped.send(Work::ActorStopped(id));
         }));
         tokio::spawn(async move {

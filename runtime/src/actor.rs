@@ -7,6 +7,9 @@
 //! transport's per-actor-per-peer proxies do not grow with user actors.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use std::sync::Arc;
 
 use ractor::{ActorProcessingErr, ActorRef};
@@ -170,6 +173,24 @@ pub(crate) struct ShellState<A: Actor> {
     state: Option<A::State>,
     local_id: u64,
     name: Option<String>,
+    failure: Option<String>,
+}
+
+/// Why an actor stopped, as told to [`crate::Node::on_actor_stopped`] hooks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// It stopped itself, was stopped, or its node stopped it.
+    Normal,
+    /// Its `handle` returned an error or panicked.
+    Failed(String),
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 impl<A: Actor> ractor::Actor for Shell<A> {
@@ -200,6 +221,7 @@ impl<A: Actor> ractor::Actor for Shell<A> {
                 state: Some(state),
                 local_id: args.local_id,
                 name: args.name,
+                failure: None,
             }),
             Err(e) => {
                 self.node
@@ -212,7 +234,7 @@ impl<A: Actor> ractor::Actor for Shell<A> {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -220,7 +242,24 @@ impl<A: Actor> ractor::Actor for Shell<A> {
             return Ok(());
         };
         match msg {
-            ShellMsg::User(m) => self.actor.handle(&state.ctx, m, s).await,
+            ShellMsg::User(m) => {
+                // A failing or panicking handler stops the actor through
+                // `stop`, not by returning the error: ractor skips
+                // `post_stop` on errors, and the node must always learn
+                // that an actor is gone (its table entry, its names).
+                let handled = AssertUnwindSafe(self.actor.handle(&state.ctx, m, s))
+                    .catch_unwind()
+                    .await;
+                let failure = match handled {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(panic) => format!("panicked: {}", panic_message(panic)),
+                };
+                tracing::warn!(actor = %state.ctx.myself, error = %failure, "actor failed; stopping it");
+                state.failure = Some(failure.clone());
+                myself.stop(Some(failure));
+                Ok(())
+            }
             ShellMsg::System(SystemMsg::NameConflict(notice)) => {
                 tracing::info!(actor = %state.ctx.myself, name = %notice.name, reason = %notice.reason, "lost a global name");
                 if self.actor.name_conflict(&state.ctx, s, notice).await == ConflictAction::Stop {
@@ -239,7 +278,11 @@ impl<A: Actor> ractor::Actor for Shell<A> {
         self.node
             .local()
             .remove(state.local_id, state.name.as_deref());
-        self.node.actor_stopped(state.local_id);
+        let reason = match state.failure.take() {
+            Some(f) => ExitReason::Failed(f),
+            None => ExitReason::Normal,
+        };
+        self.node.actor_stopped(state.local_id, &reason);
         if let Some(mut s) = state.state.take() {
             self.actor.stopped(&state.ctx, &mut s).await;
         }

@@ -57,7 +57,7 @@ pub mod node;
 mod transport;
 pub mod wire;
 
-pub use actor::{Actor, ActorError, ConflictAction, Context, NameConflict};
+pub use actor::{Actor, ActorError, ConflictAction, Context, ExitReason, NameConflict};
 pub use drove_membership::{
     Incarnation, Member, MemberInfo, MemberStatus, MembershipEvent, NodeId,
 };

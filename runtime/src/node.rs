@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use drove_membership::{Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId};
 
-use crate::actor::{Actor, NameConflict, Shell, ShellArgs, ShellMsg, SystemMsg};
+use crate::actor::{Actor, ExitReason, NameConflict, Shell, ShellArgs, ShellMsg, SystemMsg};
 use crate::calls::{PendingCalls, ReplyPayload};
 use crate::error::{CallError, DeliveryError, SendError, SpawnError};
 use crate::handle::{Handle, LocalRef};
@@ -90,8 +90,8 @@ pub(crate) struct NodeInner {
     stop_hooks: RwLock<Vec<StopHook>>,
 }
 
-/// Called with the local id of every actor that stops on this node.
-pub type StopHook = Box<dyn Fn(u64) + Send + Sync>;
+/// Called with the local id of every actor that stops on this node, and why.
+pub type StopHook = Box<dyn Fn(u64, &ExitReason) + Send + Sync>;
 
 /// A running drove node. Cheap to clone; all clones are the same node.
 ///
@@ -367,7 +367,7 @@ impl Node {
     }
 
     /// Runs `hook` with the local id of every actor that stops on this node,
-    /// whatever the reason (layers above use it to drop what the actor held,
+    /// and why, whatever the reason (layers above use it to drop what the actor held,
     /// such as its global names, without a monitor per actor).
     pub fn on_actor_stopped(&self, hook: StopHook) {
         self.inner
@@ -377,7 +377,7 @@ impl Node {
             .push(hook);
     }
 
-    pub(crate) fn actor_stopped(&self, local_id: u64) {
+    pub(crate) fn actor_stopped(&self, local_id: u64, reason: &ExitReason) {
         for hook in self
             .inner
             .stop_hooks
@@ -385,7 +385,7 @@ impl Node {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
-            hook(local_id);
+            hook(local_id, reason);
         }
     }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use drove_runtime::{
-    Actor, ActorError, CallError, Context, DeliveryError, Handle, Message, Node, NodeConfig, Reply,
-    SendError, SpawnError,
+    Actor, ActorError, CallError, Context, DeliveryError, ExitReason, Handle, LocalRef, Message,
+    Node, NodeConfig, Reply, SendError, SpawnError,
 };
 use drove_tests::{free_port, fresh_loopback_ip};
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,10 @@ async fn local_actor_api() {
     config.listen = format!("{ip}:{}", free_port(&ip)).parse().expect("addr");
     let node = Node::start(config).await.expect("node starts");
 
+    let (stops_tx, mut stops) = tokio::sync::mpsc::unbounded_channel();
+    node.on_actor_stopped(Box::new(move |id, reason| {
+        let _ = stops_tx.send((id, reason.clone()));
+    }));
     let a = node.spawn(Counter, 10).await.expect("spawn");
     node.cast(&a, CounterMsg::Add(5)).expect("cast");
     assert_eq!(node.call(&a, CounterMsg::Get, T).await.expect("call"), 15);
@@ -109,6 +113,26 @@ async fn local_actor_api() {
     node.cast(&a, CounterMsg::Fail).expect("cast fail");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(node.cast(&a, CounterMsg::Add(1)).is_err());
+    // Stop hooks hear about both, with the reason.
+    let mut seen = Vec::new();
+    while let Ok(s) = stops.try_recv() {
+        seen.push(s);
+    }
+    assert!(
+        seen.contains(&(
+            match b.addr().local {
+                LocalRef::Id(id) => id,
+                LocalRef::Name(_) => 0,
+            },
+            ExitReason::Normal
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, r)| *r == ExitReason::Failed("asked to fail".to_string())),
+        "{seen:?}"
+    );
 
     // A call nobody answers ends at its timeout.
     let c = node.spawn(Counter, 0).await.expect("spawn");
