@@ -27,18 +27,45 @@ pub enum ClientError {
 
 /// `GET path` on `addr` (`host:port`); returns the status code and body.
 pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, String), ClientError> {
-    tokio::time::timeout(timeout, get_inner(addr, path))
+    send(addr, "GET", path, "", timeout).await
+}
+
+/// `method path` on `addr` with a JSON `body` (none if empty); returns the
+/// status code and body.
+pub async fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<(u16, String), ClientError> {
+    tokio::time::timeout(timeout, send_inner(addr, method, path, body))
         .await
         .map_err(|_| ClientError::Timeout(addr.to_string()))?
 }
 
-async fn get_inner(addr: &str, path: &str) -> Result<(u16, String), ClientError> {
+async fn send_inner(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), ClientError> {
     let io = |source| ClientError::Io {
         addr: addr.to_string(),
         source,
     };
     let mut stream = TcpStream::connect(addr).await.map_err(io)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let content = if body.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{content}Connection: close\r\n\r\n{body}"
+    );
     stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(io)?;

@@ -132,8 +132,8 @@ impl Observer<RegistrySchema> for RegObserver {
                 op: Op::Remove { key, .. },
                 ..
             } => self.after_removal(replica, key),
-            Change::Purged { owner, keys } => {
-                for key in keys {
+            Change::Purged { owner, slots } => {
+                for (key, _) in slots {
                     if owner == me {
                         let _ = self.evictions.send(Eviction {
                             name: key.clone(),

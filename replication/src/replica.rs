@@ -318,34 +318,34 @@ where
         chunks
     }
 
-    /// Drops every slot of `owner` (live and tombstones). Returns the keys
-    /// that had any. With `forever`, the owner is refused from now on.
-    pub fn purge_owner(&mut self, owner: &NodeId, forever: bool) -> Vec<K> {
+    /// Drops every slot of `owner` (live and tombstones) and returns them as
+    /// (key, value), `None` for a tombstone. With `forever`, the owner is
+    /// refused from now on.
+    pub fn purge_owner(&mut self, owner: &NodeId, forever: bool) -> Vec<(K, Option<V>)> {
         if forever {
             self.dead.insert(owner.clone());
         }
         let Some(&o) = self.owner_index.get(owner) else {
             return Vec::new();
         };
-        let mut touched = Vec::new();
+        let mut purged = Vec::new();
         let mut tombstones = 0;
         self.entries.retain(|key, slots| {
-            let before = slots.len();
             slots.retain(|s| {
-                let keep = s.owner != o;
-                if !keep && s.value.is_none() {
+                if s.owner != o {
+                    return true;
+                }
+                if s.value.is_none() {
                     tombstones += 1;
                 }
-                keep
+                purged.push((key.clone(), s.value.clone()));
+                false
             });
-            if slots.len() != before {
-                touched.push(key.clone());
-            }
             !slots.is_empty()
         });
         self.tombstones -= tombstones;
         self.digests.remove(&o);
-        touched
+        purged
     }
 
     /// Replaces `owner`'s partition with `ops` (the owner's own copy, as
@@ -354,7 +354,11 @@ where
         if self.dead.contains(owner) {
             return Vec::new();
         }
-        let mut touched: HashSet<K> = self.purge_owner(owner, false).into_iter().collect();
+        let mut touched: HashSet<K> = self
+            .purge_owner(owner, false)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         for op in ops {
             touched.insert(op.key().clone());
             self.apply(owner, op);

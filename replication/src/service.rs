@@ -100,13 +100,13 @@ pub enum Change<'a, K, V> {
         /// The op.
         op: &'a Op<K, V>,
     },
-    /// These keys lost every slot of `owner` (down, left, or replaced by a
-    /// partition resync).
+    /// Every slot of `owner` went (down, left, or replaced by a partition
+    /// resync): here they are, as (key, value), `None` for tombstones.
     Purged {
         /// The owner whose slots went.
         owner: &'a NodeId,
-        /// The keys it had slots for.
-        keys: &'a [K],
+        /// Its slots as they were.
+        slots: &'a [(K, Option<V>)],
     },
 }
 
@@ -390,15 +390,18 @@ impl<S: Schema> Replicated<S> {
         }
     }
 
-    fn purge(&self, state: &mut State<S>, owner: &NodeId, forever: bool) {
-        let keys = state.replica.purge_owner(owner, forever);
+    fn purge(&self, state: &mut State<S>, owner: &NodeId, forever: bool, notify: bool) {
+        let slots = state.replica.purge_owner(owner, forever);
         state.staging.remove(owner);
         state.requested.remove(owner);
-        if !keys.is_empty() {
+        if notify && !slots.is_empty() {
             self.shared.observer.changed(
                 &state.replica,
                 &state.me,
-                Change::Purged { owner, keys: &keys },
+                Change::Purged {
+                    owner,
+                    slots: &slots,
+                },
             );
         }
     }
@@ -406,30 +409,49 @@ impl<S: Schema> Replicated<S> {
     fn on_membership(&self, event: MembershipEvent) {
         match event {
             MembershipEvent::NodeUp(info) => {
-                let mut state = self.lock();
-                let handle = Handle::named(info.id.clone(), service_name::<S>());
-                let digest = ReplMsg::Digest {
-                    owner: state.me.clone(),
-                    digest: state.replica.digest(&state.me),
-                };
-                // The link may not be up yet; the next round repeats this.
-                let _ = self.shared.node.cast(&handle, digest);
-                state.peers.insert(info.id, handle);
+                let handle: Handle<ReplMsg<S>> =
+                    Handle::named(info.id.clone(), service_name::<S>());
+                self.lock().peers.insert(info.id, handle.clone());
+                // The member is up before its link is: offer it this node's
+                // digest as soon as the link takes it, so a new node
+                // converges without waiting for the next round.
+                let service = self.clone();
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        let sent = {
+                            let state = service.lock();
+                            if !state.peers.contains_key(handle.node()) {
+                                return;
+                            }
+                            let digest = ReplMsg::Digest {
+                                owner: state.me.clone(),
+                                digest: state.replica.digest(&state.me),
+                            };
+                            service.shared.node.cast(&handle, digest).is_ok()
+                        };
+                        if sent {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                });
             }
             MembershipEvent::NodeDown(id) | MembershipEvent::NodeLeft(id) => {
                 let mut state = self.lock();
                 state.peers.remove(&id);
-                self.purge(&mut state, &id, true);
+                self.purge(&mut state, &id, true, true);
             }
             MembershipEvent::Rejoined { old, new } => {
                 // The old incarnation's view is not to be trusted (it may
-                // have declared live nodes down): drop everything, own
-                // slots first, and learn the cluster afresh.
+                // have declared live nodes down): drop everything and learn
+                // the cluster afresh. Only the loss of this node's own slots
+                // is news; the others' slots come back by anti-entropy, so
+                // their removal is not reported as if their owners died.
                 let mut state = self.lock();
                 state.peers.clear();
-                self.purge(&mut state, &old, true);
+                self.purge(&mut state, &old, true, true);
                 for owner in state.replica.owners() {
-                    self.purge(&mut state, &owner, false);
+                    self.purge(&mut state, &owner, false, false);
                 }
                 state.replica.forget_dead();
                 state.staging.clear();
@@ -568,7 +590,7 @@ impl<S: Schema> Replicated<S> {
                 &state.me,
                 Change::Purged {
                     owner,
-                    keys: &purged,
+                    slots: &purged,
                 },
             );
         }

@@ -77,6 +77,7 @@ pub trait Actor: Send + Sync + Sized + 'static {
 pub struct Context<A: Actor> {
     node: Node,
     myself: Handle<A::Msg>,
+    extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl<A: Actor> Context<A> {
@@ -88,6 +89,13 @@ impl<A: Actor> Context<A> {
     /// This actor's handle, to hand to others.
     pub fn myself(&self) -> &Handle<A::Msg> {
         &self.myself
+    }
+
+    /// What the spawner attached with [`Node::spawn_with_extension`], if
+    /// it is a `T` (the supervisor attaches the child's identity, for
+    /// checkpoints).
+    pub fn extension<T: std::any::Any>(&self) -> Option<&T> {
+        self.extension.as_ref()?.downcast_ref::<T>()
     }
 
     /// Casts to any actor, on any node.
@@ -166,6 +174,7 @@ pub(crate) struct ShellArgs<A: Actor> {
     pub(crate) args: A::Args,
     pub(crate) local_id: u64,
     pub(crate) name: Option<String>,
+    pub(crate) extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 pub(crate) struct ShellState<A: Actor> {
@@ -214,6 +223,7 @@ impl<A: Actor> ractor::Actor for Shell<A> {
         let ctx = Context {
             node: self.node.clone(),
             myself: Handle::local(addr, myself),
+            extension: args.extension,
         };
         match self.actor.init(&ctx, args.args).await {
             Ok(state) => Ok(ShellState {

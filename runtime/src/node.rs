@@ -196,7 +196,18 @@ impl Node {
         actor: A,
         args: A::Args,
     ) -> Result<Handle<A::Msg>, SpawnError> {
-        self.spawn_inner(actor, args, None).await
+        self.spawn_inner(actor, args, None, None).await
+    }
+
+    /// Spawns an actor whose context carries `extension` (see
+    /// [`crate::Context::extension`]).
+    pub async fn spawn_with_extension<A: Actor>(
+        &self,
+        actor: A,
+        args: A::Args,
+        extension: Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Result<Handle<A::Msg>, SpawnError> {
+        self.spawn_inner(actor, args, None, Some(extension)).await
     }
 
     /// Spawns an actor under a local name, reachable from any node as
@@ -207,7 +218,8 @@ impl Node {
         actor: A,
         args: A::Args,
     ) -> Result<Handle<A::Msg>, SpawnError> {
-        self.spawn_inner(actor, args, Some(name.to_string())).await
+        self.spawn_inner(actor, args, Some(name.to_string()), None)
+            .await
     }
 
     async fn spawn_inner<A: Actor>(
@@ -215,6 +227,7 @@ impl Node {
         actor: A,
         args: A::Args,
         name: Option<String>,
+        extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Result<Handle<A::Msg>, SpawnError> {
         if let Some(n) = &name {
             if self.inner.local.get(&LocalRef::Name(n.clone())).is_some() {
@@ -230,6 +243,7 @@ impl Node {
             args,
             local_id,
             name: name.clone(),
+            extension,
         };
         match ractor::Actor::spawn(None, shell, shell_args).await {
             Ok((actor, _)) => Ok(Handle::local(

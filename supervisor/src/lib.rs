@@ -1,21 +1,48 @@
-//! Distributed supervision for drove.
+//! Distributed supervision for drove, as Horde's DynamicSupervisor and
+//! cluster singletons.
 //!
-//! The goal (see the supervisor issue): child specs replicated through
-//! `drove-replication`, children placed on the up members that declared
-//! their type, restarted on a survivor when their node is declared down,
-//! honouring permanent / transient / temporary, with checkpoints, handoff
-//! on graceful leave, and quorum-fenced singletons.
+//! Each node declares the actor types it can run
+//! ([`SupervisorBuilder::actor`]); the declarations are replicated, and a
+//! child is placed on an up member that declared its type, by rendezvous
+//! hashing of the child's id (the default [`Placement`]). The child's
+//! record (spec, status, restarts, last checkpoint) is replicated through
+//! `drove-replication`, owned by the node that runs it.
 //!
-//! What is here now is the placement core those build on, pure and
-//! property-tested: every node must compute the same placement from the
-//! same membership without asking anyone.
+//! - **Locally**, a crashed child restarts by its policy (permanent,
+//!   transient, temporary) within its intensity (at most N restarts in T,
+//!   then given up), from its last checkpoint.
+//! - **Failover.** When a node is declared down, every survivor sees its
+//!   records leave the replica, and the one that placement picks among the
+//!   survivors starts each unfinished permanent or transient child again,
+//!   from its last checkpoint, with the same id. Temporary and finished
+//!   children are not restarted. If two nodes ever start the same child,
+//!   the later start stops.
+//! - **Rejoin.** A node that was declared down and rejoins stops its stale
+//!   copies: the survivors own them now.
+//! - **Checkpoints**: [`checkpoint`]`(ctx, &state)` from inside the child.
+//!
+//! Not yet here (see the supervisor issue): handoff on graceful leave,
+//! active redistribution when nodes join, the quorum strategy with a
+//! fencing margin for singletons.
 //!
 //! # Layout
 //!
-//! - [`placement`]: rendezvous hashing, the [`placement::Placement`] trait,
-//!   and the [`placement::Quorum`] majority rule.
+//! - [`supervisor`]: [`Supervisor`], the builder, local supervision, failover.
+//! - [`spec`]: child specs and records.
+//! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
+//! - [`builtin`]: the `ticker` and `echo` types.
+//! - [`http`]: the `/api/children` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod builtin;
+pub mod http;
 pub mod placement;
+pub mod spec;
+pub mod supervisor;
 
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
+pub use spec::{ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
+pub use supervisor::{
+    checkpoint, ChildCounts, ChildInfo, Supervisor, SupervisorBuilder, SupervisorError,
+    SUPERVISOR_NAME,
+};

@@ -137,37 +137,15 @@ pub async fn send_json(
     path: &str,
     body: &serde_json::Value,
 ) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = body.to_string();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let run = async {
-        let mut stream = tokio::net::TcpStream::connect(http)
-            .await
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, rest) = text.split_once("\r\n\r\n").ok_or("malformed response")?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("no status")?;
-        Ok((status, rest.to_string()))
-    };
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .map_err(|_| "timeout".to_string())?
+    drove_admin::client::send(
+        http,
+        method,
+        path,
+        &body.to_string(),
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// The registry table of a node: name -> (node, incarnation).
@@ -203,6 +181,33 @@ pub async fn register_names(http: &str, names: &[String]) -> drove_registry::htt
         "POST /api/registry answered {status}: {body}"
     );
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad answer {body}: {e}"))
+}
+
+/// `GET /api/children` (cluster-wide, or `local` for the node's ledger).
+pub async fn children_at(http: &str, local: bool) -> Option<Vec<drove_supervisor::ChildInfo>> {
+    let path = if local {
+        "/api/children?scope=local"
+    } else {
+        "/api/children"
+    };
+    let (status, body) = drove_admin::client::get(http, path, Duration::from_secs(30))
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+/// `POST /api/children`; panics unless the child started.
+pub async fn spawn_child(http: &str, body: serde_json::Value) {
+    let (status, answer) = send_json("POST", http, "/api/children", &body)
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/children on {http}: {e}"));
+    assert_eq!(
+        status, 201,
+        "POST /api/children {body} answered {status}: {answer}"
+    );
 }
 
 /// One node process.

@@ -45,6 +45,33 @@ enum Command {
         #[arg(long, default_value = "")]
         prefix: String,
     },
+    /// Start a supervised child where placement puts it.
+    Spawn {
+        /// A node's admin HTTP address.
+        #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+        http: String,
+        /// The actor type (built in: ticker, echo).
+        #[arg(long = "type")]
+        type_name: String,
+        /// A global name (makes it a singleton).
+        #[arg(long)]
+        name: Option<String>,
+        /// permanent, transient or temporary.
+        #[arg(long, default_value = "transient")]
+        restart: String,
+        /// Start arguments, JSON.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// Print the supervised children.
+    Children {
+        /// A node's admin HTTP address.
+        #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+        http: String,
+        /// Only what that node itself runs.
+        #[arg(long)]
+        local: bool,
+    },
     /// Start a local cluster (child `drove node` processes on 127.0.0.1),
     /// show it, and stop it on Ctrl-C.
     Cluster {
@@ -105,6 +132,14 @@ fn main() -> anyhow::Result<()> {
             Command::Node(args) => run_node(args).await,
             Command::Status { http } => print_status(&http).await,
             Command::Registry { http, prefix } => print_registry(&http, &prefix).await,
+            Command::Spawn {
+                http,
+                type_name,
+                name,
+                restart,
+                args,
+            } => spawn_child(&http, &type_name, name, &restart, &args).await,
+            Command::Children { http, local } => print_children(&http, local).await,
             Command::Cluster {
                 nodes,
                 base_port,
@@ -129,12 +164,19 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let registry = drove_registry::Registry::start(&node)
         .await
         .context("starting the registry")?;
+    let supervisor = drove_supervisor::builtin::with_builtins(
+        drove_supervisor::Supervisor::builder(&node, &registry),
+    )
+    .start()
+    .await
+    .context("starting the supervisor")?;
     let registry_metrics = registry.clone();
     let app = drove_admin::router(
         node.clone(),
         vec![std::sync::Arc::new(move || registry_metrics.metrics_text())],
     )
-    .merge(drove_registry::http::router(registry));
+    .merge(drove_registry::http::router(registry))
+    .merge(drove_supervisor::http::router(supervisor));
     let admin = tokio::spawn(async move { axum::serve(http, app).await });
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -174,6 +216,65 @@ async fn print_registry(http: &str, prefix: &str) -> anyhow::Result<()> {
     for e in entries {
         let meta = e.meta.map(|m| m.to_string()).unwrap_or_default();
         rows.push([e.name, e.node, e.incarnation, meta]);
+    }
+    print!("{}", align(&rows));
+    Ok(())
+}
+
+async fn spawn_child(
+    http: &str,
+    type_name: &str,
+    name: Option<String>,
+    restart: &str,
+    args: &str,
+) -> anyhow::Result<()> {
+    let args: serde_json::Value = serde_json::from_str(args).context("--args is not JSON")?;
+    let body =
+        serde_json::json!({ "type": type_name, "name": name, "restart": restart, "args": args });
+    let (status, answer) = drove_admin::client::send(
+        http,
+        "POST",
+        "/api/children",
+        &body.to_string(),
+        Duration::from_secs(15),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "{http} answered {status}: {answer}");
+    println!("{answer}");
+    Ok(())
+}
+
+async fn print_children(http: &str, local: bool) -> anyhow::Result<()> {
+    let path = if local {
+        "/api/children?scope=local"
+    } else {
+        "/api/children"
+    };
+    let (status, body) = drove_admin::client::get(http, path, Duration::from_secs(10)).await?;
+    anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
+    let children: Vec<drove_supervisor::ChildInfo> =
+        serde_json::from_str(&body).context("parsing /api/children")?;
+    let mut rows = vec![[
+        "ID".to_string(),
+        "TYPE".to_string(),
+        "NAME".to_string(),
+        "NODE".to_string(),
+        "RESTARTS".to_string(),
+        "STATUS".to_string(),
+    ]];
+    for c in children {
+        let status = serde_json::to_value(c.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        rows.push([
+            c.id,
+            c.type_name,
+            c.name.unwrap_or_default(),
+            c.node,
+            c.restarts.to_string(),
+            status,
+        ]);
     }
     print!("{}", align(&rows));
     Ok(())

@@ -1,0 +1,122 @@
+//! Built-in child types, so a cluster can be exercised without writing
+//! code: `ticker` counts and checkpoints every tick; `echo` is the runtime's
+//! echo actor.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use drove_runtime::echo::Echo;
+use drove_runtime::{Actor, ActorError, Context, Message, Reply};
+
+use crate::spec::StartInfo;
+use crate::supervisor::{checkpoint, SupervisorBuilder};
+
+/// A ticker's start arguments.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TickerArgs {
+    /// Milliseconds between ticks (default 100).
+    pub interval_ms: Option<u64>,
+    /// Finish normally after this many ticks in total.
+    pub ticks: Option<u64>,
+    /// Crash after this many ticks of each run (to test restarts).
+    pub crash_after: Option<u64>,
+}
+
+/// A ticker's messages.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum TickerMsg {
+    /// One tick.
+    Tick,
+    /// The count so far.
+    Get(Reply<u64>),
+}
+
+impl Message for TickerMsg {
+    const TAG: &'static str = "drove.ticker.v1";
+}
+
+/// Counts ticks and checkpoints the count on every tick; after a restart
+/// or a failover it goes on from its last checkpoint.
+#[derive(Debug)]
+pub struct Ticker;
+
+/// A ticker's state.
+#[derive(Debug)]
+pub struct TickerState {
+    count: u64,
+    this_run: u64,
+    args: TickerArgs,
+}
+
+impl Actor for Ticker {
+    type Msg = TickerMsg;
+    type State = TickerState;
+    type Args = (TickerArgs, u64);
+
+    async fn init(
+        &self,
+        ctx: &Context<Self>,
+        (args, count): (TickerArgs, u64),
+    ) -> Result<TickerState, ActorError> {
+        let me = ctx.myself().clone();
+        let node = ctx.node().clone();
+        let every = Duration::from_millis(args.interval_ms.unwrap_or(100).max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if node.cast(&me, TickerMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(TickerState {
+            count,
+            this_run: 0,
+            args,
+        })
+    }
+
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: TickerMsg,
+        s: &mut TickerState,
+    ) -> Result<(), ActorError> {
+        match msg {
+            TickerMsg::Tick => {
+                s.count += 1;
+                s.this_run += 1;
+                checkpoint(ctx, &s.count)?;
+                if s.args.crash_after == Some(s.this_run) {
+                    return Err(format!("crashing after {} ticks, as asked", s.this_run).into());
+                }
+                if s.args.ticks.is_some_and(|t| s.count >= t) {
+                    ctx.stop();
+                }
+            }
+            TickerMsg::Get(reply) => ctx.reply(reply, s.count)?,
+        }
+        Ok(())
+    }
+}
+
+fn ticker(info: &StartInfo) -> Result<(Ticker, (TickerArgs, u64)), String> {
+    let args: TickerArgs = if info.args.trim().is_empty() || info.args == "null" {
+        TickerArgs::default()
+    } else {
+        info.args()?
+    };
+    let count = info.checkpoint::<u64>()?.unwrap_or(0);
+    Ok((Ticker, (args, count)))
+}
+
+/// Declares the built-in types (`ticker`, `echo`) on a builder.
+pub fn with_builtins(builder: SupervisorBuilder) -> SupervisorBuilder {
+    builder
+        .actor("ticker", ticker)
+        .actor("echo", |_: &StartInfo| Ok((Echo, ())))
+}

@@ -1,0 +1,110 @@
+//! The supervisor's admin routes.
+//!
+//! - `POST /api/children` `{"type", "name", "restart", "args", "id"?,
+//!   "max_restarts"?, "within_ms"?}`: starts a child where placement puts it.
+//! - `GET /api/children[?scope=local]`: every child in the cluster, or only
+//!   those this node runs now (its own ledger).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::spec::{ChildSpec, Restart};
+use crate::supervisor::{Supervisor, SupervisorError};
+
+/// The body of `POST /api/children`.
+#[derive(Debug, Deserialize)]
+pub struct SpawnBody {
+    /// The actor type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// A global name, or null.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// permanent, transient or temporary.
+    pub restart: Restart,
+    /// Start arguments.
+    #[serde(default)]
+    pub args: serde_json::Value,
+    /// A child id (generated when absent).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Restart intensity: at most this many restarts...
+    #[serde(default)]
+    pub max_restarts: Option<u32>,
+    /// ...within this many milliseconds.
+    #[serde(default)]
+    pub within_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    scope: Option<String>,
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn spawn(
+    State(sup): State<Supervisor>,
+    body: Result<Json<SpawnBody>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let mut spec = ChildSpec::new(&body.type_name, body.args, body.restart);
+    spec.id = body.id.unwrap_or_default();
+    spec.name = body.name;
+    if let Some(n) = body.max_restarts {
+        spec.max_restarts = n;
+    }
+    if let Some(ms) = body.within_ms {
+        spec.within_ms = ms;
+    }
+    let result = match spec.name.clone() {
+        Some(name) => sup.singleton::<()>(&name, spec).await,
+        None => sup.start_child::<()>(spec).await,
+    };
+    match result {
+        Ok(handle) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({
+                "node": handle.node().name,
+                "incarnation": handle.node().incarnation.to_string(),
+                "actor": handle.addr().to_string(),
+            })),
+        )
+            .into_response(),
+        Err(e @ (SupervisorError::NoNodeForType(_) | SupervisorError::Start(_))) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        Err(e @ SupervisorError::AlreadyRunning { .. }) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn list(State(sup): State<Supervisor>, Query(q): Query<ListQuery>) -> Response {
+    match q.scope.as_deref() {
+        None | Some("cluster") => Json(sup.which_children()).into_response(),
+        Some("local") => Json(sup.local_children()).into_response(),
+        Some(other) => error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown scope {other:?}; use local or cluster"),
+        ),
+    }
+}
+
+/// The supervisor routes.
+pub fn router(sup: Supervisor) -> Router {
+    Router::new()
+        .route("/api/children", get(list).post(spawn))
+        .with_state(sup)
+}

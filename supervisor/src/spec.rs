@@ -1,0 +1,135 @@
+//! Child specs and the replicated record of each child.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use drove_replication::Schema;
+
+/// When a child is started again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Restart {
+    /// Always: after a crash, after a normal exit, after its node died.
+    Permanent,
+    /// After a crash or its node's death, not after a normal exit.
+    Transient,
+    /// Never.
+    Temporary,
+}
+
+/// What to run and how to supervise it. Travels between nodes, so the
+/// start arguments are JSON text (the type's factory decodes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildSpec {
+    /// Stable across restarts and moves; generated when empty.
+    pub id: String,
+    /// A type some nodes declared.
+    pub type_name: String,
+    /// Start arguments, JSON text.
+    pub args: String,
+    /// Restart policy.
+    pub restart: Restart,
+    /// A global name taken in the registry while the child runs.
+    pub name: Option<String>,
+    /// At most this many restarts...
+    pub max_restarts: u32,
+    /// ...within this many milliseconds, then the child is given up.
+    pub within_ms: u64,
+}
+
+impl ChildSpec {
+    /// A spec with default intensity (3 restarts in 5 s) and no name.
+    pub fn new(type_name: &str, args: serde_json::Value, restart: Restart) -> Self {
+        Self {
+            id: String::new(),
+            type_name: type_name.to_string(),
+            args: args.to_string(),
+            restart,
+            name: None,
+            max_restarts: 3,
+            within_ms: 5_000,
+        }
+    }
+}
+
+/// A child's lifecycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildStatus {
+    /// Running.
+    Running,
+    /// Crashed and about to run again.
+    Restarting,
+    /// Finished, and its policy does not restart it.
+    Stopped,
+    /// Crashed more often than its intensity allows.
+    GivenUp,
+}
+
+/// The replicated record of one child, owned by the node that runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildRecord {
+    /// Its spec.
+    pub spec: ChildSpec,
+    /// Its state.
+    pub status: ChildStatus,
+    /// How many times it was started again (crashes and failovers).
+    pub restarts: u32,
+    /// Its actor's local id on the owner node, while running.
+    pub local: Option<u64>,
+    /// Its last checkpoint, JSON text.
+    pub checkpoint: Option<Arc<str>>,
+}
+
+/// What a type's factory gets to build a child.
+#[derive(Clone, Debug)]
+pub struct StartInfo {
+    /// The child's id.
+    pub id: String,
+    /// Start arguments, JSON text.
+    pub args: String,
+    /// The last checkpoint, JSON text, if any.
+    pub checkpoint: Option<String>,
+    /// How many times it was started before.
+    pub restarts: u32,
+}
+
+impl StartInfo {
+    /// The start arguments, decoded.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_str(&self.args).map_err(|e| format!("bad args for {}: {e}", self.id))
+    }
+
+    /// The last checkpoint, decoded; `None` on a first start.
+    pub fn checkpoint<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
+        self.checkpoint
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| format!("bad checkpoint for {}: {e}", self.id))
+    }
+}
+
+/// The channel of child records: key = child id.
+#[derive(Debug)]
+pub struct ChildrenSchema;
+
+impl Schema for ChildrenSchema {
+    const CHANNEL: &'static str = "supervisor.children";
+    const TAG: &'static str = "drove.supervisor.children.v1";
+    type Key = Arc<str>;
+    type Value = ChildRecord;
+}
+
+/// The channel of declared types: key = type name, one slot per node.
+#[derive(Debug)]
+pub struct TypesSchema;
+
+impl Schema for TypesSchema {
+    const CHANNEL: &'static str = "supervisor.types";
+    const TAG: &'static str = "drove.supervisor.types.v1";
+    type Key = Arc<str>;
+    type Value = bool;
+}

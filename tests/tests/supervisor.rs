@@ -1,0 +1,219 @@
+//! The distributed supervisor across real node processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use drove_supervisor::{ChildInfo, ChildStatus};
+use drove_tests::{children_at, spawn_child, wait_for, NodeProc, TestCluster};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Every child id in the ledgers of `nodes`, with how many ledgers hold it.
+async fn ledger_counts(nodes: &[&NodeProc]) -> Option<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    for n in nodes {
+        for c in children_at(&n.http_addr(), true).await? {
+            *counts.entry(c.id).or_insert(0) += 1;
+        }
+    }
+    Some(counts)
+}
+
+fn checkpoint(c: &ChildInfo) -> u64 {
+    c.checkpoint.as_ref().and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
+/// Starts `long` endless tickers, `finite` ones that finish after 3 ticks,
+/// and `singletons` permanent named tickers; waits until the finite ones
+/// finished and every endless one checkpointed.
+async fn populate(http: &str, long: usize, finite: usize, singletons: usize) -> Vec<ChildInfo> {
+    for i in 0..long {
+        spawn_child(http, json!({"type": "ticker", "id": format!("long{i:03}"), "restart": "transient", "args": {"interval_ms": 100}})).await;
+    }
+    for i in 0..finite {
+        spawn_child(http, json!({"type": "ticker", "id": format!("short{i:03}"), "restart": "transient", "args": {"interval_ms": 50, "ticks": 3}})).await;
+    }
+    for i in 0..singletons {
+        spawn_child(http, json!({"type": "ticker", "name": format!("single{i}"), "restart": "permanent", "args": {"interval_ms": 100}})).await;
+    }
+    wait_for(LONG, "children to settle", || async {
+        let all = children_at(http, false).await?;
+        let finished = all
+            .iter()
+            .filter(|c| c.status == ChildStatus::Stopped)
+            .count();
+        let ticking = all
+            .iter()
+            .filter(|c| c.status == ChildStatus::Running && checkpoint(c) > 0)
+            .count();
+        (all.len() == long + finite + singletons
+            && finished == finite
+            && ticking == long + singletons)
+            .then_some(all)
+    })
+    .await
+}
+
+/// The node (index) that runs the most children.
+fn busiest(all: &[ChildInfo], nodes: &[NodeProc]) -> usize {
+    (0..nodes.len())
+        .max_by_key(|&i| {
+            all.iter()
+                .filter(|c| c.node == nodes[i].name && c.status == ChildStatus::Running)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until the survivors' ledgers hold every unfinished child exactly
+/// once, and no finished one.
+async fn wait_exactly_once(survivors: &[&NodeProc], unfinished: &BTreeSet<String>) {
+    let counts = wait_for(
+        LONG,
+        "every unfinished child on exactly one survivor",
+        || async {
+            let counts = ledger_counts(survivors).await?;
+            let ids: BTreeSet<String> = counts.keys().cloned().collect();
+            (ids == *unfinished).then_some(counts)
+        },
+    )
+    .await;
+    // Stable: no duplicate appears afterwards either.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = ledger_counts(survivors).await.expect("ledgers");
+    for (id, n) in counts.iter().chain(again.iter()) {
+        assert_eq!(*n, 1, "{id} runs on {n} nodes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_fails_over_exactly_once_from_checkpoints() {
+    let mut c = TestCluster::started(3).await;
+    let http = c.nodes[0].http_addr();
+    populate(&http, 80, 17, 3).await;
+    // Let the cluster run a moment, as it would before a real failure.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = children_at(&http, false).await.expect("children");
+    let victim = busiest(&before, &c.nodes);
+    let victim_name = c.nodes[victim].name.clone();
+    let moved: Vec<&ChildInfo> = before.iter().filter(|ch| ch.node == victim_name).collect();
+    assert!(!moved.is_empty());
+    c.nodes[victim].kill9();
+
+    let survivors: Vec<&NodeProc> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| &c.nodes[i])
+        .collect();
+    let unfinished: BTreeSet<String> = before
+        .iter()
+        .filter(|ch| ch.status == ChildStatus::Running)
+        .map(|ch| ch.id.clone())
+        .collect();
+    wait_exactly_once(&survivors, &unfinished).await;
+
+    // Counters never went backwards: each moved child resumed from its
+    // checkpoint, and finished children stayed finished.
+    let after = children_at(&survivors[0].http_addr(), false)
+        .await
+        .expect("children");
+    let after: BTreeMap<&str, &ChildInfo> = after.iter().map(|ch| (ch.id.as_str(), ch)).collect();
+    for old in &moved {
+        if old.status != ChildStatus::Running {
+            continue;
+        }
+        let new = after.get(old.id.as_str()).expect("moved child listed");
+        assert_ne!(new.node, victim_name);
+        assert!(
+            checkpoint(new) >= checkpoint(old),
+            "{} went from {} to {}",
+            old.id,
+            checkpoint(old),
+            checkpoint(new)
+        );
+        assert!(new.restarts > old.restarts);
+    }
+    for ch in before.iter().filter(|ch| ch.status == ChildStatus::Stopped) {
+        assert!(
+            after
+                .get(ch.id.as_str())
+                .is_none_or(|n| n.status == ChildStatus::Stopped),
+            "{} restarted",
+            ch.id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_node_children_move_and_stale_copies_stop() {
+    let c = TestCluster::started(3).await;
+    let http = c.nodes[0].http_addr();
+    populate(&http, 30, 0, 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = children_at(&http, false).await.expect("children");
+    let victim = busiest(&before, &c.nodes);
+    let unfinished: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
+    c.nodes[victim].signal(Signal::SIGSTOP);
+    let survivors: Vec<&NodeProc> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| &c.nodes[i])
+        .collect();
+    wait_exactly_once(&survivors, &unfinished).await;
+
+    // Past the concurrent window, then wake it: it rejoins as a new
+    // incarnation and stops its stale copies.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.nodes[victim].signal(Signal::SIGCONT);
+    let all: Vec<&NodeProc> = c.nodes.iter().collect();
+    wait_for(LONG, "the woken node to rejoin", || async {
+        let view = c.nodes[victim].cluster().await?;
+        (view.members.iter().filter(|m| m.status == "up").count() == 3).then_some(())
+    })
+    .await;
+    wait_exactly_once(&all, &unfinished).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_policies_and_intensity() {
+    let c = TestCluster::started(1).await;
+    let http = c.nodes[0].http_addr();
+    // Crashes on every first tick: restarted 3 times within 10 s, then given up.
+    spawn_child(&http, json!({"type": "ticker", "id": "crasher", "restart": "permanent", "args": {"interval_ms": 50, "crash_after": 1}, "max_restarts": 3, "within_ms": 10000})).await;
+    // Temporary: never restarted. Transient: restarted after a crash.
+    spawn_child(&http, json!({"type": "ticker", "id": "temp", "restart": "temporary", "args": {"interval_ms": 50, "crash_after": 2}})).await;
+    spawn_child(&http, json!({"type": "ticker", "id": "trans", "restart": "transient", "args": {"interval_ms": 50, "crash_after": 2}, "max_restarts": 100, "within_ms": 1000})).await;
+    let all = wait_for(LONG, "the crash loop to be given up", || async {
+        let all = children_at(&http, false).await?;
+        let crasher = all.iter().find(|ch| ch.id == "crasher")?;
+        let trans = all.iter().find(|ch| ch.id == "trans")?;
+        (crasher.status == ChildStatus::GivenUp && trans.restarts >= 2).then_some(all)
+    })
+    .await;
+    let by_id: BTreeMap<&str, &ChildInfo> = all.iter().map(|ch| (ch.id.as_str(), ch)).collect();
+    assert_eq!(by_id["crasher"].restarts, 3);
+    assert_eq!(by_id["temp"].status, ChildStatus::Stopped);
+    assert_eq!(by_id["temp"].restarts, 0);
+    // The transient child resumes from its checkpoint: the count grows
+    // across crashes (2 ticks per run).
+    assert!(checkpoint(by_id["trans"]) >= 2 * u64::from(by_id["trans"].restarts));
+    // Bad input: unknown type, bad restart policy.
+    let (status, _) = drove_tests::send_json(
+        "POST",
+        &http,
+        "/api/children",
+        &json!({"type": "nope", "restart": "transient"}),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(status, 422);
+    let (status, _) = drove_tests::send_json(
+        "POST",
+        &http,
+        "/api/children",
+        &json!({"type": "ticker", "restart": "sometimes"}),
+    )
+    .await
+    .expect("POST");
+    assert!((400..500).contains(&status));
+}
