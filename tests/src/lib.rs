@@ -236,7 +236,12 @@ impl NodeProc {
     pub fn new(name: &str, seeds: Vec<String>, cookie: &str) -> Self {
         let ip = fresh_loopback_ip();
         let listen = SocketAddr::new(ip.parse().unwrap_or([127, 0, 0, 1].into()), free_port(&ip));
-        let http = SocketAddr::new(listen.ip(), free_port(&ip));
+        // A released port can come back from the next probe: keep the two apart.
+        let mut http_port = free_port(&ip);
+        while http_port == listen.port() {
+            http_port = free_port(&ip);
+        }
+        let http = SocketAddr::new(listen.ip(), http_port);
         Self::at(name, listen, http, seeds, cookie)
     }
 
