@@ -311,6 +311,8 @@ pub enum SupMsg {
     Start(ChildSpec, Reply<Result<ActorAddr, String>>),
     /// Stop this child here and forget it.
     Terminate(String, Reply<Result<(), String>>),
+    /// Take over this child from a node that is leaving, from its record.
+    Adopt(ChildRecord, Reply<Result<ActorAddr, String>>),
 }
 
 impl Message for SupMsg {
@@ -336,6 +338,12 @@ impl Actor for SupervisorActor {
         match msg {
             SupMsg::Start(spec, reply) => {
                 let result = sup.start_local(spec, None, 0).await;
+                ctx.reply(reply, result)?;
+            }
+            SupMsg::Adopt(record, reply) => {
+                let result = sup
+                    .start_local(record.spec, record.checkpoint, record.restarts)
+                    .await;
                 ctx.reply(reply, result)?;
             }
             SupMsg::Terminate(id, reply) => {
@@ -619,6 +627,72 @@ impl Supervisor {
             self.inner.node.stop_local(&handle);
         }
         Ok(())
+    }
+
+    /// Before a graceful leave: stops each child here and hands it, with its
+    /// last checkpoint, to the node placement picks among the others.
+    /// Returns how many were handed over.
+    pub async fn handoff(&self) -> usize {
+        let me = self.me();
+        let running: Vec<(String, u64)> = self
+            .ledger()
+            .by_id
+            .iter()
+            .map(|(id, c)| (id.clone(), c.local))
+            .collect();
+        let mut handed = 0;
+        for (id, local) in running {
+            let Some(record) = self.my_record(&id) else {
+                continue;
+            };
+            let candidates: Vec<NodeId> = self
+                .candidates(&record.spec.type_name)
+                .into_iter()
+                .filter(|n| *n != me)
+                .collect();
+            let Some(target) = self.inner.placement.place(&id, &candidates).cloned() else {
+                tracing::warn!(child = %id, "no other node runs its type; it stops with this node");
+                continue;
+            };
+            // Stop it first so it never runs twice, then hand over its
+            // final record. The removal travels before the adoption on the
+            // same link, so the target never sees two owners.
+            if let Some(c) = self.ledger().by_id.get_mut(&id) {
+                c.terminating = true;
+            }
+            let handle: Handle<()> = Handle::from_addr(ActorAddr {
+                node: me.clone(),
+                local: LocalRef::Id(local),
+            });
+            self.inner.node.stop_local(&handle);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.inner.node.local_id(&LocalRef::Id(local)).is_some()
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let record = self.my_record(&id).unwrap_or(record);
+            self.remove_record(&id);
+            let remote: Handle<SupMsg> = Handle::named(target.clone(), SUPERVISOR_NAME);
+            match self
+                .inner
+                .node
+                .call(
+                    &remote,
+                    |r| SupMsg::Adopt(record, r),
+                    Duration::from_secs(10),
+                )
+                .await
+            {
+                Ok(Ok(addr)) => {
+                    handed += 1;
+                    tracing::info!(child = %id, %addr, "handed over");
+                }
+                Ok(Err(e)) => tracing::error!(child = %id, %target, error = %e, "handoff refused"),
+                Err(e) => tracing::error!(child = %id, %target, error = %e, "handoff failed"),
+            }
+        }
+        handed
     }
 
     /// Every supervised child in the cluster, by id.

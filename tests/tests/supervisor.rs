@@ -217,3 +217,33 @@ async fn restart_policies_and_intensity() {
     .expect("POST");
     assert!((400..500).contains(&status));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_hands_children_over_with_state() {
+    let mut c = TestCluster::started(3).await;
+    let http = c.nodes[0].http_addr();
+    populate(&http, 24, 0, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = children_at(&http, false).await.expect("children");
+    let leaver = busiest(&before, &c.nodes);
+    let leaver_name = c.nodes[leaver].name.clone();
+    assert!(
+        c.nodes[leaver].terminate(Duration::from_secs(20)),
+        "the node did not exit on SIGTERM"
+    );
+    let survivors: Vec<&NodeProc> = (0..3)
+        .filter(|&i| i != leaver)
+        .map(|i| &c.nodes[i])
+        .collect();
+    let all: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
+    wait_exactly_once(&survivors, &all).await;
+    let after = children_at(&survivors[0].http_addr(), false)
+        .await
+        .expect("children");
+    let after: BTreeMap<&str, &ChildInfo> = after.iter().map(|ch| (ch.id.as_str(), ch)).collect();
+    for old in before.iter().filter(|ch| ch.node == leaver_name) {
+        let new = after[old.id.as_str()];
+        assert!(checkpoint(new) >= checkpoint(old), "{} went back", old.id);
+        assert_eq!(new.restarts, old.restarts, "a handoff is not a restart");
+    }
+}

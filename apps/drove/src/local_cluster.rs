@@ -62,7 +62,8 @@ pub(crate) async fn run(nodes: u16, base_port: u16, base_http: u16) -> anyhow::R
         .context("waiting for Ctrl-C")?;
     for child in &children {
         if let Some(pid) = child.id() {
-            // The whole cluster is going: plain SIGTERM, no waiting on peers.
+            // The whole cluster is going: SIGINT, which leaves without
+            // handing children to nodes that are leaving too.
             let _ = nix_kill(pid);
         }
     }

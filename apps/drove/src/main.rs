@@ -176,16 +176,27 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         vec![std::sync::Arc::new(move || registry_metrics.metrics_text())],
     )
     .merge(drove_registry::http::router(registry))
-    .merge(drove_supervisor::http::router(supervisor));
+    .merge(drove_supervisor::http::router(supervisor.clone()));
     let admin = tokio::spawn(async move { axum::serve(http, app).await });
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: leaving"),
-        _ = int.recv() => tracing::info!("SIGINT: leaving"),
+    let hand_over = tokio::select! {
+        _ = term.recv() => {
+            tracing::info!("SIGTERM: handing children over, then leaving");
+            true
+        }
+        _ = int.recv() => {
+            tracing::info!("SIGINT: leaving without handing children over");
+            false
+        }
         result = admin => {
             tracing::error!(?result, "admin HTTP server stopped");
+            false
         }
+    };
+    if hand_over {
+        let handed = supervisor.handoff().await;
+        tracing::info!(handed, "children handed to other nodes");
     }
     node.leave().await;
     Ok(())
