@@ -8,6 +8,7 @@ mod local;
 mod registry;
 mod remote;
 mod stats;
+mod supervisor;
 
 use std::time::Duration;
 
@@ -50,6 +51,15 @@ enum Command {
         /// Names for the memory and join tests.
         #[arg(long, default_value_t = 1_000_000)]
         big: usize,
+    },
+    /// Supervisor benchmarks; prints a Markdown table.
+    Supervisor {
+        /// Failover trials of each kind.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// Children for the placement and memory figures.
+        #[arg(long, default_value_t = 3000)]
+        children: usize,
     },
     /// Internal: one node of the registry visibility test; prints JSON.
     RegistryNode {
@@ -138,6 +148,30 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "| join convergence, {big} names, 2nd node from start to full table | - | {} | - |",
                 fmt_duration(join)
+            );
+            Ok(())
+        }
+        Command::Supervisor { trials, children } => {
+            let r = rt.block_on(supervisor::run(trials, children))?;
+            let row = |what: &str, v: &[Duration]| {
+                println!(
+                    "| {what} ({} trials) | p50 {} / p99 {} / max {} |",
+                    v.len(),
+                    fmt_duration(percentile(v, 50.0)),
+                    fmt_duration(percentile(v, 99.0)),
+                    fmt_duration(percentile(v, 100.0))
+                )
+            };
+            println!("| what | drove |");
+            println!("| --- | --- |");
+            row("singleton answering on another node after kill -9 of its node", &r.killed);
+            row("singleton answering on another node after SIGSTOP of its node", &r.silent);
+            println!("| placements/s through POST /api/children, {children} echo children over 3 nodes | {:.0}/s |", r.placements_per_sec);
+            println!(
+                "| memory per supervised echo child (raw ractor actor: {:.0} B) | {:.0} B ({:.1}x) |",
+                r.bytes_per_raw_actor,
+                r.bytes_per_child,
+                r.bytes_per_child / r.bytes_per_raw_actor.max(1.0)
             );
             Ok(())
         }

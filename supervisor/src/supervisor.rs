@@ -509,14 +509,9 @@ impl Supervisor {
         };
         if let Some(name) = &spec.name {
             let handle: Handle<()> = Handle::from_addr(addr.clone());
-            if let Err(e) = self.inner.registry.register(name, &handle) {
+            if let Err(e) = self.register_name(name, &handle).await {
                 self.inner.node.stop_local(&handle);
-                return Err(match e {
-                    RegistryError::Taken { owner, .. } => {
-                        format!("name {name:?} is held by {owner}")
-                    }
-                    other => other.to_string(),
-                });
+                return Err(e);
             }
         }
         {
@@ -541,6 +536,31 @@ impl Supervisor {
         self.write_record(id, record);
         tracing::info!(child = %addr, restarts, "child started");
         Ok(addr)
+    }
+
+    /// Takes a child's global name. A holder on a node that is no longer
+    /// up is about to be purged (the registry hears of the death on its own
+    /// schedule), so that case waits a moment instead of failing.
+    async fn register_name(&self, name: &str, handle: &Handle<()>) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.inner.registry.register(name, handle) {
+                Ok(()) => return Ok(()),
+                Err(RegistryError::Taken { owner, .. }) => {
+                    let holder_up = self
+                        .inner
+                        .node
+                        .members()
+                        .iter()
+                        .any(|m| m.info.id == owner.node && m.status == MemberStatus::Up);
+                    if holder_up || Instant::now() > deadline {
+                        return Err(format!("name {name:?} is held by {owner}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(other) => return Err(other.to_string()),
+            }
+        }
     }
 
     /// Writes this node's record of a child (its own slot, kept across local

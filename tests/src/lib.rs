@@ -402,7 +402,7 @@ impl Drop for NodeProc {
                     eprintln!("{line}");
                 }
             }
-        } else {
+        } else if std::env::var_os("DROVE_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_file(&self.log);
         }
     }

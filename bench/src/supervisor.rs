@@ -1,0 +1,180 @@
+//! Supervisor benchmarks: singleton failover after kill -9 and after
+//! SIGSTOP, placements per second, memory per supervised child.
+
+use std::time::{Duration, Instant};
+
+use drove_registry::Registry;
+use drove_runtime::{Handle, MemberStatus, Node, NodeConfig, NodeId};
+use drove_supervisor::builtin::TickerMsg;
+use drove_tests::{send_json, NodeProc};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+const COOKIE: &str = "supervisor-bench";
+const SINGLETON: &str = "bench-singleton";
+
+/// Results of one run.
+#[derive(Debug)]
+pub struct SupervisorResults {
+    /// kill -9 of the singleton's node -> it answers on another node.
+    pub killed: Vec<Duration>,
+    /// SIGSTOP of the singleton's node -> it answers on another node.
+    pub silent: Vec<Duration>,
+    /// Children started per second through `POST /api/children`.
+    pub placements_per_sec: f64,
+    /// Resident bytes per supervised echo child, across the nodes.
+    pub bytes_per_child: f64,
+    /// Resident bytes per raw ractor actor, in this process.
+    pub bytes_per_raw_actor: f64,
+}
+
+fn rss_of(pid: Option<nix::unistd::Pid>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+async fn wait_up(node: &Node, name: &str) -> anyhow::Result<NodeId> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = node
+            .members()
+            .into_iter()
+            .find(|m| m.info.id.name == name && m.status == MemberStatus::Up)
+            .map(|m| m.info.id);
+        if let Some(id) = found {
+            if node.ping(&id, Duration::from_millis(500)).await.is_ok() {
+                return Ok(id);
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} never came up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Time from `fault` on the singleton's node until the singleton answers
+/// a call from another node.
+async fn trial(node: &Node, registry: &Registry, procs: &mut [NodeProc], silent: bool) -> anyhow::Result<Duration> {
+    let addr = loop {
+        if let Some(a) = registry.lookup(SINGLETON) {
+            let h: Handle<TickerMsg> = Handle::from_addr(a.clone());
+            if node.call(&h, TickerMsg::Get, Duration::from_millis(500)).await.is_ok() {
+                break a;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let victim = procs
+        .iter()
+        .position(|p| p.name == addr.node.name)
+        .ok_or_else(|| anyhow::anyhow!("singleton on an unknown node {}", addr.node))?;
+    let t0 = Instant::now();
+    if silent {
+        procs[victim].signal(Signal::SIGSTOP);
+    } else {
+        procs[victim].kill9();
+    }
+    let elapsed = loop {
+        if let Some(a) = registry.lookup(SINGLETON) {
+            if a.node != addr.node {
+                let h: Handle<TickerMsg> = Handle::from_addr(a);
+                if node.call(&h, TickerMsg::Get, Duration::from_millis(100)).await.is_ok() {
+                    break t0.elapsed();
+                }
+            }
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "singleton never came back");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    if silent {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        procs[victim].signal(Signal::SIGCONT);
+    } else {
+        procs[victim].start();
+    }
+    let name = procs[victim].name.clone();
+    // Wait for the node's new incarnation.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let id = wait_up(node, &name).await?;
+        if id != addr.node {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the returning node sync the others' children before the next
+    // fault: a node that holds no record of a child cannot take it over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Ok(elapsed)
+}
+
+/// Runs every supervisor benchmark.
+pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorResults> {
+    let ip = drove_tests::fresh_loopback_ip();
+    let mut config = NodeConfig::new("observer");
+    config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
+    config.cookie = COOKIE.to_string();
+    let node = Node::start(config.clone()).await?;
+    let registry = Registry::start(&node).await?;
+    let seeds = vec![config.listen.to_string()];
+    let mut procs: Vec<NodeProc> = (1..=3).map(|i| NodeProc::new(&format!("s{i}"), seeds.clone(), COOKIE)).collect();
+    for p in &mut procs {
+        p.start();
+    }
+    for p in &procs {
+        wait_up(&node, &p.name).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let http = procs[0].http_addr();
+    let body = json!({"type": "ticker", "name": SINGLETON, "restart": "permanent", "args": {"interval_ms": 1000}});
+    let (status, answer) = send_json("POST", &http, "/api/children", &body).await.map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(status == 201, "starting the singleton: {status} {answer}");
+
+    let mut killed = Vec::new();
+    for _ in 0..trials {
+        killed.push(trial(&node, &registry, &mut procs, false).await?);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..trials {
+        silent.push(trial(&node, &registry, &mut procs, true).await?);
+    }
+
+    // Placements and memory: echo children, which do nothing once started.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_before: u64 = procs.iter().map(|p| rss_of(p.pid())).sum();
+    let start = Instant::now();
+    for i in 0..children {
+        let http = procs[i % procs.len()].http_addr();
+        let body = json!({"type": "echo", "id": format!("echo{i:06}"), "restart": "transient"});
+        let (status, answer) = send_json("POST", &http, "/api/children", &body).await.map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(status == 201, "placing a child: {status} {answer}");
+    }
+    let placements_per_sec = children as f64 / start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after: u64 = procs.iter().map(|p| rss_of(p.pid())).sum();
+    let bytes_per_child = rss_after.saturating_sub(rss_before) as f64 / children as f64;
+
+    let own_before = rss_of(Some(nix::unistd::getpid()));
+    let mut raw = Vec::with_capacity(children);
+    for _ in 0..children {
+        let (a, _) = ractor::Actor::spawn(None, crate::local::RawCounter, ()).await?;
+        raw.push(a);
+    }
+    let own_after = rss_of(Some(nix::unistd::getpid()));
+    let bytes_per_raw_actor = own_after.saturating_sub(own_before) as f64 / children as f64;
+    for a in raw {
+        a.stop(None);
+    }
+    node.leave().await;
+    Ok(SupervisorResults {
+        killed,
+        silent,
+        placements_per_sec,
+        bytes_per_child,
+        bytes_per_raw_actor,
+    })
+}
