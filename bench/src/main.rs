@@ -164,8 +164,14 @@ fn main() -> anyhow::Result<()> {
             };
             println!("| what | drove |");
             println!("| --- | --- |");
-            row("singleton answering on another node after kill -9 of its node", &r.killed);
-            row("singleton answering on another node after SIGSTOP of its node", &r.silent);
+            row(
+                "singleton answering on another node after kill -9 of its node",
+                &r.killed,
+            );
+            row(
+                "singleton answering on another node after SIGSTOP of its node",
+                &r.silent,
+            );
             println!("| placements/s through POST /api/children, {children} echo children over 3 nodes | {:.0}/s |", r.placements_per_sec);
             println!(
                 "| memory per supervised echo child (raw ractor actor: {:.0} B) | {:.0} B ({:.1}x) |",

@@ -57,11 +57,20 @@ async fn wait_up(node: &Node, name: &str) -> anyhow::Result<NodeId> {
 
 /// Time from `fault` on the singleton's node until the singleton answers
 /// a call from another node.
-async fn trial(node: &Node, registry: &Registry, procs: &mut [NodeProc], silent: bool) -> anyhow::Result<Duration> {
+async fn trial(
+    node: &Node,
+    registry: &Registry,
+    procs: &mut [NodeProc],
+    silent: bool,
+) -> anyhow::Result<Duration> {
     let addr = loop {
         if let Some(a) = registry.lookup(SINGLETON) {
             let h: Handle<TickerMsg> = Handle::from_addr(a.clone());
-            if node.call(&h, TickerMsg::Get, Duration::from_millis(500)).await.is_ok() {
+            if node
+                .call(&h, TickerMsg::Get, Duration::from_millis(500))
+                .await
+                .is_ok()
+            {
                 break a;
             }
         }
@@ -81,12 +90,19 @@ async fn trial(node: &Node, registry: &Registry, procs: &mut [NodeProc], silent:
         if let Some(a) = registry.lookup(SINGLETON) {
             if a.node != addr.node {
                 let h: Handle<TickerMsg> = Handle::from_addr(a);
-                if node.call(&h, TickerMsg::Get, Duration::from_millis(100)).await.is_ok() {
+                if node
+                    .call(&h, TickerMsg::Get, Duration::from_millis(100))
+                    .await
+                    .is_ok()
+                {
                     break t0.elapsed();
                 }
             }
         }
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "singleton never came back");
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(30),
+            "singleton never came back"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     if silent {
@@ -121,7 +137,9 @@ pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorRes
     let node = Node::start(config.clone()).await?;
     let registry = Registry::start(&node).await?;
     let seeds = vec![config.listen.to_string()];
-    let mut procs: Vec<NodeProc> = (1..=3).map(|i| NodeProc::new(&format!("s{i}"), seeds.clone(), COOKIE)).collect();
+    let mut procs: Vec<NodeProc> = (1..=3)
+        .map(|i| NodeProc::new(&format!("s{i}"), seeds.clone(), COOKIE))
+        .collect();
     for p in &mut procs {
         p.start();
     }
@@ -131,7 +149,9 @@ pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorRes
     tokio::time::sleep(Duration::from_secs(2)).await;
     let http = procs[0].http_addr();
     let body = json!({"type": "ticker", "name": SINGLETON, "restart": "permanent", "args": {"interval_ms": 1000}});
-    let (status, answer) = send_json("POST", &http, "/api/children", &body).await.map_err(anyhow::Error::msg)?;
+    let (status, answer) = send_json("POST", &http, "/api/children", &body)
+        .await
+        .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(status == 201, "starting the singleton: {status} {answer}");
 
     let mut killed = Vec::new();
@@ -150,7 +170,9 @@ pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorRes
     for i in 0..children {
         let http = procs[i % procs.len()].http_addr();
         let body = json!({"type": "echo", "id": format!("echo{i:06}"), "restart": "transient"});
-        let (status, answer) = send_json("POST", &http, "/api/children", &body).await.map_err(anyhow::Error::msg)?;
+        let (status, answer) = send_json("POST", &http, "/api/children", &body)
+            .await
+            .map_err(anyhow::Error::msg)?;
         anyhow::ensure!(status == 201, "placing a child: {status} {answer}");
     }
     let placements_per_sec = children as f64 / start.elapsed().as_secs_f64();
