@@ -132,7 +132,7 @@ impl Observer<RegistrySchema> for RegObserver {
                 op: Op::Remove { key, .. },
                 ..
             } => self.after_removal(replica, key),
-            Change::Purged { owner, slots } => {
+            Change::Purged { owner, slots, .. } => {
                 for (key, _) in slots {
                     if owner == me {
                         let _ = self.evictions.send(Eviction {

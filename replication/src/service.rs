@@ -100,13 +100,17 @@ pub enum Change<'a, K, V> {
         /// The op.
         op: &'a Op<K, V>,
     },
-    /// Every slot of `owner` went (down, left, or replaced by a partition
-    /// resync): here they are, as (key, value), `None` for tombstones.
+    /// Every slot of `owner` went: here they are, as (key, value), `None`
+    /// for tombstones.
     Purged {
         /// The owner whose slots went.
         owner: &'a NodeId,
         /// Its slots as they were.
         slots: &'a [(K, Option<V>)],
+        /// `true` when the owner is gone (down, left, or this node's old
+        /// incarnation); `false` when its partition is being replaced by a
+        /// resync and its slots come right back.
+        departed: bool,
     },
 }
 
@@ -401,6 +405,7 @@ impl<S: Schema> Replicated<S> {
                 Change::Purged {
                     owner,
                     slots: &slots,
+                    departed: true,
                 },
             );
         }
@@ -591,6 +596,7 @@ impl<S: Schema> Replicated<S> {
                 Change::Purged {
                     owner,
                     slots: &purged,
+                    departed: false,
                 },
             );
         }

@@ -21,9 +21,12 @@
 //!   copies: the survivors own them now.
 //! - **Checkpoints**: [`checkpoint`]`(ctx, &state)` from inside the child.
 //!
-//! Not yet here (see the supervisor issue): handoff on graceful leave,
-//! active redistribution when nodes join, the quorum strategy with a
-//! fencing margin for singletons.
+//! - **Quorum** (optional, [`SupervisorBuilder::quorum`]): a side without a
+//!   strict majority starts nothing and stops what it runs; the majority
+//!   waits a fencing margin after a down declaration before failing over.
+//! - **Handoff.** [`Supervisor::handoff`] before a graceful leave.
+//!
+//! Not yet here: active redistribution when nodes join.
 //!
 //! # Layout
 //!
@@ -43,6 +46,6 @@ pub mod supervisor;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
 pub use spec::{ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
 pub use supervisor::{
-    checkpoint, ChildCounts, ChildInfo, Supervisor, SupervisorBuilder, SupervisorError,
-    SUPERVISOR_NAME,
+    checkpoint, ChildCounts, ChildInfo, QuorumConfig, Supervisor, SupervisorBuilder,
+    SupervisorError, SUPERVISOR_NAME,
 };

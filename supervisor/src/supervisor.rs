@@ -16,10 +16,14 @@ use drove_runtime::{
     Message, Node, NodeId, Reply, SpawnError,
 };
 
-use crate::placement::{Placement, Uniform};
+use crate::placement::{Placement, Quorum, Uniform};
 use crate::spec::{
     ChildRecord, ChildSpec, ChildStatus, ChildrenSchema, Restart, StartInfo, TypesSchema,
 };
+
+/// How long a node that finds itself alone waits before failing children
+/// over (see `failover`).
+const ALONE_SETTLE: Duration = Duration::from_secs(1);
 
 /// The local name of the supervisor actor on every node.
 pub const SUPERVISOR_NAME: &str = "drove.supervisor";
@@ -50,6 +54,9 @@ pub enum SupervisorError {
     /// The supervisor's own actor could not be spawned.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// The quorum strategy is on and this side has no majority.
+    #[error("this side of the cluster has no quorum")]
+    NoQuorum,
     /// Checkpoint from an actor that is not a supervised child.
     #[error("not a supervised child")]
     NotAChild,
@@ -148,6 +155,19 @@ struct Inner {
     factories: HashMap<String, Factory>,
     placement: Box<dyn Placement>,
     ledger: Mutex<Ledger>,
+    quorum: Option<QuorumConfig>,
+    quorum_state: Mutex<Quorum>,
+}
+
+/// The quorum strategy's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct QuorumConfig {
+    /// The cluster size majorities are counted against; `None` for the
+    /// largest membership seen.
+    pub size: Option<usize>,
+    /// How long after a node is declared down the majority waits before
+    /// starting its children elsewhere, so the minority has stopped them.
+    pub fencing_margin: Duration,
 }
 
 /// The supervisor on one node. Cheap to clone.
@@ -162,6 +182,7 @@ pub struct SupervisorBuilder {
     registry: Registry,
     factories: HashMap<String, Factory>,
     placement: Box<dyn Placement>,
+    quorum: Option<QuorumConfig>,
 }
 
 impl SupervisorBuilder {
@@ -197,6 +218,15 @@ impl SupervisorBuilder {
         self
     }
 
+    /// The quorum strategy: a side of the cluster without a strict majority
+    /// starts nothing and stops what it runs, and the majority waits
+    /// `fencing_margin` after a node is declared down before starting its
+    /// children, so a singleton never runs on both sides.
+    pub fn quorum(mut self, config: QuorumConfig) -> Self {
+        self.quorum = Some(config);
+        self
+    }
+
     /// Starts the supervisor and advertises the declared types.
     pub async fn start(self) -> Result<Supervisor, SupervisorError> {
         let (work_tx, work_rx) = mpsc::unbounded_channel();
@@ -227,6 +257,8 @@ impl SupervisorBuilder {
             factories: self.factories,
             placement: self.placement,
             ledger: Mutex::new(Ledger::default()),
+            quorum: self.quorum,
+            quorum_state: Mutex::new(Quorum::new(self.quorum.and_then(|q| q.size))),
         });
         let sup = Supervisor { inner };
         sup.declare_types(&types_to_declare);
@@ -243,6 +275,9 @@ impl SupervisorBuilder {
             .await?;
         tokio::spawn(sup.clone().work(work_rx));
         tokio::spawn(sup.clone().redeclare_on_rejoin(types_to_declare));
+        if sup.inner.quorum.is_some() {
+            tokio::spawn(sup.clone().watch_quorum());
+        }
         Ok(sup)
     }
 }
@@ -275,8 +310,10 @@ impl Observer<ChildrenSchema> for ChildObserver {
         change: Change<'_, Arc<str>, ChildRecord>,
     ) {
         match change {
-            Change::Purged { owner, slots } if owner == me => {
-                let _ = slots;
+            Change::Purged {
+                departed: false, ..
+            } => {}
+            Change::Purged { owner, .. } if owner == me => {
                 let _ = self.work.send(Work::Rejoined);
             }
             Change::Purged { slots, .. } => {
@@ -364,6 +401,49 @@ impl Supervisor {
             registry: registry.clone(),
             factories: HashMap::new(),
             placement: Box::new(Uniform),
+            quorum: None,
+        }
+    }
+
+    /// Whether this node may run children: always, unless the quorum
+    /// strategy is on and this side of the cluster has no majority.
+    pub fn has_quorum(&self) -> bool {
+        if self.inner.quorum.is_none() {
+            return true;
+        }
+        let up = self
+            .inner
+            .node
+            .members()
+            .iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .count();
+        let mut q = self
+            .inner
+            .quorum_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        q.observe(up);
+        q.has_quorum(up)
+    }
+
+    /// With the quorum strategy: stops every local child whenever this
+    /// side loses its majority. Their records stay, for the majority to
+    /// fail them over.
+    async fn watch_quorum(self) {
+        let mut events = self.inner.node.subscribe();
+        loop {
+            match events.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if !self.has_quorum() {
+                let n = self.ledger().by_id.len();
+                if n > 0 {
+                    tracing::warn!(children = n, "no quorum: stopping every local child");
+                    self.drop_all_local();
+                }
+            }
         }
     }
 
@@ -417,6 +497,9 @@ impl Supervisor {
 
     /// Starts a child wherever placement puts it and returns its handle.
     pub async fn start_child<M>(&self, mut spec: ChildSpec) -> Result<Handle<M>, SupervisorError> {
+        if !self.has_quorum() {
+            return Err(SupervisorError::NoQuorum);
+        }
         if spec.id.is_empty() {
             spec.id = format!("{:016x}", rand::random::<u64>());
         }
@@ -729,7 +812,15 @@ impl Supervisor {
     /// The children this node runs now, from its own ledger (not from the
     /// replicated table): the ground truth for duplicate checks.
     pub fn local_children(&self) -> Vec<ChildInfo> {
-        let running: Vec<String> = self.ledger().by_id.keys().cloned().collect();
+        // Only actors that are alive right now: a stop that the ledger has
+        // not processed yet must not show up as a running copy.
+        let running: Vec<String> = self
+            .ledger()
+            .by_id
+            .iter()
+            .filter(|(_, c)| self.inner.node.local_id(&LocalRef::Id(c.local)).is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
         let me = self.me();
         let mut out: Vec<ChildInfo> = running
             .into_iter()
@@ -762,7 +853,11 @@ impl Supervisor {
         while let Some(work) = rx.recv().await {
             match work {
                 Work::Stopped(local, reason) => self.on_stopped(local, reason).await,
-                Work::Failover(records) => self.failover(records).await,
+                Work::Failover(records) => {
+                    // Its fencing wait must not hold up the other work.
+                    let sup = self.clone();
+                    tokio::spawn(async move { sup.failover(records).await });
+                }
                 Work::Rejoined => self.drop_all_local(),
                 Work::Duplicate(id) => {
                     tracing::warn!(child = %id, "another node runs this child too; stopping this copy");
@@ -831,6 +926,30 @@ impl Supervisor {
     /// placement among the survivors picks this node.
     async fn failover(&self, records: Vec<ChildRecord>) {
         let me = self.me();
+        let alone = !self
+            .inner
+            .node
+            .members()
+            .iter()
+            .any(|m| m.status == MemberStatus::Up && m.info.id != me);
+        if let Some(q) = self.inner.quorum {
+            // Fencing: the minority stops its copies when it loses its
+            // majority; give it that long before starting ours.
+            tokio::time::sleep(q.fencing_margin).await;
+            if !self.has_quorum() {
+                tracing::warn!("no quorum: not failing children over");
+                return;
+            }
+        } else if alone {
+            // Everyone else down at once is what a node sees when it wakes
+            // from a freeze on a stale failure detector, a moment before it
+            // learns that it was the one declared down. Wait that moment.
+            tokio::time::sleep(ALONE_SETTLE).await;
+        }
+        if self.me() != me {
+            tracing::info!("rejoined meanwhile: the survivors own these children");
+            return;
+        }
         for record in records {
             let unfinished = matches!(
                 record.status,

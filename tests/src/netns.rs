@@ -1,7 +1,8 @@
 //! Network namespaces for partition tests: a switch namespace with a bridge,
 //! one namespace per host joined to it by a veth pair (data plane,
 //! 198.18.1.0/24), and a management veth pair from the test's own namespace
-//! to each host (198.18.2.0/24, /30 per host) so the test can reach every
+//! to each host (198.18.(2+k).0/24 for the k-th network of a process, /30
+//! per host) so the test can reach every
 //! node's HTTP even while the data plane is cut. Everything is removed on
 //! drop. Addresses stay in 198.18.0.0/15, the benchmarking range.
 
@@ -37,11 +38,13 @@ pub struct NetNs {
 
 impl NetNs {
     /// Creates `hosts` namespaces behind one bridge. Host `i` (0-based) has
-    /// data address 198.18.1.(i+1) and management address 198.18.2.(4i+2),
-    /// reachable from here via 198.18.2.(4i+1).
+    /// data address 198.18.1.(i+1) and a management address (`mgmt_ip`),
+    /// reachable from here through its own /30.
     pub fn create(hosts: usize) -> Result<NetNs, String> {
         assert!(hosts <= 60, "at most 60 hosts");
-        let prefix = format!("drv{}", std::process::id() % 100_000);
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+        let prefix = format!("drv{}{n}", std::process::id() % 10_000);
         let net = NetNs { prefix, hosts };
         net.setup()?;
         Ok(net)
@@ -63,7 +66,18 @@ impl NetNs {
 
     /// Host `i`'s management address (reachable from the test).
     pub fn mgmt_ip(&self, i: usize) -> String {
-        format!("198.18.2.{}", 4 * i + 2)
+        format!("198.18.{}.{}", 2 + self.slot(), 4 * i + 2)
+    }
+
+    /// Which of the concurrent networks this is (0-9): each has its own
+    /// management subnet, since those addresses live in the test's own
+    /// namespace.
+    fn slot(&self) -> u8 {
+        self.prefix
+            .bytes()
+            .last()
+            .map(|b| b.saturating_sub(b'0'))
+            .unwrap_or(0)
     }
 
     fn remove(&self) {
@@ -112,7 +126,7 @@ impl NetNs {
             ip(&[
                 "addr",
                 "add",
-                &format!("198.18.2.{}/30", 4 * i + 1),
+                &format!("198.18.{}.{}/30", 2 + self.slot(), 4 * i + 1),
                 "dev",
                 &ours,
             ])?;

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use drove_tests::netns::{is_root, NetNs};
-use drove_tests::{cluster_at, register_names, registry_at, wait_for, NodeProc};
+use drove_tests::{
+    children_at, cluster_at, register_names, registry_at, spawn_child, wait_for, NodeProc,
+};
 
 const LONG: Duration = Duration::from_secs(40);
 
@@ -119,6 +121,156 @@ async fn partition_then_heal() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     assert!(lost >= 2, "n3 lost {lost} names:\n{metrics}");
+    drop(nodes);
+    drop(net);
+}
+
+/// With the quorum strategy, the minority side of a partition stops its
+/// children, the majority starts them after the fencing margin, and the
+/// singleton is never seen running on both sides.
+#[tokio::test(flavor = "multi_thread")]
+async fn quorum_singleton_never_runs_on_both_sides() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED quorum_singleton_never_runs_on_both_sides: needs root for network namespaces"
+        );
+        return;
+    }
+    let net = NetNs::create(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
+    let seed = format!("{}:4370", net.data_ip(0));
+    let mut nodes: Vec<NodeProc> = (0..3)
+        .map(|i| {
+            let listen: SocketAddr = format!("{}:4370", net.data_ip(i)).parse().expect("addr");
+            let http: SocketAddr = format!("{}:8370", net.mgmt_ip(i)).parse().expect("addr");
+            let seeds = if i == 0 { vec![] } else { vec![seed.clone()] };
+            let mut n = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, "quorum-test");
+            n.wrapper = net.exec_prefix(i);
+            n.extra = vec![
+                "--quorum".into(),
+                "3".into(),
+                "--fencing-ms".into(),
+                "2000".into(),
+            ];
+            n
+        })
+        .collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    let https: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
+    for http in &https {
+        wait_for(LONG, "the cluster to form", || async {
+            let v = view(http).await?;
+            (v.len() == 3 && v.values().all(|(_, s)| s == "up")).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    spawn_child(&https[0], serde_json::json!({"type": "ticker", "name": "fenced", "restart": "permanent", "args": {"interval_ms": 100}})).await;
+    for i in 0..6 {
+        spawn_child(&https[0], serde_json::json!({"type": "ticker", "id": format!("w{i}"), "restart": "transient", "args": {"interval_ms": 100}})).await;
+    }
+    let single = "singleton:fenced";
+    let holder = wait_for(LONG, "the singleton to run", || async {
+        for (i, http) in https.iter().enumerate() {
+            if children_at(http, true)
+                .await?
+                .iter()
+                .any(|c| c.id == single)
+            {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await;
+
+    // Sample every ledger until told to stop; count samples where the
+    // singleton runs on two nodes at once.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let https = https.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut overlaps = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut running = Vec::new();
+                for (i, http) in https.iter().enumerate() {
+                    if let Some(local) = children_at(http, true).await {
+                        if local.iter().any(|c| c.id == single) {
+                            running.push(i);
+                        }
+                    }
+                }
+                if running.len() > 1 {
+                    eprintln!("overlap: the singleton runs on nodes {running:?}");
+                    overlaps += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            overlaps
+        })
+    };
+
+    // Cut the singleton's node off: it is the minority.
+    net.set_connected(holder, false).expect("cut");
+    wait_for(LONG, "the minority to stop its children", || async {
+        children_at(&https[holder], true)
+            .await
+            .filter(|l| l.is_empty())
+            .map(|_| ())
+    })
+    .await;
+    let majority: Vec<usize> = (0..3).filter(|&i| i != holder).collect();
+    wait_for(LONG, "the majority to run the singleton", || async {
+        for &i in &majority {
+            if children_at(&https[i], true)
+                .await?
+                .iter()
+                .any(|c| c.id == single)
+            {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    // The minority refuses new children.
+    let (status, _) = drove_tests::send_json(
+        "POST",
+        &https[holder],
+        "/api/children",
+        &serde_json::json!({"type": "ticker", "restart": "transient"}),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(status, 503);
+
+    net.set_connected(holder, true).expect("heal");
+    for http in &https {
+        wait_for(LONG, "one cluster after healing", || async {
+            let v = view(http).await?;
+            (v.len() == 3 && v.values().all(|(_, s)| s == "up")).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let overlaps = sampler.await.expect("sampler");
+    assert_eq!(
+        overlaps, 0,
+        "the singleton ran on two nodes at once in {overlaps} samples"
+    );
+    let mut total = 0;
+    for http in &https {
+        total += children_at(http, true)
+            .await
+            .expect("ledger")
+            .iter()
+            .filter(|c| c.id == single)
+            .count();
+    }
+    assert_eq!(total, 1);
     drop(nodes);
     drop(net);
 }

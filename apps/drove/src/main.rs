@@ -115,6 +115,15 @@ struct NodeArgs {
     /// Phi-accrual threshold of the failure detector.
     #[arg(long, env = "DROVE_PHI", default_value_t = 8.0)]
     phi_threshold: f64,
+    /// Quorum placement: a side without a strict majority of this many
+    /// nodes runs no children (0: the largest membership seen). Off when
+    /// absent.
+    #[arg(long, env = "DROVE_QUORUM")]
+    quorum: Option<usize>,
+    /// With --quorum: how long the majority waits after a down declaration
+    /// before failing children over, so the minority has stopped them.
+    #[arg(long, env = "DROVE_FENCING_MS", default_value_t = 2000)]
+    fencing_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -150,6 +159,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let (quorum, fencing_ms) = (args.quorum, args.fencing_ms);
     let mut config = NodeConfig::new(args.name);
     config.listen = args.listen;
     config.seeds = args.seeds.into_iter().filter(|s| !s.is_empty()).collect();
@@ -164,12 +174,16 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let registry = drove_registry::Registry::start(&node)
         .await
         .context("starting the registry")?;
-    let supervisor = drove_supervisor::builtin::with_builtins(
+    let mut builder = drove_supervisor::builtin::with_builtins(
         drove_supervisor::Supervisor::builder(&node, &registry),
-    )
-    .start()
-    .await
-    .context("starting the supervisor")?;
+    );
+    if let Some(size) = quorum {
+        builder = builder.quorum(drove_supervisor::QuorumConfig {
+            size: (size > 0).then_some(size),
+            fencing_margin: Duration::from_millis(fencing_ms),
+        });
+    }
+    let supervisor = builder.start().await.context("starting the supervisor")?;
     let registry_metrics = registry.clone();
     let app = drove_admin::router(
         node.clone(),
