@@ -122,9 +122,19 @@ impl Driver {
         let period = (self.node.config().gossip_interval / 2).max(Duration::from_millis(20));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_tick = std::time::Instant::now();
+        let freeze = (self.node.config().gossip_interval * 5).max(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = tick.tick() => self.observe_gossip().await,
+                _ = tick.tick() => {
+                    if last_tick.elapsed() > freeze {
+                        tracing::warn!(gap = ?last_tick.elapsed(), "this process was frozen");
+                        *self.node.inner.woke_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(std::time::Instant::now());
+                    }
+                    last_tick = std::time::Instant::now();
+                    self.observe_gossip().await
+                }
                 Some(event) = self.transport_rx.recv() => self.on_transport(event).await,
                 Some(control) = self.control_rx.recv() => match control {
                     Control::Leave(done) => {

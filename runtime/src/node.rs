@@ -88,6 +88,8 @@ pub(crate) struct NodeInner {
     pub(crate) metrics: Metrics,
     pub(crate) control: mpsc::UnboundedSender<Control>,
     stop_hooks: RwLock<Vec<StopHook>>,
+    /// When the driver last found that this process had been frozen.
+    pub(crate) woke_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// Called with the local id of every actor that stops on this node, and why.
@@ -130,6 +132,7 @@ impl Node {
                 metrics: Metrics::default(),
                 control,
                 stop_hooks: RwLock::new(Vec::new()),
+                woke_at: Mutex::new(None),
             }),
         }
     }
@@ -362,6 +365,17 @@ impl Node {
             outcome: Ok(()),
         };
         self.link_to(&reply.origin)?.push(&header, Some(&value))
+    }
+
+    /// Whether this process woke from a freeze (SIGSTOP, a paused VM) within
+    /// `within`: its own down declarations from then are suspect, as the
+    /// others may have declared it down meanwhile.
+    pub fn woke_within(&self, within: Duration) -> bool {
+        self.inner
+            .woke_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < within)
     }
 
     /// The local id of a live actor on this node, by id or local name.

@@ -21,9 +21,12 @@ use crate::spec::{
     ChildRecord, ChildSpec, ChildStatus, ChildrenSchema, Restart, StartInfo, TypesSchema,
 };
 
-/// How long a node that finds itself alone waits before failing children
-/// over (see `failover`).
-const ALONE_SETTLE: Duration = Duration::from_secs(1);
+/// How long every failover waits first (see `failover`).
+const FAILOVER_SETTLE: Duration = Duration::from_millis(300);
+
+/// How much longer a node that finds itself alone, or that just woke from a
+/// freeze, waits before failing children over (see `failover`).
+const ALONE_SETTLE: Duration = Duration::from_secs(2);
 
 /// The local name of the supervisor actor on every node.
 pub const SUPERVISOR_NAME: &str = "drove.supervisor";
@@ -940,11 +943,16 @@ impl Supervisor {
                 tracing::warn!("no quorum: not failing children over");
                 return;
             }
-        } else if alone {
-            // Everyone else down at once is what a node sees when it wakes
-            // from a freeze on a stale failure detector, a moment before it
-            // learns that it was the one declared down. Wait that moment.
-            tokio::time::sleep(ALONE_SETTLE).await;
+        } else {
+            // A node that wakes from a freeze sees its peers down on a stale
+            // view, a moment before it learns that it was the one declared
+            // down. Every failover waits a moment; a node that is alone, or
+            // that has just woken, waits longer.
+            tokio::time::sleep(FAILOVER_SETTLE).await;
+            let suspect = alone || self.inner.node.woke_within(Duration::from_secs(5));
+            if suspect && self.me() == me {
+                tokio::time::sleep(ALONE_SETTLE).await;
+            }
         }
         if self.me() != me {
             tracing::info!("rejoined meanwhile: the survivors own these children");
