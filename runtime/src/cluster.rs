@@ -376,6 +376,13 @@ impl Driver {
                 }
             }
         }
+        // The freeze, if there was one, has been dealt with.
+        *self
+            .node
+            .inner
+            .woke_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         self.emit(MembershipEvent::Rejoined { old, new: me.id });
     }
 
