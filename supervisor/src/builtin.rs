@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use drove_runtime::echo::Echo;
 use drove_runtime::{Actor, ActorError, Context, Message, Reply};
 
+use crate::builder::{checkpoint, SupervisorBuilder};
 use crate::spec::StartInfo;
-use crate::supervisor::{checkpoint, SupervisorBuilder};
 
 /// A ticker's start arguments.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

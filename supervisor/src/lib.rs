@@ -25,27 +25,35 @@
 //!   strict majority starts nothing and stops what it runs; the majority
 //!   waits a fencing margin after a down declaration before failing over.
 //! - **Handoff.** [`Supervisor::handoff`] before a graceful leave.
-//!
-//! Not yet here: active redistribution when nodes join.
+//! - **Redistribution** when a node joins ([`SupervisorBuilder::redistribution`]):
+//!   passive by default (only new children go there); active hands each
+//!   child whose placement moved to its new node, with its checkpoint.
 //!
 //! # Layout
 //!
-//! - [`supervisor`]: [`Supervisor`], the builder, local supervision, failover.
+//! - [`supervisor`]: [`Supervisor`] and the cluster-wide operations.
+//! - [`builder`]: declaring types, strategies, starting; [`checkpoint`].
+//! - `local`: the node's ledger, local starts and restarts.
+//! - `moves`: failover, handoff, redistribution.
+//! - [`protocol`]: messages between supervisors, table observers.
 //! - [`spec`]: child specs and records.
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
 //! - [`builtin`]: the `ticker` and `echo` types.
 //! - [`http`]: the `/api/children` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod builder;
 pub mod builtin;
 pub mod http;
+mod local;
+mod moves;
 pub mod placement;
+pub mod protocol;
 pub mod spec;
 pub mod supervisor;
 
+pub use builder::{checkpoint, ChildExt, QuorumConfig, Redistribution, SupervisorBuilder};
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
+pub use protocol::SupMsg;
 pub use spec::{ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
-pub use supervisor::{
-    checkpoint, ChildCounts, ChildInfo, QuorumConfig, Supervisor, SupervisorBuilder,
-    SupervisorError, SUPERVISOR_NAME,
-};
+pub use supervisor::{ChildCounts, ChildInfo, Supervisor, SupervisorError, SUPERVISOR_NAME};

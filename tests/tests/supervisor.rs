@@ -248,3 +248,76 @@ async fn sigterm_hands_children_over_with_state() {
         assert_eq!(new.restarts, old.restarts, "a handoff is not a restart");
     }
 }
+
+/// Two nodes run 30 endless children and a singleton; a third joins.
+/// Returns the children before the join, and the cluster.
+async fn third_node_joins(redistribution: &str) -> (Vec<ChildInfo>, TestCluster) {
+    let mut c = TestCluster::new(3);
+    for n in &mut c.nodes {
+        n.extra = vec!["--redistribution".into(), redistribution.into()];
+    }
+    c.nodes[0].start();
+    c.nodes[1].start();
+    c.wait_converged(LONG).await;
+    let http = c.nodes[0].http_addr();
+    populate(&http, 30, 0, 1).await;
+    let before = children_at(&http, false).await.expect("children");
+    c.nodes[2].start();
+    c.wait_converged(LONG).await;
+    (before, c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_redistribution_moves_children_to_a_new_node_with_state() {
+    let (before, c) = third_node_joins("active").await;
+    let newcomer = c.nodes[2].http_addr();
+    wait_for(LONG, "children handed to the new node", || async {
+        children_at(&newcomer, true)
+            .await
+            .filter(|l| !l.is_empty())
+            .map(|_| ())
+    })
+    .await;
+    let all: Vec<&NodeProc> = c.nodes.iter().collect();
+    let ids: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
+    wait_exactly_once(&all, &ids).await;
+    let after = children_at(&newcomer, false).await.expect("children");
+    let after: BTreeMap<&str, &ChildInfo> = after.iter().map(|ch| (ch.id.as_str(), ch)).collect();
+    let mut moved = 0;
+    for old in &before {
+        let new = after[old.id.as_str()];
+        assert!(checkpoint(new) >= checkpoint(old), "{} went back", old.id);
+        assert_eq!(new.restarts, old.restarts, "a move is not a restart");
+        if new.node != old.node {
+            assert_eq!(
+                new.node, c.nodes[2].name,
+                "{} moved between old nodes",
+                old.id
+            );
+            moved += 1;
+        }
+    }
+    assert!(moved > 0 && moved < before.len(), "{moved} children moved");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passive_redistribution_leaves_running_children_in_place() {
+    let (before, c) = third_node_joins("passive").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        children_at(&c.nodes[2].http_addr(), true).await,
+        Some(Vec::new())
+    );
+    // New children are placed over all three nodes.
+    for i in 0..30 {
+        spawn_child(&c.nodes[0].http_addr(), json!({"type": "ticker", "id": format!("late{i:02}"), "restart": "transient", "args": {"interval_ms": 100}})).await;
+    }
+    let late = children_at(&c.nodes[2].http_addr(), true)
+        .await
+        .expect("ledger");
+    assert!(!late.is_empty() && late.iter().all(|ch| ch.id.starts_with("late")));
+    let all: Vec<&NodeProc> = c.nodes.iter().collect();
+    let mut ids: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
+    ids.extend((0..30).map(|i| format!("late{i:02}")));
+    wait_exactly_once(&all, &ids).await;
+}

@@ -124,6 +124,11 @@ struct NodeArgs {
     /// before failing children over, so the minority has stopped them.
     #[arg(long, env = "DROVE_FENCING_MS", default_value_t = 2000)]
     fencing_ms: u64,
+    /// When a node joins: `passive` leaves running children where they are
+    /// (only new ones go there); `active` hands over each child whose
+    /// placement moved to the new node.
+    #[arg(long, env = "DROVE_REDISTRIBUTION", default_value = "passive", value_parser = ["passive", "active"])]
+    redistribution: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -160,6 +165,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let (quorum, fencing_ms) = (args.quorum, args.fencing_ms);
+    let redistribution = match args.redistribution.as_str() {
+        "active" => drove_supervisor::Redistribution::Active,
+        _ => drove_supervisor::Redistribution::Passive,
+    };
     let mut config = NodeConfig::new(args.name);
     config.listen = args.listen;
     config.seeds = args.seeds.into_iter().filter(|s| !s.is_empty()).collect();
@@ -176,7 +185,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .context("starting the registry")?;
     let mut builder = drove_supervisor::builtin::with_builtins(
         drove_supervisor::Supervisor::builder(&node, &registry),
-    );
+    )
+    .redistribution(redistribution);
     if let Some(size) = quorum {
         builder = builder.quorum(drove_supervisor::QuorumConfig {
             size: (size > 0).then_some(size),
