@@ -49,6 +49,12 @@ impl Clock {
         self.last
     }
 
+    /// The clock's current time without moving it: the later of the wall
+    /// clock and the last stamp made or seen.
+    pub fn peek(&self, wall_ms: u64) -> Hlc {
+        Hlc::new(wall_ms.saturating_add_signed(self.offset_ms), 0).max(self.last)
+    }
+
     /// Moves the clock past a stamp seen from another node.
     pub fn observe(&mut self, seen: Hlc) {
         if seen > self.last {

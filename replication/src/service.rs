@@ -236,6 +236,11 @@ impl<S: Schema> Writer<'_, S> {
         lineage
     }
 
+    /// This node's clock now (see [`Clock::peek`]).
+    pub fn now(&self) -> Hlc {
+        self.state.clock.peek(wall_ms())
+    }
+
     /// Deletes this node's slot `lineage` under `key`.
     pub fn remove(&mut self, key: S::Key, lineage: Hlc) {
         let stamp = self.state.clock.tick(wall_ms());
@@ -310,6 +315,13 @@ impl<S: Schema> Replicated<S> {
     pub fn read<R>(&self, f: impl FnOnce(&SchemaReplica<S>, &NodeId) -> R) -> R {
         let state = self.lock();
         f(&state.replica, &state.me)
+    }
+
+    /// This node's clock now: never behind a stamp it made or saw, so a
+    /// write from a node whose clock runs ahead is not in this node's
+    /// future (see [`Clock::peek`]).
+    pub fn now(&self) -> Hlc {
+        self.lock().clock.peek(wall_ms())
     }
 
     /// Writes to the local replica and pushes the ops to every peer, in

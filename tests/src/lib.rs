@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod netns;
+pub mod sse;
 
 use std::fs::File;
 use std::future::Future;
@@ -99,6 +100,25 @@ pub fn free_port(ip: &str) -> u16 {
     panic!("no free port on {ip}");
 }
 
+/// Tests of one test binary that measure timing-sensitive faults (a frozen
+/// node must be declared down, and nobody else) take this exclusively; the
+/// other multi-process tests of that binary share it. On a small machine,
+/// a dozen node processes of parallel tests can starve a node long enough
+/// for its peers to suspect it, which is a real false positive of failure
+/// detection but not what such a test is about.
+static FAULT_TIMING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Runs alone among this binary's multi-process tests while held.
+pub async fn timing_sensitive() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    FAULT_TIMING.write().await
+}
+
+/// Runs beside other multi-process tests, but not beside a
+/// [`timing_sensitive`] one, while held.
+pub async fn shared_machine() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    FAULT_TIMING.read().await
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics with
 /// `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
@@ -117,6 +137,25 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The sum of the `/metrics` samples named `name` whose labels contain
+/// every one of `labels` (e.g. `peer="n2"`); `None` if unreachable.
+pub async fn metric(http: &str, name: &str, labels: &[&str]) -> Option<u64> {
+    let (status, body) = drove_admin::client::get(http, "/metrics", Duration::from_secs(10))
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    Some(
+        body.lines()
+            .filter(|l| {
+                l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|lb| l.contains(lb))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum(),
+    )
 }
 
 /// GET `/api/cluster` on an admin address.

@@ -29,6 +29,45 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The pid of the test process that made a `drv<pid>x<n>...` name.
+fn creator_pid(name: &str) -> Option<u32> {
+    let (pid, _) = name.strip_prefix("drv")?.split_once('x')?;
+    pid.parse().ok()
+}
+
+fn output_of(args: &[&str]) -> String {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Removes the namespaces and management links of test processes that
+/// died before their drop ran (killed by a timeout, say): their addresses
+/// would clash with a new network's.
+fn remove_orphans() {
+    let orphan = |name: &str| {
+        creator_pid(name).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    for line in output_of(&["netns", "list"]).lines() {
+        if let Some(name) = line.split_whitespace().next().filter(|n| orphan(n)) {
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+    // `ip -o link` lines read "<index>: <name>@<peer>: ...".
+    for line in output_of(&["-o", "link", "show"]).lines() {
+        let name = line
+            .split(':')
+            .nth(1)
+            .map(|n| n.trim().split('@').next().unwrap_or_default())
+            .unwrap_or_default();
+        if orphan(name) {
+            let _ = ip(&["link", "del", name]);
+        }
+    }
+}
+
 /// A small network of namespaces.
 #[derive(Debug)]
 pub struct NetNs {
@@ -44,7 +83,9 @@ impl NetNs {
         assert!(hosts <= 60, "at most 60 hosts");
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
-        let prefix = format!("drv{}{n}", std::process::id() % 10_000);
+        remove_orphans();
+        // Interface names derived from it stay within 15 bytes.
+        let prefix = format!("drv{}x{n}", std::process::id());
         let net = NetNs { prefix, hosts };
         net.setup()?;
         Ok(net)

@@ -90,6 +90,7 @@ async fn wait_exactly_once(survivors: &[&NodeProc], unfinished: &BTreeSet<String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_fails_over_exactly_once_from_checkpoints() {
+    let _machine = drove_tests::shared_machine().await;
     let mut c = TestCluster::started(3).await;
     let http = c.nodes[0].http_addr();
     populate(&http, 80, 17, 3).await;
@@ -146,8 +147,8 @@ async fn kill9_fails_over_exactly_once_from_checkpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "flaky under CI load: a child is briefly seen on two ledgers around a SIGSTOP failover; run with --ignored"]
 async fn silent_node_children_move_and_stale_copies_stop() {
+    let _machine = drove_tests::timing_sensitive().await;
     let c = TestCluster::started(3).await;
     let http = c.nodes[0].http_addr();
     populate(&http, 30, 0, 1).await;
@@ -177,6 +178,7 @@ async fn silent_node_children_move_and_stale_copies_stop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_policies_and_intensity() {
+    let _machine = drove_tests::shared_machine().await;
     let c = TestCluster::started(1).await;
     let http = c.nodes[0].http_addr();
     // Crashes on every first tick: restarted 3 times within 10 s, then given up.
@@ -221,6 +223,7 @@ async fn restart_policies_and_intensity() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_hands_children_over_with_state() {
+    let _machine = drove_tests::shared_machine().await;
     let mut c = TestCluster::started(3).await;
     let http = c.nodes[0].http_addr();
     populate(&http, 24, 0, 1).await;
@@ -269,6 +272,7 @@ async fn third_node_joins(redistribution: &str) -> (Vec<ChildInfo>, TestCluster)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn active_redistribution_moves_children_to_a_new_node_with_state() {
+    let _machine = drove_tests::shared_machine().await;
     let (before, c) = third_node_joins("active").await;
     let newcomer = c.nodes[2].http_addr();
     wait_for(LONG, "children handed to the new node", || async {
@@ -302,6 +306,7 @@ async fn active_redistribution_moves_children_to_a_new_node_with_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn passive_redistribution_leaves_running_children_in_place() {
+    let _machine = drove_tests::shared_machine().await;
     let (before, c) = third_node_joins("passive").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(

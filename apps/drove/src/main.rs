@@ -129,6 +129,15 @@ struct NodeArgs {
     /// placement moved to the new node.
     #[arg(long, env = "DROVE_REDISTRIBUTION", default_value = "passive", value_parser = ["passive", "active"])]
     redistribution: String,
+    /// Shifts this node's clock for the replicated cache by this many
+    /// milliseconds (to test clock skew; see drove-cache's docs).
+    #[arg(
+        long,
+        env = "DROVE_CLOCK_OFFSET_MS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    clock_offset_ms: i64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -165,6 +174,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let (quorum, fencing_ms) = (args.quorum, args.fencing_ms);
+    let cache_config = drove_cache::CacheConfig {
+        clock_offset_ms: args.clock_offset_ms,
+    };
     let redistribution = match args.redistribution.as_str() {
         "active" => drove_supervisor::Redistribution::Active,
         _ => drove_supervisor::Redistribution::Passive,
@@ -194,13 +206,25 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         });
     }
     let supervisor = builder.start().await.context("starting the supervisor")?;
-    let registry_metrics = registry.clone();
-    let app = drove_admin::router(
-        node.clone(),
-        vec![std::sync::Arc::new(move || registry_metrics.metrics_text())],
-    )
-    .merge(drove_registry::http::router(registry))
-    .merge(drove_supervisor::http::router(supervisor.clone()));
+    let pubsub = drove_pubsub::PubSub::start(&node)
+        .await
+        .context("starting pub/sub")?;
+    let cache = drove_cache::Cache::start_with(&node, cache_config)
+        .await
+        .context("starting the cache")?;
+    let metrics: Vec<drove_admin::ExtraMetrics> = {
+        let (registry, pubsub, cache) = (registry.clone(), pubsub.clone(), cache.clone());
+        vec![
+            std::sync::Arc::new(move || registry.metrics_text()),
+            std::sync::Arc::new(move || pubsub.metrics_text()),
+            std::sync::Arc::new(move || cache.metrics_text()),
+        ]
+    };
+    let app = drove_admin::router(node.clone(), metrics)
+        .merge(drove_registry::http::router(registry))
+        .merge(drove_supervisor::http::router(supervisor.clone()))
+        .merge(drove_pubsub::http::router(pubsub))
+        .merge(drove_cache::http::router(cache));
     let admin = tokio::spawn(async move { axum::serve(http, app).await });
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

@@ -1,0 +1,390 @@
+//! The cache API and its housekeeping.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use drove_replication::{Change, Observer, Replicated, ReplicationConfig, SchemaReplica};
+use drove_runtime::{Node, NodeId, SpawnError};
+
+use crate::schema::{latest, tidy, visible, CacheSchema, CacheValue, Tidy};
+
+/// Longest accepted key, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Largest accepted value, in bytes of JSON: every node holds a copy.
+pub const MAX_VALUE_LEN: usize = 1024 * 1024;
+
+/// How often each node tidies its own slots (expired, shadowed, deleted).
+const TIDY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why a cache operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// An empty or overlong key.
+    #[error("invalid key: must be 1 to {MAX_KEY_LEN} bytes")]
+    InvalidKey,
+    /// A value over [`MAX_VALUE_LEN`] bytes of JSON.
+    #[error("value too large: {0} bytes of JSON, at most {MAX_VALUE_LEN}")]
+    TooLarge(usize),
+    /// A value that does not (de)serialize as the type asked for.
+    #[error("value: {0}")]
+    Value(String),
+    /// The service could not be started.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// Settings.
+#[derive(Clone, Debug, Default)]
+pub struct CacheConfig {
+    /// Added to this node's wall clock, to test clock skew.
+    pub clock_offset_ms: i64,
+}
+
+/// One entry as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    /// The value, JSON text.
+    pub json: String,
+    /// Its deadline in cluster time (ms since the Unix epoch), if any.
+    pub expires_at_ms: Option<u64>,
+    /// The node whose write this is.
+    pub written_by: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    expired: AtomicU64,
+    tidied: AtomicU64,
+}
+
+struct NoObserver;
+
+impl Observer<CacheSchema> for NoObserver {
+    fn changed(
+        &self,
+        _: &SchemaReplica<CacheSchema>,
+        _: &NodeId,
+        _: Change<'_, Arc<str>, CacheValue>,
+    ) {
+    }
+}
+
+/// The replicated cache on one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    repl: Replicated<CacheSchema>,
+    counters: Arc<Counters>,
+}
+
+fn check_key(key: &str) -> Result<(), CacheError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(CacheError::InvalidKey);
+    }
+    Ok(())
+}
+
+fn encode<V: Serialize>(value: &V) -> Result<Arc<str>, CacheError> {
+    let json = serde_json::to_string(value).map_err(|e| CacheError::Value(e.to_string()))?;
+    if json.len() > MAX_VALUE_LEN {
+        return Err(CacheError::TooLarge(json.len()));
+    }
+    Ok(Arc::from(json))
+}
+
+fn decode<V: DeserializeOwned>(json: &str) -> Result<V, CacheError> {
+    serde_json::from_str(json).map_err(|e| CacheError::Value(e.to_string()))
+}
+
+impl Cache {
+    /// Starts the cache on `node`.
+    pub async fn start(node: &Node) -> Result<Cache, CacheError> {
+        Self::start_with(node, CacheConfig::default()).await
+    }
+
+    /// Starts the cache on `node` with `config`.
+    pub async fn start_with(node: &Node, config: CacheConfig) -> Result<Cache, CacheError> {
+        let repl = Replicated::start(
+            node,
+            ReplicationConfig {
+                clock_offset_ms: config.clock_offset_ms,
+                ..ReplicationConfig::default()
+            },
+            Box::new(NoObserver),
+        )
+        .await?;
+        let cache = Cache {
+            repl,
+            counters: Arc::default(),
+        };
+        tokio::spawn(cache.clone().tidy_loop());
+        Ok(cache)
+    }
+
+    /// Cluster time now on this node, ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.repl.now().ms()
+    }
+
+    /// Writes `key`, replacing any value, expiring after `ttl` if given.
+    pub fn put<V: Serialize>(
+        &self,
+        key: &str,
+        value: &V,
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        check_key(key)?;
+        let json = encode(value)?;
+        self.repl.write(|w| {
+            let value = live(json, w.now().ms(), ttl);
+            write_mine(w, key, value);
+        });
+        Ok(())
+    }
+
+    /// Writes `key` only if it has no live value on this node; returns
+    /// whether it wrote. The check is local: two nodes that put the same
+    /// new key at once both succeed, and the later write wins everywhere.
+    pub fn put_new<V: Serialize>(
+        &self,
+        key: &str,
+        value: &V,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        check_key(key)?;
+        let json = encode(value)?;
+        Ok(self.repl.write(|w| {
+            let now = w.now().ms();
+            if visible(w.replica(), key, now).is_some() {
+                return false;
+            }
+            write_mine(w, key, live(json, now, ttl));
+            true
+        }))
+    }
+
+    /// Reads, changes and writes `key` in one step on this node: `f` gets
+    /// the current value (or `None`) and returns the new one. Concurrent
+    /// updates on two nodes are not merged: the later write wins.
+    pub fn update<V, F>(&self, key: &str, ttl: Option<Duration>, f: F) -> Result<V, CacheError>
+    where
+        V: Serialize + DeserializeOwned,
+        F: FnOnce(Option<V>) -> V,
+    {
+        check_key(key)?;
+        self.repl.write(|w| {
+            let now = w.now().ms();
+            let current = match visible(w.replica(), key, now) {
+                Some((_, json, _)) => Some(decode::<V>(json)?),
+                None => None,
+            };
+            let new = f(current);
+            let json = encode(&new)?;
+            write_mine(w, key, live(json, now, ttl));
+            Ok(new)
+        })
+    }
+
+    /// The live value of `key`, read locally.
+    pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, CacheError> {
+        match self.entry(key) {
+            Some(e) => decode(&e.json).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The live entry of `key` with its deadline and writer, read locally.
+    pub fn entry(&self, key: &str) -> Option<EntryInfo> {
+        let now = self.now_ms();
+        self.repl.read(|r, _| {
+            visible(r, key, now).map(|(slot, json, expires_at_ms)| EntryInfo {
+                json: json.to_string(),
+                expires_at_ms,
+                written_by: slot.owner.name.clone(),
+            })
+        })
+    }
+
+    /// Deletes `key` everywhere; returns whether it had a live value here.
+    pub fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        check_key(key)?;
+        Ok(self.repl.write(|w| {
+            let now = w.now().ms();
+            let existed = visible(w.replica(), key, now).is_some();
+            let others = w
+                .replica()
+                .slots(key)
+                .any(|s| s.owner != w.me() && s.value.is_some());
+            if others {
+                // Older writes of other nodes stay until their owners drop
+                // them: hide them behind a newer deletion.
+                write_mine(w, key, CacheValue::Deleted);
+            } else if let Some(lineage) = my_lineage(w.replica(), w.me(), key) {
+                w.remove(Arc::from(key), lineage);
+            }
+            existed
+        }))
+    }
+
+    /// Keys with a live value, read locally.
+    pub fn keys(&self) -> Vec<String> {
+        let now = self.now_ms();
+        let mut keys: Vec<String> = self.repl.read(|r, _| {
+            r.keys()
+                .filter(|k| visible(r, k, now).is_some())
+                .map(|k| k.to_string())
+                .collect()
+        });
+        keys.sort();
+        keys
+    }
+
+    /// How many keys have a live value here.
+    pub fn len(&self) -> usize {
+        let now = self.now_ms();
+        self.repl
+            .read(|r, _| r.keys().filter(|k| visible(r, k, now).is_some()).count())
+    }
+
+    /// Whether no key has a live value here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The node the cache runs on.
+    pub fn node(&self) -> &Node {
+        self.repl.node()
+    }
+
+    /// Removes or marks this node's own slots that expired or that a newer
+    /// write shadows, so each key keeps about one slot.
+    fn tidy(&self) {
+        let now = self.now_ms();
+        let work: Vec<(Arc<str>, Tidy, bool)> = self.repl.read(|r, me| {
+            r.keys()
+                .filter_map(|k| {
+                    let expired = latest(r, k).is_some_and(|l| {
+                        l.owner == me && l.value.is_some_and(|v| !v.is_live_at(now))
+                    });
+                    match tidy(r, me, k, now) {
+                        Tidy::Keep => None,
+                        t => Some((k.clone(), t, expired)),
+                    }
+                })
+                .collect()
+        });
+        if work.is_empty() {
+            return;
+        }
+        self.repl.write(|w| {
+            for (key, action, expired) in work {
+                // Re-check under the write lock: a write may have come in.
+                if tidy(w.replica(), w.me(), &key, now) != action {
+                    continue;
+                }
+                match action {
+                    Tidy::Keep => {}
+                    Tidy::Remove(lineage) => w.remove(key, lineage),
+                    Tidy::MarkDeleted(lineage) => {
+                        w.put(key, Some(lineage), CacheValue::Deleted);
+                    }
+                }
+                let counter = if expired {
+                    &self.counters.expired
+                } else {
+                    &self.counters.tidied
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    async fn tidy_loop(self) {
+        let mut tick = tokio::time::interval(TIDY_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            self.tidy();
+        }
+    }
+
+    /// Prometheus text: entries, slots, replication and housekeeping.
+    pub fn metrics_text(&self) -> String {
+        let node = self.repl.node().name().to_string();
+        let m = self.repl.metrics();
+        let (keys, tombstones) = self.repl.read(|r, _| (r.key_count(), r.tombstone_count()));
+        let rows: [(&str, &str, &str, u64); 6] = [
+            (
+                "drove_cache_entries",
+                "gauge",
+                "Keys with a live value on this node.",
+                self.len() as u64,
+            ),
+            (
+                "drove_cache_keys",
+                "gauge",
+                "Keys held in this replica, live, expired or deleted.",
+                keys as u64,
+            ),
+            (
+                "drove_cache_tombstones",
+                "gauge",
+                "Tombstones held.",
+                tombstones as u64,
+            ),
+            (
+                "drove_cache_deltas_sent_total",
+                "counter",
+                "Delta messages sent to peers.",
+                m.deltas_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_cache_expired_total",
+                "counter",
+                "Entries this node removed when they expired.",
+                self.counters.expired.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_cache_tidied_total",
+                "counter",
+                "Shadowed or deleted slots this node dropped.",
+                self.counters.tidied.load(Ordering::Relaxed),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+fn live(json: Arc<str>, now_ms: u64, ttl: Option<Duration>) -> CacheValue {
+    CacheValue::Live {
+        json,
+        expires_at_ms: ttl.map(|t| now_ms.saturating_add(t.as_millis() as u64)),
+    }
+}
+
+fn my_lineage(
+    replica: &SchemaReplica<CacheSchema>,
+    me: &NodeId,
+    key: &str,
+) -> Option<drove_replication::Hlc> {
+    replica
+        .slots(key)
+        .find(|s| s.owner == me && s.value.is_some())
+        .map(|s| s.lineage)
+}
+
+/// Writes this node's slot of `key` (a new version of it if it has one).
+fn write_mine(w: &mut drove_replication::Writer<'_, CacheSchema>, key: &str, value: CacheValue) {
+    let lineage = my_lineage(w.replica(), w.me(), key);
+    w.put(Arc::from(key), lineage, value);
+}

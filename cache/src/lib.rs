@@ -1,0 +1,48 @@
+//! A replicated cache for drove, as Nebulex's replicated adapter.
+//!
+//! Every node holds a full copy, so reads are local. Writes go through
+//! `drove-replication` (the same core as the registry and the supervisor):
+//! each node owns its own slot of a key, and a key shows the write with the
+//! greatest hybrid-logical-clock stamp, ties broken by node id (last writer
+//! wins). A node that joins receives the contents by the core's
+//! anti-entropy.
+//!
+//! # Expiry
+//!
+//! A TTL becomes a deadline inside the replicated value (the writer's
+//! cluster time plus the TTL), so every node expires the entry at the same
+//! cluster time instead of by a local timer started when the write arrived.
+//! Reads never return an expired value; each node also drops its own
+//! expired slots every 500 ms.
+//!
+//! # Clock skew
+//!
+//! Cluster time on a node is the later of its wall clock and the newest
+//! stamp it has made or seen (an HLC). So:
+//!
+//! - **LWW.** If node A's clock runs `d` ahead of node B's, a write on A
+//!   beats a write made on B up to `d` later in real time. Writes more than
+//!   `d` apart are ordered as they happened. On one node, writes are always
+//!   ordered as made.
+//! - **TTL.** A deadline is in the writer's time. A node whose clock runs
+//!   ahead by `d` expires an entry up to `d` early (in real time); one whose
+//!   clock lags expires it up to `d` late, unless it has seen a newer stamp
+//!   from the faster node, which moves its cluster time forward.
+//!
+//! Tested with an injected offset (`drove node --clock-offset-ms`).
+//!
+//! # Layout
+//!
+//! - [`cache`]: [`Cache`] (put, get, delete, put_new, update, TTL) and its
+//!   housekeeping.
+//! - [`schema`]: the replicated value, which write shows, tidying rules
+//!   (property-tested).
+//! - [`http`]: `/api/cache` routes.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cache;
+pub mod http;
+pub mod schema;
+
+pub use cache::{Cache, CacheConfig, CacheError, EntryInfo, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use schema::{CacheSchema, CacheValue};

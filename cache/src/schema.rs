@@ -1,0 +1,239 @@
+//! What the cache replicates, and which write a key shows.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use drove_replication::{Hlc, Schema, SchemaReplica, SlotRef};
+
+/// The cache's replication channel.
+#[derive(Debug)]
+pub struct CacheSchema;
+
+impl Schema for CacheSchema {
+    const CHANNEL: &'static str = "cache";
+    const TAG: &'static str = "drove.cache.v1";
+    type Key = Arc<str>;
+    type Value = CacheValue;
+}
+
+/// One node's latest write of a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheValue {
+    /// A value, JSON text, valid until `expires_at_ms` (cluster time, ms
+    /// since the Unix epoch) if set.
+    Live {
+        /// The value as JSON text.
+        json: Arc<str>,
+        /// The deadline, part of the replicated value so every node expires
+        /// the entry at the same cluster time.
+        expires_at_ms: Option<u64>,
+    },
+    /// A deletion that must hide older writes of other nodes until they
+    /// drop them.
+    Deleted,
+}
+
+impl CacheValue {
+    /// Whether the value is live at cluster time `now_ms`.
+    pub fn is_live_at(&self, now_ms: u64) -> bool {
+        match self {
+            CacheValue::Live { expires_at_ms, .. } => expires_at_ms.is_none_or(|t| now_ms < t),
+            CacheValue::Deleted => false,
+        }
+    }
+}
+
+/// The write a key shows: last writer wins, by the write's hybrid logical
+/// clock stamp, ties broken by writer node id.
+pub fn latest<'a>(
+    replica: &'a SchemaReplica<CacheSchema>,
+    key: &str,
+) -> Option<SlotRef<'a, CacheValue>> {
+    replica
+        .slots(key)
+        .filter(|s| s.value.is_some())
+        .max_by(|a, b| (a.stamp, a.owner).cmp(&(b.stamp, b.owner)))
+}
+
+/// The live value of `key` at cluster time `now_ms`.
+pub fn visible<'a>(
+    replica: &'a SchemaReplica<CacheSchema>,
+    key: &str,
+    now_ms: u64,
+) -> Option<(SlotRef<'a, CacheValue>, &'a Arc<str>, Option<u64>)> {
+    let slot = latest(replica, key)?;
+    match slot.value {
+        Some(
+            v @ CacheValue::Live {
+                json,
+                expires_at_ms,
+            },
+        ) if v.is_live_at(now_ms) => Some((slot, json, *expires_at_ms)),
+        _ => None,
+    }
+}
+
+/// What this node should do with its own slot of a key, to keep one live
+/// slot per key in the steady state without ever uncovering an older
+/// write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tidy {
+    /// Nothing.
+    Keep,
+    /// Remove this node's slot.
+    Remove(Hlc),
+    /// Replace it by a deletion marker (it expired but older writes of
+    /// other nodes are still around, which its removal would uncover).
+    MarkDeleted(Hlc),
+}
+
+/// Decides [`Tidy`] for this node's slot of `key`.
+pub fn tidy(
+    replica: &SchemaReplica<CacheSchema>,
+    me: &drove_runtime::NodeId,
+    key: &str,
+    now_ms: u64,
+) -> Tidy {
+    let Some(mine) = replica
+        .slots(key)
+        .find(|s| s.owner == me && s.value.is_some())
+    else {
+        return Tidy::Keep;
+    };
+    let others = replica
+        .slots(key)
+        .filter(|s| s.owner != me && s.value.is_some())
+        .count();
+    let is_latest = latest(replica, key).is_some_and(|l| l.owner == me);
+    match mine.value {
+        // Shadowed by a newer write: this slot can never show again.
+        _ if !is_latest => Tidy::Remove(mine.lineage),
+        Some(CacheValue::Deleted) if others == 0 => Tidy::Remove(mine.lineage),
+        Some(v @ CacheValue::Live { .. }) if !v.is_live_at(now_ms) => {
+            if others == 0 {
+                Tidy::Remove(mine.lineage)
+            } else {
+                Tidy::MarkDeleted(mine.lineage)
+            }
+        }
+        _ => Tidy::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use drove_replication::{Op, Replica};
+    use drove_runtime::{Incarnation, NodeId};
+
+    use super::*;
+
+    fn node(i: u8) -> NodeId {
+        NodeId::new(format!("n{i}"), Incarnation(u64::from(i) + 1))
+    }
+
+    /// (writer, key, stamp, deleted)
+    fn write() -> impl Strategy<Value = (u8, u8, u16, bool)> {
+        (0u8..3, 0u8..4, 1u16..500, proptest::bool::weighted(0.2))
+    }
+
+    /// Each writer keeps one slot per key (lineage 1) and writes versions
+    /// of it; stamps are unique per writer by construction.
+    fn op((w, key, stamp, deleted): (u8, u8, u16, bool)) -> (NodeId, Op<Arc<str>, CacheValue>) {
+        let value = if deleted {
+            CacheValue::Deleted
+        } else {
+            CacheValue::Live {
+                json: Arc::from(format!("\"{w}-{stamp}\"").as_str()),
+                expires_at_ms: None,
+            }
+        };
+        let op = Op::Put {
+            key: Arc::from(format!("k{key}").as_str()),
+            lineage: Hlc(1),
+            stamp: Hlc(u64::from(stamp) * 4 + u64::from(w)),
+            value,
+        };
+        (node(w), op)
+    }
+
+    /// One writer never makes two writes with the same stamp.
+    fn unique_stamps(mut writes: Vec<(u8, u8, u16, bool)>) -> Vec<(u8, u8, u16, bool)> {
+        let mut seen = std::collections::HashSet::new();
+        writes.retain(|w| seen.insert((w.0, w.2)));
+        writes
+    }
+
+    fn shown(r: &Replica<Arc<str>, CacheValue>, key: u8) -> Option<String> {
+        visible(r, &format!("k{key}"), 0).map(|(_, json, _)| json.to_string())
+    }
+
+    proptest! {
+        /// Every delivery order shows, for every key, the value of the write
+        /// with the greatest stamp (or nothing if that write is a delete).
+        #[test]
+        fn any_delivery_order_shows_the_last_write(
+            writes in proptest::collection::vec(write(), 1..40),
+            seed in any::<u64>(),
+        ) {
+            let writes = unique_stamps(writes);
+            let ops: Vec<_> = writes.iter().copied().map(op).collect();
+            let mut in_order = Replica::new();
+            for (o, op) in &ops {
+                in_order.apply(o, op.clone());
+            }
+            let mut shuffled = ops.clone();
+            let mut s = seed;
+            for i in (1..shuffled.len()).rev() {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                shuffled.swap(i, (s >> 33) as usize % (i + 1));
+            }
+            let mut other = Replica::new();
+            for (o, op) in shuffled.iter().chain(shuffled.iter()) {
+                other.apply(o, op.clone());
+            }
+            for key in 0..4u8 {
+                let expected = writes
+                    .iter()
+                    .filter(|w| w.1 == key)
+                    .max_by_key(|w| u64::from(w.2) * 4 + u64::from(w.0))
+                    .and_then(|w| (!w.3).then(|| format!("\"{}-{}\"", w.0, w.2)));
+                prop_assert_eq!(shown(&in_order, key), expected.clone());
+                prop_assert_eq!(shown(&other, key), expected);
+            }
+        }
+
+        /// Tidying (each owner removing its shadowed or expired slots, or
+        /// marking them deleted) never changes what a key shows.
+        #[test]
+        fn tidying_never_changes_what_shows(
+            writes in proptest::collection::vec(write(), 1..40),
+        ) {
+            let writes = unique_stamps(writes);
+            let mut r = Replica::new();
+            for (o, op) in writes.iter().copied().map(op) {
+                r.apply(&o, op);
+            }
+            let before: Vec<_> = (0..4u8).map(|k| shown(&r, k)).collect();
+            for w in 0..3u8 {
+                let me = node(w);
+                for key in 0..4u8 {
+                    let k = format!("k{key}");
+                    match tidy(&r, &me, &k, 0) {
+                        Tidy::Keep => {}
+                        Tidy::Remove(lineage) => {
+                            r.apply(&me, Op::Remove { key: Arc::from(k.as_str()), lineage, stamp: Hlc(1_000_000) });
+                        }
+                        Tidy::MarkDeleted(lineage) => {
+                            r.apply(&me, Op::Put { key: Arc::from(k.as_str()), lineage, stamp: Hlc(1_000_000), value: CacheValue::Deleted });
+                        }
+                    }
+                }
+            }
+            let after: Vec<_> = (0..4u8).map(|k| shown(&r, k)).collect();
+            prop_assert_eq!(before, after);
+        }
+    }
+}

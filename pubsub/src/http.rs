@@ -1,0 +1,94 @@
+//! The pub/sub admin routes: publish JSON, follow a topic as server-sent
+//! events, list who subscribes to what.
+//!
+//! - `GET /api/pubsub`: `[{"topic", "nodes": [..]}]`.
+//! - `POST /api/pubsub/{topic}` with any JSON body: broadcasts it as a
+//!   [`JsonMessage`]; answers `{"nodes", "local"}` (202).
+//! - `GET /api/pubsub/{topic}/events`: a `text/event-stream` of the
+//!   topic's [`JsonMessage`]s, one `data:` line each.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio_stream::StreamExt;
+
+use drove_runtime::Message;
+
+use crate::PubSub;
+
+/// A JSON document as a pub/sub message (JSON text, so it crosses the
+/// wire through bincode unchanged).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonMessage(pub String);
+
+impl Message for JsonMessage {
+    const TAG: &'static str = "drove.pubsub.json.v1";
+}
+
+/// One row of `GET /api/pubsub`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TopicJson {
+    /// The topic.
+    pub topic: String,
+    /// Names of the nodes with subscribers.
+    pub nodes: Vec<String>,
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn list(State(pubsub): State<PubSub>) -> Json<Vec<TopicJson>> {
+    Json(
+        pubsub
+            .topics()
+            .into_iter()
+            .map(|(topic, nodes)| TopicJson {
+                topic,
+                nodes: nodes.into_iter().map(|n| n.name).collect(),
+            })
+            .collect(),
+    )
+}
+
+async fn publish(State(pubsub): State<PubSub>, Path(topic): Path<String>, body: Bytes) -> Response {
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    match pubsub.broadcast(&topic, &JsonMessage(value.to_string())) {
+        Ok(published) => (StatusCode::ACCEPTED, Json(published)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn events(State(pubsub): State<PubSub>, Path(topic): Path<String>) -> Response {
+    match pubsub.subscribe_stream::<JsonMessage>(&topic) {
+        Ok(sub) => {
+            let stream = sub.map(|m| Ok::<Event, Infallible>(Event::default().data(m.0)));
+            Sse::new(stream)
+                // A comment every few seconds: proxies keep the stream open,
+                // and a closed client is noticed (and unsubscribed) soon.
+                .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
+                .into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// The routes, to merge into the admin router.
+pub fn router(pubsub: PubSub) -> Router {
+    Router::new()
+        .route("/api/pubsub", get(list))
+        .route("/api/pubsub/{topic}", post(publish))
+        .route("/api/pubsub/{topic}/events", get(events))
+        .with_state(pubsub)
+}

@@ -1,0 +1,47 @@
+//! Cluster pub/sub for drove, as Phoenix.PubSub.
+//!
+//! Actors (or async streams) subscribe to topics; a broadcast reaches every
+//! subscriber in the cluster, with one message per node that has
+//! subscribers to the topic and none to the others.
+//!
+//! # How it works
+//!
+//! - **Who subscribes where** is replicated through `drove-replication`:
+//!   each node owns a slot per topic it has subscribers to (present while
+//!   it has at least one), so every node knows which nodes to send a topic
+//!   to, a node that goes down is forgotten with its slots, and a node that
+//!   joins receives the table.
+//! - **Delivery.** A broadcast encodes the message once and sends one
+//!   [`PubSubMsg`] to the `drove.pubsub` service of each other node with
+//!   subscribers; that service decodes it once per message type and hands a
+//!   copy to each local subscriber. Local subscribers get a clone directly.
+//! - **Order.** Messages from one publisher to one subscriber arrive in the
+//!   order they were sent: one link per pair of nodes, one service actor
+//!   per node.
+//! - **Typed messages.** Any [`Message`](drove_runtime::Message) + `Clone`;
+//!   a subscriber only receives messages of the type it subscribed with.
+//! - **Window.** A subscription is known to the other nodes once its delta
+//!   arrives (one link hop, usually well under a millisecond on a LAN); a
+//!   broadcast from another node just before that does not reach it, as
+//!   with Phoenix.PubSub over `pg`.
+//! - Subscribers are unbounded queues: a slow subscriber buffers.
+//!
+//! # Layout
+//!
+//! - [`pubsub`]: [`PubSub`]: subscribe, broadcast and friends.
+//! - [`service`]: the replicated subscriptions table, the message between
+//!   nodes, the receiving actor, stream subscriptions.
+//! - `metrics`: counters for `/metrics`.
+//! - `local`: this node's subscribers, grouped by topic and message type.
+//! - [`http`]: `/api/pubsub` routes (publish JSON, follow a topic as SSE).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod http;
+mod local;
+mod metrics;
+pub mod pubsub;
+pub mod service;
+
+pub use local::SubscriberKey;
+pub use pubsub::{PubSub, PubSubError, Published, MAX_TOPIC_LEN, PUBSUB_NAME};
+pub use service::{PubSubMsg, Subscription, SubscriptionsSchema};

@@ -1,0 +1,454 @@
+//! The pub/sub API: subscribe, broadcast and friends.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use drove_replication::{Replicated, ReplicationConfig};
+use drove_runtime::{wire, Handle, LocalRef, MemberStatus, Message, Node, NodeId, SpawnError};
+
+use crate::local::{LocalSubscribers, Sink, SubscriberKey};
+use crate::metrics::Counters;
+use crate::service::{PubSubActor, PubSubMsg, RejoinObserver, Subscription, SubscriptionsSchema};
+
+/// The local name of the pub/sub service on every node.
+pub const PUBSUB_NAME: &str = "drove.pubsub";
+
+/// Longest accepted topic, in bytes.
+pub const MAX_TOPIC_LEN: usize = 255;
+
+/// Why a pub/sub operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PubSubError {
+    /// An empty or overlong topic.
+    #[error("invalid topic: must be 1 to {MAX_TOPIC_LEN} bytes")]
+    InvalidTopic,
+    /// Only actors running on this node can subscribe through it.
+    #[error("{0} is not a live actor on this node")]
+    NotLocal(String),
+    /// The message does not encode.
+    #[error("cannot encode the message: {0}")]
+    Encode(String),
+    /// The service's actor could not be spawned.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// What a broadcast did on the publishing node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// Other nodes the message was sent to (one message each).
+    pub nodes: usize,
+    /// Subscribers on this node that received it.
+    pub local: usize,
+}
+
+/// The state of one node's service.
+pub(crate) struct Shared {
+    pub(crate) node: Node,
+    subscriptions: Replicated<SubscriptionsSchema>,
+    local: Mutex<LocalSubscribers>,
+    next_stream: AtomicU64,
+    pub(crate) counters: Counters,
+}
+
+/// Cluster pub/sub on one node. Cheap to clone.
+#[derive(Clone)]
+pub struct PubSub {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn check_topic(topic: &str) -> Result<(), PubSubError> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+        return Err(PubSubError::InvalidTopic);
+    }
+    Ok(())
+}
+
+impl PubSub {
+    /// Starts the service on `node`.
+    pub async fn start(node: &Node) -> Result<PubSub, PubSubError> {
+        let (rejoined_tx, mut rejoined_rx) = mpsc::unbounded_channel();
+        let subscriptions = Replicated::start(
+            node,
+            ReplicationConfig::default(),
+            Box::new(RejoinObserver(rejoined_tx)),
+        )
+        .await?;
+        let shared = Arc::new(Shared {
+            node: node.clone(),
+            subscriptions,
+            local: Mutex::default(),
+            next_stream: AtomicU64::new(1),
+            counters: Counters::default(),
+        });
+        node.spawn_named(PUBSUB_NAME, PubSubActor(Arc::downgrade(&shared)), ())
+            .await?;
+        let weak = Arc::downgrade(&shared);
+        node.on_actor_stopped(Box::new(move |id, _| {
+            if let Some(shared) = weak.upgrade() {
+                let pubsub = PubSub { shared };
+                let emptied = pubsub.lock().remove_actor(id);
+                pubsub.withdraw(&emptied);
+            }
+        }));
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            while rejoined_rx.recv().await.is_some() {
+                let Some(shared) = weak.upgrade() else { return };
+                let pubsub = PubSub { shared };
+                let topics: Vec<String> = pubsub.lock().topics().cloned().collect();
+                pubsub.announce(&topics);
+            }
+        });
+        Ok(PubSub { shared })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LocalSubscribers> {
+        self.shared.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks this node as having subscribers to `topics`.
+    fn announce(&self, topics: &[String]) {
+        if topics.is_empty() {
+            return;
+        }
+        self.shared.subscriptions.write(|w| {
+            for topic in topics {
+                let mine = w
+                    .replica()
+                    .slots(topic.as_str())
+                    .any(|s| s.owner == w.me() && s.value.is_some());
+                if !mine {
+                    w.put(Arc::from(topic.as_str()), None, true);
+                }
+            }
+        });
+    }
+
+    /// Marks this node as having no subscribers to `topics` any more.
+    fn withdraw(&self, topics: &[String]) {
+        if topics.is_empty() {
+            return;
+        }
+        self.shared.subscriptions.write(|w| {
+            for topic in topics {
+                let mine = w
+                    .replica()
+                    .slots(topic.as_str())
+                    .find(|s| s.owner == w.me() && s.value.is_some())
+                    .map(|s| s.lineage);
+                if let Some(lineage) = mine {
+                    w.remove(Arc::from(topic.as_str()), lineage);
+                }
+            }
+        });
+    }
+
+    fn add<M: Message + Clone>(
+        &self,
+        topic: &str,
+        key: SubscriberKey,
+        sink: Sink<M>,
+    ) -> Result<(), PubSubError> {
+        check_topic(topic)?;
+        let first = self.lock().add(topic, key, sink);
+        if first {
+            self.announce(&[topic.to_string()]);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove(&self, topic: &str, key: &SubscriberKey) {
+        let emptied = self.lock().remove(topic, key);
+        if emptied {
+            self.withdraw(&[topic.to_string()]);
+        }
+    }
+
+    /// Subscribes a local actor to `topic`: it receives every message of
+    /// type `M` broadcast to the topic anywhere in the cluster, until it
+    /// unsubscribes or stops.
+    pub fn subscribe<M: Message + Clone>(
+        &self,
+        topic: &str,
+        actor: &Handle<M>,
+    ) -> Result<(), PubSubError> {
+        let id = self.local_actor(actor)?;
+        self.add(topic, SubscriberKey::Actor(id), Sink::Actor(actor.clone()))
+    }
+
+    /// Stops a local actor's subscription to `topic`.
+    pub fn unsubscribe<M: Message>(&self, topic: &str, actor: &Handle<M>) {
+        if let Ok(id) = self.local_actor(actor) {
+            self.remove(topic, &SubscriberKey::Actor(id));
+        }
+    }
+
+    /// Subscribes a stream to `topic`; dropping it unsubscribes.
+    pub fn subscribe_stream<M: Message + Clone>(
+        &self,
+        topic: &str,
+    ) -> Result<Subscription<M>, PubSubError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let key = SubscriberKey::Stream(self.shared.next_stream.fetch_add(1, Ordering::Relaxed));
+        self.add(topic, key.clone(), Sink::Stream(tx))?;
+        Ok(Subscription {
+            topic: topic.to_string(),
+            key,
+            rx,
+            pubsub: Arc::downgrade(&self.shared),
+        })
+    }
+
+    fn local_actor<M>(&self, actor: &Handle<M>) -> Result<u64, PubSubError> {
+        let addr = actor.addr();
+        let not_local = || PubSubError::NotLocal(addr.to_string());
+        if addr.node != self.shared.node.id() {
+            return Err(not_local());
+        }
+        match &addr.local {
+            LocalRef::Id(id) => self
+                .shared
+                .node
+                .local_id(&LocalRef::Id(*id))
+                .ok_or_else(not_local),
+            name @ LocalRef::Name(_) => self.shared.node.local_id(name).ok_or_else(not_local),
+        }
+    }
+
+    /// Sends `msg` to every subscriber of `topic` in the cluster.
+    pub fn broadcast<M: Message + Clone>(
+        &self,
+        topic: &str,
+        msg: &M,
+    ) -> Result<Published, PubSubError> {
+        self.publish(topic, msg, None, Scope::Cluster)
+    }
+
+    /// As [`broadcast`](Self::broadcast), but not to `from` (the sender's own
+    /// subscription on this node).
+    pub fn broadcast_from<M: Message + Clone>(
+        &self,
+        from: &SubscriberKey,
+        topic: &str,
+        msg: &M,
+    ) -> Result<Published, PubSubError> {
+        self.publish(topic, msg, Some(from), Scope::Cluster)
+    }
+
+    /// Sends `msg` to the subscribers of `topic` on this node only.
+    pub fn local_broadcast<M: Message + Clone>(
+        &self,
+        topic: &str,
+        msg: &M,
+    ) -> Result<Published, PubSubError> {
+        self.publish(topic, msg, None, Scope::Local)
+    }
+
+    /// Sends `msg` to the subscribers of `topic` on `node` only.
+    pub fn direct_broadcast<M: Message + Clone>(
+        &self,
+        node: &NodeId,
+        topic: &str,
+        msg: &M,
+    ) -> Result<Published, PubSubError> {
+        if *node == self.shared.node.id() {
+            return self.publish(topic, msg, None, Scope::Local);
+        }
+        self.publish(topic, msg, None, Scope::Node(node))
+    }
+
+    fn publish<M: Message + Clone>(
+        &self,
+        topic: &str,
+        msg: &M,
+        except: Option<&SubscriberKey>,
+        scope: Scope<'_>,
+    ) -> Result<Published, PubSubError> {
+        check_topic(topic)?;
+        let mut published = Published::default();
+        let targets: Vec<NodeId> = match scope {
+            Scope::Local => Vec::new(),
+            Scope::Node(node) => vec![node.clone()],
+            Scope::Cluster => self.remote_subscribers(topic),
+        };
+        if !targets.is_empty() {
+            let payload = wire::encode(msg).map_err(|e| PubSubError::Encode(e.to_string()))?;
+            for target in targets {
+                if self.send_to(&target, topic, wire::tag_of(M::TAG), payload.clone()) {
+                    published.nodes += 1;
+                }
+            }
+        }
+        if !matches!(scope, Scope::Node(_)) {
+            published.local = self.deliver_local(topic, msg, except);
+        }
+        Ok(published)
+    }
+
+    fn send_to(&self, target: &NodeId, topic: &str, tag: u64, payload: Vec<u8>) -> bool {
+        let bytes = payload.len() as u64;
+        let handle: Handle<PubSubMsg> = Handle::named(target.clone(), PUBSUB_NAME);
+        let msg = PubSubMsg::Deliver {
+            from: self.shared.node.name().to_string(),
+            topic: topic.to_string(),
+            tag,
+            payload,
+        };
+        match self.shared.node.cast(&handle, msg) {
+            Ok(()) => {
+                let mut peers = self
+                    .shared
+                    .counters
+                    .peers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let c = peers.entry(target.name.clone()).or_default();
+                c.sent += 1;
+                c.sent_bytes += bytes;
+                true
+            }
+            Err(e) => {
+                self.shared
+                    .counters
+                    .send_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer = %target, error = %e, "pub/sub message not sent");
+                false
+            }
+        }
+    }
+
+    fn deliver_local<M: Message + Clone>(
+        &self,
+        topic: &str,
+        msg: &M,
+        except: Option<&SubscriberKey>,
+    ) -> usize {
+        let tag = wire::tag_of(M::TAG);
+        let node = &self.shared.node;
+        let (done, emptied) = self.lock().deliver(topic, |group_tag, group| {
+            if group_tag == tag {
+                group.deliver_local(node, msg as &dyn Any, except)
+            } else {
+                Default::default()
+            }
+        });
+        self.after_delivery(topic, done.delivered, emptied);
+        done.delivered
+    }
+
+    pub(crate) fn deliver_remote(&self, from: &str, topic: &str, tag: u64, payload: &[u8]) {
+        {
+            let mut peers = self
+                .shared
+                .counters
+                .peers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            peers.entry(from.to_string()).or_default().received += 1;
+        }
+        let node = &self.shared.node;
+        let mut undecodable = false;
+        let (done, emptied) = self.lock().deliver(topic, |group_tag, group| {
+            if group_tag != tag {
+                return Default::default();
+            }
+            match group.deliver_encoded(node, payload, None) {
+                Ok(d) => d,
+                Err(e) => {
+                    undecodable = true;
+                    tracing::warn!(%from, %topic, error = %e, "pub/sub message does not decode");
+                    Default::default()
+                }
+            }
+        });
+        if undecodable {
+            self.shared
+                .counters
+                .undecodable
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.after_delivery(topic, done.delivered, emptied);
+    }
+
+    fn after_delivery(&self, topic: &str, delivered: usize, emptied: bool) {
+        self.shared
+            .counters
+            .delivered
+            .fetch_add(delivered as u64, Ordering::Relaxed);
+        if emptied {
+            self.withdraw(&[topic.to_string()]);
+        }
+    }
+
+    /// Other nodes that have subscribers to `topic`, as far as this node
+    /// knows (up members only).
+    fn remote_subscribers(&self, topic: &str) -> Vec<NodeId> {
+        let up: Vec<NodeId> = self
+            .shared
+            .node
+            .members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .map(|m| m.info.id)
+            .collect();
+        self.shared.subscriptions.read(|r, me| {
+            r.slots(topic)
+                .filter(|s| s.value.is_some() && s.owner != me && up.contains(s.owner))
+                .map(|s| s.owner.clone())
+                .collect()
+        })
+    }
+
+    /// Nodes with subscribers to `topic`, this one included.
+    pub fn subscriber_nodes(&self, topic: &str) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self.shared.subscriptions.read(|r, _| {
+            r.slots(topic)
+                .filter(|s| s.value.is_some())
+                .map(|s| s.owner.clone())
+                .collect()
+        });
+        nodes.sort();
+        nodes
+    }
+
+    /// Every topic with subscribers somewhere, with the nodes that have them.
+    pub fn topics(&self) -> Vec<(String, Vec<NodeId>)> {
+        let mut out: Vec<(String, Vec<NodeId>)> = self.shared.subscriptions.read(|r, _| {
+            r.keys()
+                .filter_map(|k| {
+                    let mut nodes: Vec<NodeId> = r
+                        .slots(&**k)
+                        .filter(|s| s.value.is_some())
+                        .map(|s| s.owner.clone())
+                        .collect();
+                    nodes.sort();
+                    (!nodes.is_empty()).then(|| (k.to_string(), nodes))
+                })
+                .collect()
+        });
+        out.sort();
+        out
+    }
+
+    /// Subscribers of `topic` on this node.
+    pub fn local_subscribers(&self, topic: &str) -> usize {
+        self.lock().count(topic)
+    }
+
+    /// The node the service runs on.
+    pub fn node(&self) -> &Node {
+        &self.shared.node
+    }
+}
+
+enum Scope<'a> {
+    Cluster,
+    Local,
+    Node(&'a NodeId),
+}
