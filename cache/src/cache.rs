@@ -316,7 +316,13 @@ impl Cache {
     pub fn metrics_text(&self) -> String {
         let node = self.repl.node().name().to_string();
         let m = self.repl.metrics();
-        let (keys, tombstones) = self.repl.read(|r, _| (r.key_count(), r.tombstone_count()));
+        let (slots, tombstones) = self.repl.read(|r, _| {
+            let slots: usize = r
+                .keys()
+                .map(|k| r.slots(&**k).filter(|s| s.value.is_some()).count())
+                .sum();
+            (slots, r.tombstone_count())
+        });
         let rows: [(&str, &str, &str, u64); 6] = [
             (
                 "drove_cache_entries",
@@ -325,10 +331,10 @@ impl Cache {
                 self.len() as u64,
             ),
             (
-                "drove_cache_keys",
+                "drove_cache_slots",
                 "gauge",
-                "Keys held in this replica, live, expired or deleted.",
-                keys as u64,
+                "Slots held in this replica (each node's latest write of a key: a value or a deletion marker).",
+                slots as u64,
             ),
             (
                 "drove_cache_tombstones",
