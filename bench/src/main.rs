@@ -3,8 +3,10 @@
 //!
 //! Run in release: `cargo run --release -p drove-bench -- all`.
 
+mod cache;
 mod failover;
 mod local;
+mod pubsub;
 mod registry;
 mod remote;
 mod stats;
@@ -61,6 +63,23 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         children: usize,
     },
+    /// Pub/sub and cache benchmarks; prints a Markdown table.
+    Pubsub {
+        /// Messages for the throughput runs, per subscriber count
+        /// (1, 100, 10,000).
+        #[arg(long, value_delimiter = ',', default_value = "100000,20000,300")]
+        messages: Vec<u64>,
+        /// Messages for the latency run (one every millisecond).
+        #[arg(long, default_value_t = 3000)]
+        latency_messages: u64,
+        /// Writes for the cache visibility run.
+        #[arg(long, default_value_t = 500)]
+        cache_writes: usize,
+    },
+    /// Internal: one node of a pub/sub run; the publisher prints JSON.
+    PubsubNode(pubsub::NodeArgs),
+    /// Internal: one node of the cache run; the writer prints JSON.
+    CacheNode(cache::NodeArgs),
     /// Internal: one node of the registry visibility test; prints JSON.
     RegistryNode {
         #[arg(long)]
@@ -178,6 +197,60 @@ fn main() -> anyhow::Result<()> {
                 r.bytes_per_raw_actor,
                 r.bytes_per_child,
                 r.bytes_per_child / r.bytes_per_raw_actor.max(1.0)
+            );
+            Ok(())
+        }
+        Command::PubsubNode(args) => {
+            if let Some(r) = rt.block_on(pubsub::node(args))? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
+        }
+        Command::CacheNode(args) => {
+            if let Some(r) = rt.block_on(cache::node(args))? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
+        }
+        Command::Pubsub {
+            messages,
+            latency_messages,
+            cache_writes,
+        } => {
+            println!("| what | raw engine | drove | ratio (drove / raw) |");
+            println!("| --- | --- | --- | --- |");
+            for (subs, &n) in [1usize, 100, 10_000].iter().zip(messages.iter()) {
+                let raw = pubsub::run("raw", *subs, n, 0)?;
+                let drove = pubsub::run("drove", *subs, n, 0)?;
+                let deliveries = |r: &pubsub::RunResult| n as f64 * *subs as f64 / r.elapsed_s;
+                println!(
+                    "| broadcast to {subs} subscribers over 3 nodes, {n} messages: deliveries/s | {} | {} | {:.2}x |",
+                    fmt_rate(deliveries(&raw)),
+                    fmt_rate(deliveries(&drove)),
+                    deliveries(&drove) / deliveries(&raw)
+                );
+            }
+            let raw = pubsub::run("raw", 1, latency_messages, 1000)?;
+            let drove = pubsub::run("drove", 1, latency_messages, 1000)?;
+            let ns = |v: u64| fmt_duration(Duration::from_nanos(v));
+            println!(
+                "| publish -> receive on another node, p50 ({latency_messages} messages, 1/ms) | {} | {} | {:.2}x |",
+                ns(raw.p50_ns),
+                ns(drove.p50_ns),
+                drove.p50_ns as f64 / raw.p50_ns.max(1) as f64
+            );
+            println!(
+                "| publish -> receive on another node, p99 | {} | {} | {:.2}x |",
+                ns(raw.p99_ns),
+                ns(drove.p99_ns),
+                drove.p99_ns as f64 / raw.p99_ns.max(1) as f64
+            );
+            let c = cache::run(cache_writes)?;
+            println!(
+                "| cache put -> visible on both other nodes ({cache_writes} writes, 3 nodes) | - | p50 {} / p99 {} / max {} | - |",
+                ns(c.p50_ns),
+                ns(c.p99_ns),
+                ns(c.max_ns)
             );
             Ok(())
         }

@@ -156,6 +156,33 @@ fn healed_partition_minority_rejoins() {
     assert_eq!(rejoined, vec![false, false, true]);
 }
 
+/// A partition {n1, n3} | {n2} where n1 adopted n3's declaration of n2
+/// instead of making its own: n2 sees one declaration only, but n1 is back
+/// in gossip on the other side, so n2 is still the minority and rejoins.
+#[test]
+fn healed_partition_minority_rejoins_when_the_majority_adopted_a_declaration() {
+    let mut views: Vec<MembershipView> = ["n1", "n2", "n3"].iter().map(|n| view(n)).collect();
+    let all = [live("n1", 1), live("n2", 1), live("n3", 1)];
+    for v in &mut views {
+        v.observe(&all, 0);
+    }
+    let id = |n: &str| info(n, 1).id;
+    views[2].connection_lost(&id("n2"), 1_000);
+    let mut g = all.clone();
+    g[2].declared_down = vec![(id("n2"), 1_000)];
+    // n1 adopts n3's word: no declaration of its own.
+    views[0].observe(&g, 1_001);
+    assert_eq!(status(&views[0], "n2", 1), Some(MemberStatus::Down));
+    views[1].connection_lost(&id("n1"), 1_200);
+    views[1].connection_lost(&id("n3"), 1_200);
+    g[1].declared_down = vec![(id("n1"), 1_200), (id("n3"), 1_200)];
+    let rejoined: Vec<bool> = views
+        .iter_mut()
+        .map(|v| v.observe(&g, 5_000).contains(&Output::Rejoin))
+        .collect();
+    assert_eq!(rejoined, vec![false, true, false]);
+}
+
 #[test]
 fn after_rejoin_the_old_self_is_ignored() {
     let mut v = view("n1");

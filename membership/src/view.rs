@@ -384,6 +384,16 @@ impl MembershipView {
         if pairs.is_empty() {
             return;
         }
+        // The other side is everyone this node finished that is back in
+        // gossip, not only those whose declaration it sees: a node there
+        // that adopted a peer's declaration publishes none of its own, yet
+        // it counts on the other end's side (which sees it as alive).
+        their_side.extend(
+            gossip
+                .iter()
+                .filter(|g| g.live && self.finished.contains(&g.info.id))
+                .map(|g| g.info.id.name.clone()),
+        );
         let my_side: BTreeSet<String> = std::iter::once(self.me.id.name.clone())
             .chain(
                 self.members

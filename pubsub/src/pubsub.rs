@@ -44,6 +44,9 @@ pub struct Published {
     pub nodes: usize,
     /// Subscribers on this node that received it.
     pub local: usize,
+    /// Nodes with subscribers it could not be sent to: no link to them
+    /// (yet, or any more), or more than 64 MiB already queued to them.
+    pub failed: usize,
 }
 
 /// The state of one node's service.
@@ -281,6 +284,8 @@ impl PubSub {
             for target in targets {
                 if self.send_to(&target, topic, wire::tag_of(M::TAG), payload.clone()) {
                     published.nodes += 1;
+                } else {
+                    published.failed += 1;
                 }
             }
         }

@@ -129,7 +129,6 @@ async fn partition_then_heal() {
 /// children, the majority starts them after the fencing margin, and the
 /// singleton is never seen running on both sides.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "flaky (about 1 run in 4): after healing, the cut-off node sometimes never rejoins; run with --ignored"]
 async fn quorum_singleton_never_runs_on_both_sides() {
     if !is_root() {
         eprintln!(
