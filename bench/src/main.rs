@@ -191,6 +191,10 @@ fn main() -> anyhow::Result<()> {
                 "singleton answering on another node after SIGSTOP of its node",
                 &r.silent,
             );
+            row(
+                "the same with the quorum strategy (--quorum 0, --fencing-ms 2000)",
+                &r.silent_quorum,
+            );
             println!("| placements/s through POST /api/children, {children} echo children over 3 nodes | {:.0}/s |", r.placements_per_sec);
             println!(
                 "| memory per supervised echo child (raw ractor actor: {:.0} B) | {:.0} B ({:.1}x) |",

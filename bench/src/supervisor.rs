@@ -20,6 +20,8 @@ pub struct SupervisorResults {
     pub killed: Vec<Duration>,
     /// SIGSTOP of the singleton's node -> it answers on another node.
     pub silent: Vec<Duration>,
+    /// The same with the quorum strategy and a 2 s fencing margin.
+    pub silent_quorum: Vec<Duration>,
     /// Children started per second through `POST /api/children`.
     pub placements_per_sec: f64,
     /// Resident bytes per supervised echo child, across the nodes.
@@ -128,6 +130,47 @@ async fn trial(
     Ok(elapsed)
 }
 
+/// Starts 3 node processes named `<prefix>1..3` with `extra` flags, and
+/// the singleton on them.
+async fn cluster_with_singleton(
+    node: &Node,
+    seeds: &[String],
+    prefix: &str,
+    extra: &[&str],
+) -> anyhow::Result<Vec<NodeProc>> {
+    let mut procs: Vec<NodeProc> = (1..=3)
+        .map(|i| {
+            let mut p = NodeProc::new(&format!("{prefix}{i}"), seeds.to_vec(), COOKIE);
+            p.extra = extra.iter().map(|s| s.to_string()).collect();
+            p
+        })
+        .collect();
+    for p in &mut procs {
+        p.start();
+    }
+    for p in &procs {
+        wait_up(node, &p.name).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let http = procs[0].http_addr();
+    let body = json!({"type": "ticker", "name": SINGLETON, "restart": "permanent", "args": {"interval_ms": 1000}});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, answer) = send_json("POST", &http, "/api/children", &body)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if status == 201 {
+            return Ok(procs);
+        }
+        // The previous cluster's singleton name may not be purged yet.
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "starting the singleton: {status} {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Runs every supervisor benchmark.
 pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorResults> {
     let ip = drove_tests::fresh_loopback_ip();
@@ -137,23 +180,21 @@ pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorRes
     let node = Node::start(config.clone()).await?;
     let registry = Registry::start(&node).await?;
     let seeds = vec![config.listen.to_string()];
-    let mut procs: Vec<NodeProc> = (1..=3)
-        .map(|i| NodeProc::new(&format!("s{i}"), seeds.clone(), COOKIE))
-        .collect();
-    for p in &mut procs {
-        p.start();
+    let mut quorum_procs = cluster_with_singleton(
+        &node,
+        &seeds,
+        "q",
+        &["--quorum", "0", "--fencing-ms", "2000"],
+    )
+    .await?;
+    let mut silent_quorum = Vec::new();
+    for _ in 0..trials {
+        silent_quorum.push(trial(&node, &registry, &mut quorum_procs, true).await?);
     }
-    for p in &procs {
-        wait_up(&node, &p.name).await?;
+    for p in &mut quorum_procs {
+        p.kill9();
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let http = procs[0].http_addr();
-    let body = json!({"type": "ticker", "name": SINGLETON, "restart": "permanent", "args": {"interval_ms": 1000}});
-    let (status, answer) = send_json("POST", &http, "/api/children", &body)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(status == 201, "starting the singleton: {status} {answer}");
-
+    let mut procs = cluster_with_singleton(&node, &seeds, "s", &[]).await?;
     let mut killed = Vec::new();
     for _ in 0..trials {
         killed.push(trial(&node, &registry, &mut procs, false).await?);
@@ -195,6 +236,7 @@ pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorRes
     Ok(SupervisorResults {
         killed,
         silent,
+        silent_quorum,
         placements_per_sec,
         bytes_per_child,
         bytes_per_raw_actor,
