@@ -29,6 +29,28 @@
 //!   passive by default (only new children go there); active hands each
 //!   child whose placement moved to its new node, with its checkpoint.
 //!
+//! # Windows that stay open
+//!
+//! - **Without quorum**, a node that is wrongly declared down (a partition,
+//!   a long pause) keeps running its children until it hears that it was
+//!   declared down and rejoins; meanwhile the survivors run their copies.
+//!   After a freeze that is one gossip round after waking (and the woken
+//!   node waits 2 s before failing anything over itself, so it does not add
+//!   copies of its own); after a partition, it lasts until the partition
+//!   heals. The SIGSTOP test checks that no copy outlives the rejoin.
+//! - **With quorum**, the minority stops its children as soon as it sees
+//!   itself without a majority (its own failure detector, about 1.3 s for
+//!   a silent link), and the majority starts them `fencing_margin` (default
+//!   2 s) after its own down declaration. The two declarations are
+//!   independent, so the margin must cover their spread; the partition test
+//!   samples every 50 ms and finds no overlap. A *frozen* minority runs
+//!   nothing while frozen; on waking, its children run until its failure
+//!   detector's next round (one gossip interval, 200 ms by default) shows
+//!   it without a majority and it stops them.
+//! - **Two starts of one child id** at the same moment on two nodes: both
+//!   run until each sees the other's record (one delta, under a
+//!   millisecond on a LAN), then the later start stops.
+//!
 //! # Layout
 //!
 //! - [`supervisor`]: [`Supervisor`] and the cluster-wide operations.
