@@ -1,87 +1,116 @@
-//! `drove cluster`: N child nodes on 127.0.0.1, shown until Ctrl-C.
+//! A local cluster of child node processes on 127.0.0.1, for `drove
+//! cluster` and the download-manager demo.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use tokio::process::{Child, Command};
 
-/// Starts the children, waits until every node sees all of them up,
-/// prints the table, and on Ctrl-C stops them (SIGTERM, then kill).
-pub(crate) async fn run(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=50).contains(&nodes),
-        "--nodes must be between 1 and 50"
-    );
-    let exe = std::env::current_exe().context("locating the drove binary")?;
-    let seed = format!("127.0.0.1:{base_port}");
-    let mut children: Vec<Child> = Vec::new();
-    for i in 0..nodes {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .args(["--name", &format!("n{}", i + 1)])
-            .args(["--listen", &format!("127.0.0.1:{}", base_port + i)])
-            .args(["--http", &format!("127.0.0.1:{}", base_http + i)])
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        if i > 0 {
-            cmd.args(["--seeds", &seed]);
-        }
-        children.push(cmd.spawn().context("starting a node")?);
-    }
-    let first_http = format!("127.0.0.1:{base_http}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, body)) =
-            drove_admin::client::get(&first_http, "/api/cluster", Duration::from_secs(2)).await
-        {
-            if let Ok(c) = serde_json::from_str::<drove_admin::ClusterJson>(&body) {
-                if c.members.iter().filter(|m| m.status == "up").count() == nodes as usize {
-                    break;
-                }
-            }
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the cluster did not form within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("A {nodes}-node drove cluster is up:");
-    crate::print_status(&first_http).await?;
-    for i in 0..nodes {
-        println!(
-            "  n{}: http://127.0.0.1:{}/api/cluster",
-            i + 1,
-            base_http + i
-        );
-    }
-    println!("Try `drove status --http 127.0.0.1:{}`, kill a node and look again. Ctrl-C stops the cluster.", base_http + 1);
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    for child in &children {
-        if let Some(pid) = child.id() {
-            // The whole cluster is going: SIGINT, which leaves without
-            // handing children to nodes that are leaving too.
-            let _ = nix_kill(pid);
-        }
-    }
-    for mut child in children {
-        if tokio::time::timeout(Duration::from_secs(5), child.wait())
-            .await
-            .is_err()
-        {
-            let _ = child.kill().await;
-        }
-    }
-    Ok(())
+/// Why the local cluster did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalClusterError {
+    /// A bad node count.
+    #[error("--nodes must be between 1 and 50")]
+    NodeCount,
+    /// A child process did not start.
+    #[error("starting node {node}: {source}")]
+    Spawn {
+        /// Which node.
+        node: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The nodes did not all see each other in time.
+    #[error("the cluster did not form within 30 s")]
+    NotFormed,
 }
 
-fn nix_kill(pid: u32) -> nix::Result<()> {
-    let pid = i32::try_from(pid).map_err(|_| nix::errno::Errno::EINVAL)?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
+/// Child node processes `n1..nN`: node i listens on `base_port + i` and
+/// serves HTTP on `base_http + i`; all seed with `n1`.
+pub struct LocalCluster {
+    children: Vec<Child>,
+    /// The nodes' HTTP addresses, `n1` first.
+    pub https: Vec<String>,
+}
+
+impl LocalCluster {
+    /// Starts `nodes` children running `exe` with `command` (e.g.
+    /// `["node"]`) followed by the node flags.
+    pub fn start(
+        exe: &std::path::Path,
+        command: &[&str],
+        nodes: u16,
+        base_port: u16,
+        base_http: u16,
+    ) -> Result<LocalCluster, LocalClusterError> {
+        if !(1..=50).contains(&nodes) {
+            return Err(LocalClusterError::NodeCount);
+        }
+        let seed = format!("127.0.0.1:{base_port}");
+        let mut children = Vec::new();
+        let mut https = Vec::new();
+        for i in 0..nodes {
+            let name = format!("n{}", i + 1);
+            let http = format!("127.0.0.1:{}", base_http + i);
+            let mut cmd = Command::new(exe);
+            cmd.args(command)
+                .args(["--name", &name])
+                .args(["--listen", &format!("127.0.0.1:{}", base_port + i)])
+                .args(["--http", &http])
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            if i > 0 {
+                cmd.args(["--seeds", &seed]);
+            }
+            let child = cmd
+                .spawn()
+                .map_err(|source| LocalClusterError::Spawn { node: name, source })?;
+            children.push(child);
+            https.push(http);
+        }
+        Ok(LocalCluster { children, https })
+    }
+
+    /// Waits until the first node sees every node up.
+    pub async fn wait_formed(&self) -> Result<(), LocalClusterError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, body)) =
+                drove_admin::client::get(&self.https[0], "/api/cluster", Duration::from_secs(2))
+                    .await
+            {
+                if let Ok(c) = serde_json::from_str::<drove_admin::ClusterJson>(&body) {
+                    let up = c.members.iter().filter(|m| m.status == "up").count();
+                    if up == self.children.len() {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(LocalClusterError::NotFormed);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops every node: SIGINT, which leaves without handing children to
+    /// nodes that are going too; a node still running after 5 s is killed.
+    pub async fn stop(self) {
+        for child in &self.children {
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGINT,
+                );
+            }
+        }
+        for mut child in self.children {
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
 }

@@ -5,15 +5,12 @@
 //! - `drove cluster [--nodes 3]`: start a local cluster of child nodes on
 //!   127.0.0.1, print its member table, and stop it all on Ctrl-C.
 
-mod local_cluster;
-
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
-use drove_runtime::{Node, NodeConfig};
-use tokio::signal::unix::{signal, SignalKind};
+use clap::{Parser, Subcommand};
+use drove::local_cluster::LocalCluster;
+use drove::server::{NodeArgs, Server};
 
 #[derive(Parser)]
 #[command(
@@ -87,59 +84,6 @@ enum Command {
     },
 }
 
-#[derive(Args)]
-struct NodeArgs {
-    /// The node's name.
-    #[arg(long, env = "DROVE_NAME")]
-    name: String,
-    /// The cluster address (TCP transport, UDP gossip).
-    #[arg(long, env = "DROVE_LISTEN", default_value = "127.0.0.1:4370")]
-    listen: SocketAddr,
-    /// Other nodes' --listen addresses, comma-separated.
-    #[arg(long, env = "DROVE_SEEDS", value_delimiter = ',')]
-    seeds: Vec<String>,
-    /// The shared secret of the cluster.
-    #[arg(
-        long,
-        env = "DROVE_COOKIE",
-        default_value = "drove",
-        hide_env_values = true
-    )]
-    cookie: String,
-    /// The admin HTTP address.
-    #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
-    http: SocketAddr,
-    /// Gossip interval in milliseconds.
-    #[arg(long, env = "DROVE_GOSSIP_MS", default_value_t = 200)]
-    gossip_ms: u64,
-    /// Phi-accrual threshold of the failure detector.
-    #[arg(long, env = "DROVE_PHI", default_value_t = 8.0)]
-    phi_threshold: f64,
-    /// Quorum placement: a side without a strict majority of this many
-    /// nodes runs no children (0: the largest membership seen). Off when
-    /// absent.
-    #[arg(long, env = "DROVE_QUORUM")]
-    quorum: Option<usize>,
-    /// With --quorum: how long the majority waits after a down declaration
-    /// before failing children over, so the minority has stopped them.
-    #[arg(long, env = "DROVE_FENCING_MS", default_value_t = 2000)]
-    fencing_ms: u64,
-    /// When a node joins: `passive` leaves running children where they are
-    /// (only new ones go there); `active` hands over each child whose
-    /// placement moved to the new node.
-    #[arg(long, env = "DROVE_REDISTRIBUTION", default_value = "passive", value_parser = ["passive", "active"])]
-    redistribution: String,
-    /// Shifts this node's clock for the replicated cache by this many
-    /// milliseconds (to test clock skew; see drove-cache's docs).
-    #[arg(
-        long,
-        env = "DROVE_CLOCK_OFFSET_MS",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    clock_offset_ms: i64,
-}
-
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -167,86 +111,36 @@ fn main() -> anyhow::Result<()> {
                 nodes,
                 base_port,
                 base_http,
-            } => local_cluster::run(nodes, base_port, base_http).await,
+            } => run_cluster(nodes, base_port, base_http).await,
         }
     })
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    let (quorum, fencing_ms) = (args.quorum, args.fencing_ms);
-    let cache_config = drove_cache::CacheConfig {
-        clock_offset_ms: args.clock_offset_ms,
-    };
-    let redistribution = match args.redistribution.as_str() {
-        "active" => drove_supervisor::Redistribution::Active,
-        _ => drove_supervisor::Redistribution::Passive,
-    };
-    let mut config = NodeConfig::new(args.name);
-    config.listen = args.listen;
-    config.seeds = args.seeds.into_iter().filter(|s| !s.is_empty()).collect();
-    config.cookie = args.cookie;
-    config.http = args.http.to_string();
-    config.gossip_interval = Duration::from_millis(args.gossip_ms.max(10));
-    config.phi_threshold = args.phi_threshold;
-    let http = tokio::net::TcpListener::bind(args.http)
-        .await
-        .with_context(|| format!("binding --http {}", args.http))?;
-    let node = Node::start(config).await.context("starting the node")?;
-    let registry = drove_registry::Registry::start(&node)
-        .await
-        .context("starting the registry")?;
-    let mut builder = drove_supervisor::builtin::with_builtins(
-        drove_supervisor::Supervisor::builder(&node, &registry),
-    )
-    .redistribution(redistribution);
-    if let Some(size) = quorum {
-        builder = builder.quorum(drove_supervisor::QuorumConfig {
-            size: (size > 0).then_some(size),
-            fencing_margin: Duration::from_millis(fencing_ms),
-        });
+    let listener = Server::bind(args.http).await?;
+    let server = Server::start(&args, |builder| builder).await?;
+    let app = server.admin_router();
+    server.serve(listener, app).await?;
+    Ok(())
+}
+
+async fn run_cluster(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the drove binary")?;
+    let cluster = LocalCluster::start(&exe, &["node"], nodes, base_port, base_http)?;
+    cluster.wait_formed().await?;
+    println!("A {nodes}-node drove cluster is up:");
+    print_status(&cluster.https[0]).await?;
+    for (i, http) in cluster.https.iter().enumerate() {
+        println!("  n{}: http://{http}/api/cluster", i + 1);
     }
-    let supervisor = builder.start().await.context("starting the supervisor")?;
-    let pubsub = drove_pubsub::PubSub::start(&node)
+    println!(
+        "Try `drove status --http {}`, kill a node and look again. Ctrl-C stops the cluster.",
+        cluster.https.get(1).unwrap_or(&cluster.https[0])
+    );
+    tokio::signal::ctrl_c()
         .await
-        .context("starting pub/sub")?;
-    let cache = drove_cache::Cache::start_with(&node, cache_config)
-        .await
-        .context("starting the cache")?;
-    let metrics: Vec<drove_admin::ExtraMetrics> = {
-        let (registry, pubsub, cache) = (registry.clone(), pubsub.clone(), cache.clone());
-        vec![
-            std::sync::Arc::new(move || registry.metrics_text()),
-            std::sync::Arc::new(move || pubsub.metrics_text()),
-            std::sync::Arc::new(move || cache.metrics_text()),
-        ]
-    };
-    let app = drove_admin::router(node.clone(), metrics)
-        .merge(drove_registry::http::router(registry))
-        .merge(drove_supervisor::http::router(supervisor.clone()))
-        .merge(drove_pubsub::http::router(pubsub))
-        .merge(drove_cache::http::router(cache));
-    let admin = tokio::spawn(async move { axum::serve(http, app).await });
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let hand_over = tokio::select! {
-        _ = term.recv() => {
-            tracing::info!("SIGTERM: handing children over, then leaving");
-            true
-        }
-        _ = int.recv() => {
-            tracing::info!("SIGINT: leaving without handing children over");
-            false
-        }
-        result = admin => {
-            tracing::error!(?result, "admin HTTP server stopped");
-            false
-        }
-    };
-    if hand_over {
-        let handed = supervisor.handoff().await;
-        tracing::info!(handed, "children handed to other nodes");
-    }
-    node.leave().await;
+        .context("waiting for Ctrl-C")?;
+    cluster.stop().await;
     Ok(())
 }
 
