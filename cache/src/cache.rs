@@ -4,13 +4,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use drove_replication::{Change, Observer, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{Node, NodeId, SpawnError};
 
-use crate::schema::{latest, tidy, visible, CacheSchema, CacheValue, Tidy};
+use crate::schema::{adoptable, latest, tidy, visible, CacheData, CacheSchema, CacheValue, Tidy};
 
 /// Longest accepted key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -60,17 +62,27 @@ pub struct EntryInfo {
 struct Counters {
     expired: AtomicU64,
     tidied: AtomicU64,
+    adopted: AtomicU64,
 }
 
-struct NoObserver;
+/// Hands a departed node's copies to the adoption task.
+struct DepartureObserver(mpsc::UnboundedSender<Vec<(Arc<str>, Option<CacheValue>)>>);
 
-impl Observer<CacheSchema> for NoObserver {
+impl Observer<CacheSchema> for DepartureObserver {
     fn changed(
         &self,
         _: &SchemaReplica<CacheSchema>,
         _: &NodeId,
-        _: Change<'_, Arc<str>, CacheValue>,
+        change: Change<'_, Arc<str>, CacheValue>,
     ) {
+        if let Change::Purged {
+            slots,
+            departed: true,
+            ..
+        } = change
+        {
+            let _ = self.0.send(slots.to_vec());
+        }
     }
 }
 
@@ -108,13 +120,14 @@ impl Cache {
 
     /// Starts the cache on `node` with `config`.
     pub async fn start_with(node: &Node, config: CacheConfig) -> Result<Cache, CacheError> {
+        let (departed_tx, mut departed_rx) = mpsc::unbounded_channel();
         let repl = Replicated::start(
             node,
             ReplicationConfig {
                 clock_offset_ms: config.clock_offset_ms,
                 ..ReplicationConfig::default()
             },
-            Box::new(NoObserver),
+            Box::new(DepartureObserver(departed_tx)),
         )
         .await?;
         let cache = Cache {
@@ -122,6 +135,12 @@ impl Cache {
             counters: Arc::default(),
         };
         tokio::spawn(cache.clone().tidy_loop());
+        let adopter = cache.clone();
+        tokio::spawn(async move {
+            while let Some(slots) = departed_rx.recv().await {
+                adopter.adopt(&slots);
+            }
+        });
         Ok(cache)
     }
 
@@ -140,8 +159,8 @@ impl Cache {
         check_key(key)?;
         let json = encode(value)?;
         self.repl.write(|w| {
-            let value = live(json, w.now().ms(), ttl);
-            write_mine(w, key, value);
+            let data = live(json, w.now().ms(), ttl);
+            write_mine(w, key, data);
         });
         Ok(())
     }
@@ -222,7 +241,7 @@ impl Cache {
             if others {
                 // Older writes of other nodes stay until their owners drop
                 // them: hide them behind a newer deletion.
-                write_mine(w, key, CacheValue::Deleted);
+                write_mine(w, key, CacheData::Deleted);
             } else if let Some(lineage) = my_lineage(w.replica(), w.me(), key) {
                 w.remove(Arc::from(key), lineage);
             }
@@ -260,6 +279,23 @@ impl Cache {
         self.repl.node()
     }
 
+    /// A node departed: keep its latest writes by copying them, stamp and
+    /// writer unchanged, into this node's own slots. Every survivor does
+    /// the same; the identical copies tidy away to one.
+    fn adopt(&self, departed: &[(Arc<str>, Option<CacheValue>)]) {
+        self.repl.write(|w| {
+            let adopted = adoptable(w.replica(), departed);
+            let n = adopted.len();
+            for (key, value) in adopted {
+                put_mine(w, &key, value);
+            }
+            if n > 0 {
+                self.counters.adopted.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::info!(entries = n, "adopted a departed node's cache entries");
+            }
+        });
+    }
+
     /// Removes or marks this node's own slots that expired or that a newer
     /// write shadows, so each key keeps about one slot.
     fn tidy(&self) {
@@ -290,7 +326,12 @@ impl Cache {
                     Tidy::Keep => {}
                     Tidy::Remove(lineage) => w.remove(key, lineage),
                     Tidy::MarkDeleted(lineage) => {
-                        w.put(key, Some(lineage), CacheValue::Deleted);
+                        let value = CacheValue {
+                            written: w.tick(),
+                            writer: Arc::from(w.me().to_string().as_str()),
+                            data: CacheData::Deleted,
+                        };
+                        w.put(key, Some(lineage), value);
                     }
                 }
                 let counter = if expired {
@@ -323,7 +364,7 @@ impl Cache {
                 .sum();
             (slots, r.tombstone_count())
         });
-        let rows: [(&str, &str, &str, u64); 6] = [
+        let rows: [(&str, &str, &str, u64); 7] = [
             (
                 "drove_cache_entries",
                 "gauge",
@@ -355,6 +396,12 @@ impl Cache {
                 self.counters.expired.load(Ordering::Relaxed),
             ),
             (
+                "drove_cache_adopted_total",
+                "counter",
+                "Entries this node took over from departed nodes.",
+                self.counters.adopted.load(Ordering::Relaxed),
+            ),
+            (
                 "drove_cache_tidied_total",
                 "counter",
                 "Shadowed or deleted slots this node dropped.",
@@ -371,8 +418,8 @@ impl Cache {
     }
 }
 
-fn live(json: Arc<str>, now_ms: u64, ttl: Option<Duration>) -> CacheValue {
-    CacheValue::Live {
+fn live(json: Arc<str>, now_ms: u64, ttl: Option<Duration>) -> CacheData {
+    CacheData::Live {
         json,
         expires_at_ms: ttl.map(|t| now_ms.saturating_add(t.as_millis() as u64)),
     }
@@ -389,8 +436,18 @@ fn my_lineage(
         .map(|s| s.lineage)
 }
 
-/// Writes this node's slot of `key` (a new version of it if it has one).
-fn write_mine(w: &mut drove_replication::Writer<'_, CacheSchema>, key: &str, value: CacheValue) {
+/// Writes `data` as a new write of this node into its slot of `key`.
+fn write_mine(w: &mut drove_replication::Writer<'_, CacheSchema>, key: &str, data: CacheData) {
+    let value = CacheValue {
+        written: w.tick(),
+        writer: Arc::from(w.me().to_string().as_str()),
+        data,
+    };
+    put_mine(w, key, value);
+}
+
+/// Puts `value` (a new write, or an adopted copy) into this node's slot.
+fn put_mine(w: &mut drove_replication::Writer<'_, CacheSchema>, key: &str, value: CacheValue) {
     let lineage = my_lineage(w.replica(), w.me(), key);
     w.put(Arc::from(key), lineage, value);
 }

@@ -7,6 +7,14 @@
 //! wins). A node that joins receives the contents by the core's
 //! anti-entropy.
 //!
+//! Each write carries its own stamp and writer, so a copy can change
+//! hands: when a node departs (crash, leave, or declared down) the core
+//! drops its slots, and every survivor adopts the ones that were the
+//! latest for their key into a slot of its own, stamp and writer
+//! unchanged. The identical copies then tidy away to one. A write that no
+//! survivor had received when its writer died is lost, as with any
+//! asynchronous replication.
+//!
 //! # Expiry
 //!
 //! A TTL becomes a deadline inside the replicated value (the writer's
@@ -35,8 +43,8 @@
 //!
 //! - [`cache`]: [`Cache`] (put, get, delete, put_new, update, TTL) and its
 //!   housekeeping.
-//! - [`schema`]: the replicated value, which write shows, tidying rules
-//!   (property-tested).
+//! - [`schema`]: the replicated value, which write shows, adoption and
+//!   tidying rules (property-tested).
 //! - [`http`]: `/api/cache` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -45,4 +53,4 @@ pub mod http;
 pub mod schema;
 
 pub use cache::{Cache, CacheConfig, CacheError, EntryInfo, MAX_KEY_LEN, MAX_VALUE_LEN};
-pub use schema::{CacheSchema, CacheValue};
+pub use schema::{CacheData, CacheSchema, CacheValue};

@@ -17,9 +17,23 @@ impl Schema for CacheSchema {
     type Value = CacheValue;
 }
 
-/// One node's latest write of a key.
+/// One node's copy of a key: a write, with the stamp and writer that
+/// order it. A copy outlives its writer: when a node departs, the
+/// survivors adopt its latest writes into their own slots (see
+/// [`adoptable`]), keeping the original stamp and writer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CacheValue {
+pub struct CacheValue {
+    /// The hybrid-logical-clock stamp of the write.
+    pub written: Hlc,
+    /// The node that made the write (`name#incarnation`).
+    pub writer: Arc<str>,
+    /// What was written.
+    pub data: CacheData,
+}
+
+/// What a write wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheData {
     /// A value, JSON text, valid until `expires_at_ms` (cluster time, ms
     /// since the Unix epoch) if set.
     Live {
@@ -29,23 +43,27 @@ pub enum CacheValue {
         /// the entry at the same cluster time.
         expires_at_ms: Option<u64>,
     },
-    /// A deletion that must hide older writes of other nodes until they
-    /// drop them.
+    /// A deletion, which hides older writes.
     Deleted,
 }
 
 impl CacheValue {
     /// Whether the value is live at cluster time `now_ms`.
     pub fn is_live_at(&self, now_ms: u64) -> bool {
-        match self {
-            CacheValue::Live { expires_at_ms, .. } => expires_at_ms.is_none_or(|t| now_ms < t),
-            CacheValue::Deleted => false,
+        match &self.data {
+            CacheData::Live { expires_at_ms, .. } => expires_at_ms.is_none_or(|t| now_ms < t),
+            CacheData::Deleted => false,
         }
+    }
+
+    /// The order of writes: stamp, then writer.
+    fn order(&self) -> (Hlc, &str) {
+        (self.written, &self.writer)
     }
 }
 
-/// The write a key shows: last writer wins, by the write's hybrid logical
-/// clock stamp, ties broken by writer node id.
+/// The copy a key shows: the last write (by stamp, then writer); among
+/// identical copies held by several nodes, the one of the greatest owner.
 pub fn latest<'a>(
     replica: &'a SchemaReplica<CacheSchema>,
     key: &str,
@@ -53,37 +71,60 @@ pub fn latest<'a>(
     replica
         .slots(key)
         .filter(|s| s.value.is_some())
-        .max_by(|a, b| (a.stamp, a.owner).cmp(&(b.stamp, b.owner)))
+        .max_by(|a, b| {
+            let (x, y) = (
+                a.value.map(CacheValue::order),
+                b.value.map(CacheValue::order),
+            );
+            x.cmp(&y).then_with(|| a.owner.cmp(b.owner))
+        })
 }
 
-/// The live value of `key` at cluster time `now_ms`.
+/// The live value of `key` at cluster time `now_ms`: (copy, JSON, deadline).
 pub fn visible<'a>(
     replica: &'a SchemaReplica<CacheSchema>,
     key: &str,
     now_ms: u64,
 ) -> Option<(SlotRef<'a, CacheValue>, &'a Arc<str>, Option<u64>)> {
     let slot = latest(replica, key)?;
-    match slot.value {
-        Some(
-            v @ CacheValue::Live {
-                json,
-                expires_at_ms,
-            },
-        ) if v.is_live_at(now_ms) => Some((slot, json, *expires_at_ms)),
+    let value = slot.value?;
+    match &value.data {
+        CacheData::Live {
+            json,
+            expires_at_ms,
+        } if value.is_live_at(now_ms) => Some((slot, json, *expires_at_ms)),
         _ => None,
     }
 }
 
-/// What this node should do with its own slot of a key, to keep one live
-/// slot per key in the steady state without ever uncovering an older
-/// write.
+/// Of the copies a departed node held, those this node must adopt: each
+/// one newer than every copy still held for its key. Every survivor
+/// adopts the same ones; the duplicates then tidy away.
+pub fn adoptable(
+    replica: &SchemaReplica<CacheSchema>,
+    departed: &[(Arc<str>, Option<CacheValue>)],
+) -> Vec<(Arc<str>, CacheValue)> {
+    departed
+        .iter()
+        .filter_map(|(key, value)| {
+            let value = value.as_ref()?;
+            let newer = latest(replica, key)
+                .and_then(|l| l.value)
+                .is_none_or(|l| value.order() > l.order());
+            newer.then(|| (key.clone(), value.clone()))
+        })
+        .collect()
+}
+
+/// What this node should do with its own slot of a key, to keep one copy
+/// per key in the steady state without ever uncovering an older write.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Tidy {
     /// Nothing.
     Keep,
     /// Remove this node's slot.
     Remove(Hlc),
-    /// Replace it by a deletion marker (it expired but older writes of
+    /// Replace it by a deletion (it expired, but older writes held by
     /// other nodes are still around, which its removal would uncover).
     MarkDeleted(Hlc),
 }
@@ -107,10 +148,13 @@ pub fn tidy(
         .count();
     let is_latest = latest(replica, key).is_some_and(|l| l.owner == me);
     match mine.value {
-        // Shadowed by a newer write: this slot can never show again.
+        // Shadowed by a newer write, or a copy of the same write that
+        // another node keeps: this slot can never show again.
         _ if !is_latest => Tidy::Remove(mine.lineage),
-        Some(CacheValue::Deleted) if others == 0 => Tidy::Remove(mine.lineage),
-        Some(v @ CacheValue::Live { .. }) if !v.is_live_at(now_ms) => {
+        Some(v) if matches!(v.data, CacheData::Deleted) && others == 0 => {
+            Tidy::Remove(mine.lineage)
+        }
+        Some(v) if matches!(v.data, CacheData::Live { .. }) && !v.is_live_at(now_ms) => {
             if others == 0 {
                 Tidy::Remove(mine.lineage)
             } else {
@@ -142,19 +186,24 @@ mod tests {
     /// Each writer keeps one slot per key (lineage 1) and writes versions
     /// of it; stamps are unique per writer by construction.
     fn op((w, key, stamp, deleted): (u8, u8, u16, bool)) -> (NodeId, Op<Arc<str>, CacheValue>) {
-        let value = if deleted {
-            CacheValue::Deleted
+        let data = if deleted {
+            CacheData::Deleted
         } else {
-            CacheValue::Live {
+            CacheData::Live {
                 json: Arc::from(format!("\"{w}-{stamp}\"").as_str()),
                 expires_at_ms: None,
             }
         };
+        let written = Hlc(u64::from(stamp) * 4 + u64::from(w));
         let op = Op::Put {
             key: Arc::from(format!("k{key}").as_str()),
             lineage: Hlc(1),
-            stamp: Hlc(u64::from(stamp) * 4 + u64::from(w)),
-            value,
+            stamp: written,
+            value: CacheValue {
+                written,
+                writer: Arc::from(node(w).to_string().as_str()),
+                data,
+            },
         };
         (node(w), op)
     }
@@ -227,9 +276,36 @@ mod tests {
                             r.apply(&me, Op::Remove { key: Arc::from(k.as_str()), lineage, stamp: Hlc(1_000_000) });
                         }
                         Tidy::MarkDeleted(lineage) => {
-                            r.apply(&me, Op::Put { key: Arc::from(k.as_str()), lineage, stamp: Hlc(1_000_000), value: CacheValue::Deleted });
+                            let value = CacheValue { written: Hlc(1_000_000), writer: Arc::from("x"), data: CacheData::Deleted };
+                            r.apply(&me, Op::Put { key: Arc::from(k.as_str()), lineage, stamp: Hlc(1_000_000), value });
                         }
                     }
+                }
+            }
+            let after: Vec<_> = (0..4u8).map(|k| shown(&r, k)).collect();
+            prop_assert_eq!(before, after);
+        }
+
+        /// When a writer departs, the survivors adopting what [`adoptable`]
+        /// names keeps every key showing what it showed.
+        #[test]
+        fn adopting_a_departed_writers_copies_keeps_what_shows(
+            writes in proptest::collection::vec(write(), 1..40),
+            gone in 0u8..3,
+        ) {
+            let writes = unique_stamps(writes);
+            let mut r = Replica::new();
+            for (o, op) in writes.iter().copied().map(op) {
+                r.apply(&o, op);
+            }
+            let before: Vec<_> = (0..4u8).map(|k| shown(&r, k)).collect();
+            let purged = r.purge_owner(&node(gone), true);
+            let adopted = adoptable(&r, &purged);
+            // Every survivor adopts the same copies into a slot of its own.
+            for w in (0..3u8).filter(|w| *w != gone) {
+                for (i, (key, value)) in adopted.iter().enumerate() {
+                    let lineage = Hlc(10_000 + i as u64);
+                    r.apply(&node(w), Op::Put { key: key.clone(), lineage, stamp: lineage, value: value.clone() });
                 }
             }
             let after: Vec<_> = (0..4u8).map(|k| shown(&r, k)).collect();

@@ -241,6 +241,13 @@ impl<S: Schema> Writer<'_, S> {
         self.state.clock.peek(wall_ms())
     }
 
+    /// A fresh stamp from this node's clock, unique on this node and above
+    /// every stamp it has made or seen (for values that carry their own
+    /// write time).
+    pub fn tick(&mut self) -> Hlc {
+        self.state.clock.tick(wall_ms())
+    }
+
     /// Deletes this node's slot `lineage` under `key`.
     pub fn remove(&mut self, key: S::Key, lineage: Hlc) {
         let stamp = self.state.clock.tick(wall_ms());

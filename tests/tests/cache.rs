@@ -265,3 +265,41 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(get(&http, "k").await, Some(None));
 }
+
+/// A cache entry outlives the node that wrote it: the survivors adopt the
+/// departed writer's copies (and then keep one copy per key).
+#[tokio::test(flavor = "multi_thread")]
+async fn entries_outlive_their_writer() {
+    let mut c = TestCluster::started(3).await;
+    let https: Vec<String> = c.nodes.iter().map(|n| n.http_addr()).collect();
+    for i in 0..50 {
+        put(&https[2], &format!("orphan{i}"), json!({"value": i})).await;
+    }
+    put(&https[2], "gone", json!({"value": 1})).await;
+    let (status, _) = send_json("DELETE", &https[2], "/api/cache/gone", &json!({}))
+        .await
+        .expect("DELETE");
+    assert_eq!(status, 204);
+    wait_everywhere(&https, "orphan49", Some(json!(49))).await;
+    c.nodes[2].kill9();
+    let survivors = &https[..2];
+    for http in survivors {
+        wait_for(LONG, "the survivors to adopt n3's entries", || async {
+            (metric(http, "drove_cache_adopted_total", &[]).await? >= 50).then_some(())
+        })
+        .await;
+        for i in [0, 17, 49] {
+            assert_eq!(
+                value_at(http, &format!("orphan{i}")).await,
+                Some(Some(json!(i)))
+            );
+        }
+        assert_eq!(value_at(http, "gone").await, Some(None));
+    }
+    for http in survivors {
+        wait_for(LONG, "one copy per key again", || async {
+            (metric(http, "drove_cache_slots", &[]).await? == 50).then_some(())
+        })
+        .await;
+    }
+}

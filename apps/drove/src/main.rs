@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let listener = Server::bind(args.http).await?;
-    let server = Server::start(&args, |builder| builder).await?;
+    let server = Server::start(&args, |builder, _, _| builder).await?;
     let app = server.admin_router();
     server.serve(listener, app).await?;
     Ok(())

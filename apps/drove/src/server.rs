@@ -115,10 +115,11 @@ pub struct Server {
 
 impl Server {
     /// Starts the node and its services; `declare` adds actor types (and
-    /// anything else) to the supervisor before it starts.
+    /// anything else) to the supervisor before it starts, and may hand
+    /// pub/sub and the cache to them.
     pub async fn start(
         args: &NodeArgs,
-        declare: impl FnOnce(SupervisorBuilder) -> SupervisorBuilder,
+        declare: impl FnOnce(SupervisorBuilder, &PubSub, &Cache) -> SupervisorBuilder,
     ) -> Result<Server, ServerError> {
         let mut config = NodeConfig::new(args.name.clone());
         config.listen = args.listen;
@@ -138,6 +139,17 @@ impl Server {
         let registry = Registry::start(&node)
             .await
             .map_err(|e| start_err("the registry")(e.to_string()))?;
+        let pubsub = PubSub::start(&node)
+            .await
+            .map_err(|e| start_err("pub/sub")(e.to_string()))?;
+        let cache = Cache::start_with(
+            &node,
+            CacheConfig {
+                clock_offset_ms: args.clock_offset_ms,
+            },
+        )
+        .await
+        .map_err(|e| start_err("the cache")(e.to_string()))?;
         let mut builder =
             drove_supervisor::builtin::with_builtins(Supervisor::builder(&node, &registry))
                 .redistribution(match args.redistribution.as_str() {
@@ -150,21 +162,10 @@ impl Server {
                 fencing_margin: Duration::from_millis(args.fencing_ms),
             });
         }
-        let supervisor = declare(builder)
+        let supervisor = declare(builder, &pubsub, &cache)
             .start()
             .await
             .map_err(|e| start_err("the supervisor")(e.to_string()))?;
-        let pubsub = PubSub::start(&node)
-            .await
-            .map_err(|e| start_err("pub/sub")(e.to_string()))?;
-        let cache = Cache::start_with(
-            &node,
-            CacheConfig {
-                clock_offset_ms: args.clock_offset_ms,
-            },
-        )
-        .await
-        .map_err(|e| start_err("the cache")(e.to_string()))?;
         Ok(Server {
             node,
             registry,

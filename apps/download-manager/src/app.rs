@@ -1,0 +1,176 @@
+//! The application's operations, independent of HTTP: start a download,
+//! read it, read its file, clear it.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use drove::server::Server;
+use drove_supervisor::{ChildSpec, Restart, SupervisorError};
+
+use crate::download::{self, Download, Manifest, State, Update};
+use crate::tracker::{TrackerArgs, TRACKER_TYPE};
+
+/// How downloads are produced (the same on every node).
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Steps (chunks) per file.
+    pub steps: u32,
+    /// Time per step, ms.
+    pub step_ms: u64,
+    /// Bytes per chunk.
+    pub chunk_bytes: usize,
+}
+
+/// Why an operation failed; each maps to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The user already has a download.
+    #[error("a download is already in progress")]
+    InProgress(Box<Download>),
+    /// The user has no download.
+    #[error("no download")]
+    NotFound,
+    /// The download is not ready yet.
+    #[error("the file is not ready yet")]
+    NotReady,
+    /// The cluster could not take the request (no quorum, no node for the
+    /// tracker type, a node unreachable).
+    #[error("cannot start the download: {0}")]
+    Unavailable(String),
+    /// Stored data is missing or does not check out.
+    #[error("stored file is damaged: {0}")]
+    Damaged(String),
+}
+
+/// The application on one node.
+#[derive(Clone)]
+pub struct App {
+    /// The drove node and its services.
+    pub server: Server,
+    /// Download settings.
+    pub config: AppConfig,
+}
+
+impl App {
+    /// The user's download, if any.
+    pub fn current(&self, user: &str) -> Option<Download> {
+        self.server
+            .cache
+            .get::<Download>(&download::download_key(user))
+            .ok()
+            .flatten()
+    }
+
+    /// Starts a download for `user`: stores it (one per user), then starts
+    /// its tracker where placement puts it.
+    pub async fn start(&self, user: &str) -> Result<Download, AppError> {
+        if let Some(d) = self.current(user) {
+            return Err(AppError::InProgress(Box::new(d)));
+        }
+        let id = format!("{:012x}", rand::random::<u64>() >> 16);
+        let mut d = Download {
+            id: id.clone(),
+            user: user.to_string(),
+            state: State::Pending,
+            progress: 0,
+            tracker_node: None,
+            file_url: None,
+            error: None,
+        };
+        let key = download::download_key(user);
+        let stored = self
+            .server
+            .cache
+            .put_new(&key, &d, None)
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        if !stored {
+            let current = self.current(user).unwrap_or_else(|| d.clone());
+            return Err(AppError::InProgress(Box::new(current)));
+        }
+        let args = TrackerArgs {
+            user: user.to_string(),
+            download_id: id.clone(),
+            steps: self.config.steps,
+            step_ms: self.config.step_ms,
+            chunk_bytes: self.config.chunk_bytes,
+        };
+        let mut spec = ChildSpec::new(
+            TRACKER_TYPE,
+            serde_json::to_value(&args).map_err(|e| AppError::Unavailable(e.to_string()))?,
+            Restart::Transient,
+        );
+        spec.id = download::tracker_id(user, &id);
+        spec.name = Some(download::tracker_name(user));
+        match self.server.supervisor.start_child::<()>(spec).await {
+            Ok(handle) => {
+                d.tracker_node = Some(handle.node().name.clone());
+                Ok(d)
+            }
+            Err(e) => {
+                let _ = self.server.cache.delete(&key);
+                Err(AppError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// The ready file of the user's download, checked against its manifest.
+    pub fn file(&self, user: &str) -> Result<(Download, Manifest, Vec<u8>), AppError> {
+        let d = self.current(user).ok_or(AppError::NotFound)?;
+        if d.state != State::Ready {
+            return Err(AppError::NotReady);
+        }
+        let cache = &self.server.cache;
+        let manifest: Manifest = cache
+            .get(&download::manifest_key(&d.id))
+            .map_err(|e| AppError::Damaged(e.to_string()))?
+            .ok_or_else(|| AppError::Damaged("no manifest".into()))?;
+        let mut body = Vec::with_capacity(manifest.size as usize);
+        for n in 0..manifest.chunks {
+            let chunk: String = cache
+                .get(&download::chunk_key(&d.id, n))
+                .map_err(|e| AppError::Damaged(e.to_string()))?
+                .ok_or_else(|| AppError::Damaged(format!("chunk {n} is missing")))?;
+            body.extend_from_slice(chunk.as_bytes());
+        }
+        let sha: String = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if sha != manifest.sha256 {
+            return Err(AppError::Damaged("checksum mismatch".into()));
+        }
+        Ok((d, manifest, body))
+    }
+
+    /// Clears the user's download: stops its tracker if it still runs,
+    /// forgets its record, drops the file, tells the user's pages.
+    pub async fn clear(&self, user: &str) -> Result<(), AppError> {
+        let d = self.current(user).ok_or(AppError::NotFound)?;
+        let child = download::tracker_id(user, &d.id);
+        match self.server.supervisor.terminate_child(&child).await {
+            Ok(()) | Err(SupervisorError::NoSuchChild(_)) => {}
+            Err(e) => tracing::warn!(%child, error = %e, "could not stop the tracker"),
+        }
+        // A tracker in the middle of a step may write once more: wait
+        // until its name is gone with it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let name = download::tracker_name(user);
+        while self.server.registry.lookup(&name).is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let cache = &self.server.cache;
+        let _ = cache.delete(&download::download_key(user));
+        let manifest: Option<Manifest> = cache.get(&download::manifest_key(&d.id)).ok().flatten();
+        let chunks = manifest.map_or(self.config.steps, |m| m.chunks);
+        for n in 0..chunks {
+            let _ = cache.delete(&download::chunk_key(&d.id, n));
+        }
+        let _ = cache.delete(&download::manifest_key(&d.id));
+        let _ = self
+            .server
+            .pubsub
+            .broadcast(&download::topic(user), &Update::Cleared);
+        Ok(())
+    }
+}

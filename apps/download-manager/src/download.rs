@@ -1,0 +1,99 @@
+//! A download request, its file, and where they live: the download in the
+//! replicated cache under the user's id, the file as chunks in the cache
+//! (so any node serves it, also after its producer is gone), progress on a
+//! pub/sub topic per user.
+
+use serde::{Deserialize, Serialize};
+
+use drove_runtime::Message;
+
+/// Where a download is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Accepted, the tracker has not started work yet.
+    Pending,
+    /// The tracker is producing the file.
+    Processing,
+    /// The file is stored and can be downloaded.
+    Ready,
+    /// The tracker gave up.
+    Error,
+}
+
+/// One user's download, as the API and the page show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Download {
+    /// The download's id.
+    pub id: String,
+    /// The user who asked for it.
+    pub user: String,
+    /// Where it is.
+    pub state: State,
+    /// 0 to 100.
+    pub progress: u8,
+    /// The node running its tracker (last seen).
+    pub tracker_node: Option<String>,
+    /// Where to fetch the file once ready.
+    pub file_url: Option<String>,
+    /// Why it failed, for `error`.
+    pub error: Option<String>,
+}
+
+/// The stored file's manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The download.
+    pub download_id: String,
+    /// How many chunks.
+    pub chunks: u32,
+    /// Total bytes.
+    pub size: u64,
+    /// SHA-256 of the whole file, hex.
+    pub sha256: String,
+    /// The nodes that produced parts of it, in order.
+    pub nodes: Vec<String>,
+}
+
+/// What the page hears on its user's topic.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Update {
+    /// The download changed.
+    Changed(Download),
+    /// The download was cleared (fetched or deleted).
+    Cleared,
+}
+
+impl Message for Update {
+    const TAG: &'static str = "download-manager.update.v1";
+}
+
+/// The cache key of a user's download.
+pub fn download_key(user: &str) -> String {
+    format!("dm:download:{user}")
+}
+
+/// The cache key of a file's manifest.
+pub fn manifest_key(download_id: &str) -> String {
+    format!("dm:file:{download_id}")
+}
+
+/// The cache key of one chunk of a file.
+pub fn chunk_key(download_id: &str, n: u32) -> String {
+    format!("dm:chunk:{download_id}:{n}")
+}
+
+/// The pub/sub topic of a user's progress.
+pub fn topic(user: &str) -> String {
+    format!("dm:progress:{user}")
+}
+
+/// The supervised child id of a download's tracker.
+pub fn tracker_id(user: &str, download_id: &str) -> String {
+    format!("download:{user}:{download_id}")
+}
+
+/// The global name of a user's running tracker.
+pub fn tracker_name(user: &str) -> String {
+    format!("download:{user}")
+}

@@ -1,0 +1,165 @@
+//! `download-manager`: the download-manager demo on drove.
+//!
+//! - `download-manager demo`: a local 3-node cluster on 127.0.0.1; prints
+//!   the URLs; Ctrl-C stops every node.
+//! - `download-manager --name n1 --listen .. --http .. --seeds ..`: one
+//!   node, to join others by hand (the same flags as `drove node`).
+//!
+//! A node serves the page and its API beside drove's admin API on --http.
+
+mod app;
+mod download;
+mod page;
+mod session;
+mod tracker;
+mod web;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use drove::local_cluster::LocalCluster;
+use drove::server::{NodeArgs, Server};
+
+use crate::app::{App, AppConfig};
+use crate::session::Sessions;
+use crate::web::WebState;
+
+#[derive(Parser)]
+#[command(
+    name = "download-manager",
+    version,
+    about = "A distributed download manager that survives node loss, on drove",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    node: NodeWithApp,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local cluster on 127.0.0.1 and print its URLs; Ctrl-C stops it.
+    Demo {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// First cluster port; node i listens on base + i.
+        #[arg(long, default_value_t = 4370)]
+        base_port: u16,
+        /// First HTTP port; node i serves on base + i.
+        #[arg(long, default_value_t = 8370)]
+        base_http: u16,
+    },
+}
+
+#[derive(Args)]
+struct NodeWithApp {
+    #[command(flatten)]
+    node: NodeArgs,
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+#[derive(Args)]
+struct AppArgs {
+    /// Key that signs session cookies; the same on every node (defaults to
+    /// one derived from the cluster cookie).
+    #[arg(long, env = "DM_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Steps (file chunks) per download.
+    #[arg(long, env = "DM_STEPS", default_value_t = 20)]
+    steps: u32,
+    /// Milliseconds per step.
+    #[arg(long, env = "DM_STEP_MS", default_value_t = 500)]
+    step_ms: u64,
+    /// Size of the generated file, KiB (split into the steps' chunks).
+    #[arg(long, env = "DM_FILE_KB", default_value_t = 1024)]
+    file_kb: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        match (cli.command, cli.node) {
+            (
+                Some(Command::Demo {
+                    nodes,
+                    base_port,
+                    base_http,
+                }),
+                _,
+            ) => demo(nodes, base_port, base_http).await,
+            (None, n) => run_node(n).await,
+        }
+    })
+}
+
+async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.app.steps),
+        "--steps must be 1 to 10000"
+    );
+    let chunk_bytes = (args.app.file_kb * 1024 / args.app.steps as usize).max(64);
+    anyhow::ensure!(
+        chunk_bytes <= 512 * 1024,
+        "--file-kb / --steps must stay under 512 KiB per chunk"
+    );
+    let secret = args
+        .app
+        .secret
+        .clone()
+        .unwrap_or_else(|| format!("derived-from-cookie:{}", args.node.cookie));
+    let listener = Server::bind(args.node.http).await?;
+    let server = Server::start(&args.node, |builder, pubsub, cache| {
+        let (pubsub, cache) = (pubsub.clone(), cache.clone());
+        builder.actor(tracker::TRACKER_TYPE, move |info| {
+            tracker::make(&cache, &pubsub, info)
+        })
+    })
+    .await?;
+    let app = App {
+        server: server.clone(),
+        config: AppConfig {
+            steps: args.app.steps,
+            step_ms: args.app.step_ms,
+            chunk_bytes,
+        },
+    };
+    let routes = web::router(WebState {
+        app,
+        sessions: Sessions::new(&secret),
+    })
+    .merge(server.admin_router());
+    tracing::info!(http = %args.node.http, "serving the download manager");
+    server.serve(listener, routes).await?;
+    Ok(())
+}
+
+async fn demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the download-manager binary")?;
+    let cluster = LocalCluster::start(&exe, &[], nodes, base_port, base_http)?;
+    cluster.wait_formed().await?;
+    println!("The download manager runs on a {nodes}-node drove cluster:");
+    for (i, http) in cluster.https.iter().enumerate() {
+        println!("  n{}: http://{http}/", i + 1);
+    }
+    println!(
+        "Open one, generate a report, and kill the node that runs its tracker \
+         (or the one serving the page): the page carries on. Ctrl-C stops the cluster."
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    cluster.stop().await;
+    Ok(())
+}
