@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 client: one GET per connection, for the CLI and tests
+//! A minimal HTTP/1.1 client: one request per connection, for the CLI and tests
 //! (so neither needs a full HTTP client stack).
 
 use std::time::Duration;
@@ -39,23 +39,59 @@ pub async fn send(
     body: &str,
     timeout: Duration,
 ) -> Result<(u16, String), ClientError> {
-    tokio::time::timeout(timeout, send_inner(addr, method, path, body))
+    let r = request(addr, method, path, &[], body, timeout).await?;
+    Ok((r.status, r.body))
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+impl Response {
+    /// The first header called `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `method path` on `addr` with extra `headers` and a JSON `body` (none if
+/// empty).
+pub async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
+    tokio::time::timeout(timeout, request_inner(addr, method, path, headers, body))
         .await
         .map_err(|_| ClientError::Timeout(addr.to_string()))?
 }
 
-async fn send_inner(
+async fn request_inner(
     addr: &str,
     method: &str,
     path: &str,
+    headers: &[(&str, &str)],
     body: &str,
-) -> Result<(u16, String), ClientError> {
+) -> Result<Response, ClientError> {
     let io = |source| ClientError::Io {
         addr: addr.to_string(),
         source,
     };
     let mut stream = TcpStream::connect(addr).await.map_err(io)?;
-    let content = if body.is_empty() {
+    let mut head = if body.is_empty() {
         String::new()
     } else {
         format!(
@@ -63,8 +99,11 @@ async fn send_inner(
             body.len()
         )
     };
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{content}Connection: close\r\n\r\n{body}"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n{body}"
     );
     stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut raw = Vec::new();
@@ -72,21 +111,29 @@ async fn send_inner(
     let text = String::from_utf8_lossy(&raw);
     let malformed = || ClientError::Malformed(addr.to_string());
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(malformed)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(malformed)?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     let body = if chunked {
         dechunk(body)
     } else {
         body.to_string()
     };
-    Ok((status, body))
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -304,7 +304,10 @@ impl Cache {
             r.keys()
                 .filter_map(|k| {
                     let expired = latest(r, k).is_some_and(|l| {
-                        l.owner == me && l.value.is_some_and(|v| !v.is_live_at(now))
+                        l.owner == me
+                            && l.value.is_some_and(|v| {
+                                matches!(v.data, CacheData::Live { .. }) && !v.is_live_at(now)
+                            })
                     });
                     match tidy(r, me, k, now) {
                         Tidy::Keep => None,

@@ -28,53 +28,61 @@ use drove_admin::ClusterJson;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// The `drove` binary: `$DROVE_BIN` if set, otherwise built once per test
-/// process with `cargo build --bin drove` into this workspace's target dir,
-/// in the same profile as the running test.
+/// The `drove` binary, built (once per test process) by cargo in the same
+/// profile as the running test, or `DROVE_BIN` if set.
 pub fn drove_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("DROVE_BIN") {
-            return PathBuf::from(p);
-        }
-        let exe = std::env::current_exe().unwrap_or_default();
-        // target/<profile>/deps/<test> or target/<profile>/<bench binary>
-        let profile_dir = exe
-            .ancestors()
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n == "debug" || n == "release")
-            })
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("target/debug"));
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let target_dir = profile_dir
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "drove", "--bin", "drove"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "building the drove binary failed: {status:?}"
-        );
-        let bin = profile_dir.join("drove");
-        assert!(
-            bin.exists(),
-            "built drove binary not found at {}",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_bin("DROVE_BIN", "drove", "drove"))
+        .clone()
+}
+
+/// The `download-manager` binary, as [`drove_bin`] (`DM_BIN` overrides).
+pub fn download_manager_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("DM_BIN", "download-manager", "download-manager"))
+        .clone()
+}
+
+fn workspace_bin(env: &str, package: &str, bin: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> or target/<profile>/<bench binary>
+    let profile_dir = exe
+        .ancestors()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target/debug"));
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let target_dir = profile_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "building the {bin} binary failed: {status:?}"
+    );
+    let path = profile_dir.join(bin);
+    assert!(
+        path.exists(),
+        "built {bin} binary not found at {}",
+        path.display()
+    );
+    path
 }
 
 /// A fresh loopback IP per call (127.x.y.z), so concurrent tests never
@@ -266,6 +274,10 @@ pub struct NodeProc {
     pub extra: Vec<String>,
     /// Prefix of the command (e.g. `ip netns exec NS`), if any.
     pub wrapper: Vec<String>,
+    /// The program; `None` for the `drove` binary.
+    pub bin: Option<PathBuf>,
+    /// Its subcommand before the node flags (`node` for `drove`).
+    pub command: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -307,6 +319,8 @@ impl NodeProc {
             cookie: cookie.to_string(),
             extra: Vec::new(),
             wrapper: Vec::new(),
+            bin: None,
+            command: vec!["node".to_string()],
             child: None,
             log,
         }
@@ -315,7 +329,7 @@ impl NodeProc {
     /// Starts (or restarts) the process.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        let bin = drove_bin();
+        let bin = self.bin.clone().unwrap_or_else(drove_bin);
         let mut cmd = match self.wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -324,7 +338,7 @@ impl NodeProc {
             }
             None => Command::new(&bin),
         };
-        cmd.arg("node")
+        cmd.args(&self.command)
             .args(["--name", &self.name])
             .args(["--listen", &self.listen.to_string()])
             .args(["--http", &self.http.to_string()])

@@ -1,0 +1,303 @@
+//! The download-manager demo through its JSON API, with real node
+//! processes: the API's contract and bad requests, and 200 users whose
+//! downloads all complete exactly once, with correct files, while a node
+//! is killed midway.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use drove_admin::client::{request, Response};
+use drove_tests::{children_at, wait_for, NodeProc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// `n` download-manager nodes on one loopback address (so a browser's
+/// cookie is shared by all), seeded by the first.
+fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc> {
+    let ip = drove_tests::fresh_loopback_ip();
+    let cookie = format!("dm-{}", rand::random::<u64>());
+    let mut ports = BTreeSet::new();
+    let mut port = || loop {
+        let p = drove_tests::free_port(&ip);
+        if ports.insert(p) {
+            return p;
+        }
+    };
+    let mut nodes: Vec<NodeProc> = Vec::new();
+    for i in 0..n {
+        let listen = format!("{ip}:{}", port()).parse().expect("addr");
+        let http = format!("{ip}:{}", port()).parse().expect("addr");
+        let seeds = nodes
+            .first()
+            .map(|f| vec![f.listen.to_string()])
+            .unwrap_or_default();
+        let mut node = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, &cookie);
+        node.bin = Some(drove_tests::download_manager_bin());
+        node.command = Vec::new();
+        node.extra = [
+            "--steps",
+            &steps.to_string(),
+            "--step-ms",
+            &step_ms.to_string(),
+            "--file-kb",
+            &file_kb.to_string(),
+            "--secret",
+            "test-secret",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        nodes.push(node);
+    }
+    nodes
+}
+
+async fn started(nodes: &mut [NodeProc]) {
+    for n in nodes.iter_mut() {
+        n.start();
+    }
+    let want = nodes.len();
+    for n in nodes.iter() {
+        wait_for(LONG, "the demo cluster to form", || async {
+            let c = n.cluster().await?;
+            (c.members.iter().filter(|m| m.status == "up").count() == want).then_some(())
+        })
+        .await;
+    }
+}
+
+/// A browser-like user: keeps the session cookie it is given.
+#[derive(Default, Clone)]
+struct User {
+    cookie: Option<String>,
+}
+
+impl User {
+    async fn call(&mut self, http: &str, method: &str, path: &str) -> Response {
+        let cookie = self.cookie.clone().map(|c| format!("dm_session={c}"));
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+        let r = request(http, method, path, &headers, "", Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} on {http}: {e}"));
+        if let Some(v) = r.header("set-cookie") {
+            let value = v.split(';').next().unwrap_or_default();
+            self.cookie = value.strip_prefix("dm_session=").map(str::to_string);
+        }
+        r
+    }
+
+    async fn json(&mut self, http: &str, method: &str, path: &str) -> (u16, Value) {
+        let r = self.call(http, method, path).await;
+        let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_contract_and_bad_requests() {
+    let _machine = drove_tests::shared_machine().await;
+    let mut nodes = dm_nodes(2, 4, 300, 8);
+    started(&mut nodes).await;
+    let (a, b) = (nodes[0].http_addr(), nodes[1].http_addr());
+    let mut user = User::default();
+    let (status, body) = user.json(&a, "GET", "/api/downloads/current").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string(), "{body}");
+    assert!(user.cookie.is_some(), "a new user gets a session cookie");
+
+    let (status, d) = user.json(&a, "POST", "/api/downloads").await;
+    assert_eq!(status, 201, "{d}");
+    assert_eq!(d["state"], "pending");
+    let id = d["id"].as_str().expect("id").to_string();
+    // One at a time, whichever node is asked.
+    let (status, body) = user.json(&b, "POST", "/api/downloads").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["download"]["id"], id.as_str());
+    let (status, d) = user.json(&b, "GET", "/api/downloads/current").await;
+    assert_eq!((status, d["id"].as_str()), (200, Some(id.as_str())));
+    let (status, _) = user.json(&b, "GET", "/api/downloads/current/file").await;
+    assert_eq!(status, 409, "not ready yet");
+
+    // A forged or foreign cookie is a new user, who sees nothing.
+    let mut forged = User {
+        cookie: user.cookie.clone().map(|c| c.replace('.', ".00")),
+    };
+    let (status, _) = forged.json(&a, "GET", "/api/downloads/current").await;
+    assert_eq!(status, 404);
+    assert_ne!(forged.cookie, user.cookie);
+
+    // Deleting clears it everywhere and the button comes back.
+    let (status, _) = user.json(&a, "DELETE", "/api/downloads/current").await;
+    assert_eq!(status, 204);
+    let (status, _) = user.json(&b, "GET", "/api/downloads/current").await;
+    assert_eq!(status, 404);
+    let (status, _) = user.json(&b, "DELETE", "/api/downloads/current").await;
+    assert_eq!(status, 404);
+    let (status, _) = user.json(&b, "GET", "/api/downloads/current/file").await;
+    assert_eq!(status, 404);
+    let (status, d) = user.json(&b, "POST", "/api/downloads").await;
+    assert_eq!(status, 201, "{d}");
+    assert_ne!(d["id"].as_str(), Some(id.as_str()));
+
+    // Wrong methods are refused.
+    let r = user.call(&a, "PUT", "/api/downloads").await;
+    assert_eq!(r.status, 405);
+}
+
+/// What a downloaded file says about itself, checked.
+fn check_file(r: &Response, id: &str, steps: u32) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-download-id"), Some(id));
+    let sha: String = Sha256::digest(r.body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        r.header("x-content-sha256"),
+        Some(sha.as_str()),
+        "checksum of {id}"
+    );
+    assert!(r.body.contains(&format!("# download_id: {id}\n")));
+    let mut seen_steps = Vec::new();
+    let mut nodes: Vec<String> = Vec::new();
+    for line in r.body.lines().filter(|l| !l.starts_with('#')).skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        assert_eq!(cols.len(), 4, "bad row {line:?} in {id}");
+        let step: u32 = cols[0].parse().expect("step");
+        if seen_steps.last() != Some(&step) {
+            seen_steps.push(step);
+        }
+        if !nodes.iter().any(|n| n == cols[2]) {
+            nodes.push(cols[2].to_string());
+        }
+    }
+    assert_eq!(seen_steps, (0..steps).collect::<Vec<_>>(), "steps of {id}");
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
+    let _machine = drove_tests::timing_sensitive().await;
+    const USERS: usize = 200;
+    const STEPS: u32 = 10;
+    let mut nodes = dm_nodes(3, STEPS, 400, 20);
+    started(&mut nodes).await;
+    let https: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
+    let mut users = vec![User::default(); USERS];
+    let mut ids = Vec::new();
+    let mut trackers: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, u) in users.iter_mut().enumerate() {
+        let (status, d) = u.json(&https[i % 3], "POST", "/api/downloads").await;
+        assert_eq!(status, 201, "{d}");
+        ids.push(d["id"].as_str().expect("id").to_string());
+        *trackers
+            .entry(d["tracker_node"].as_str().expect("node").to_string())
+            .or_default() += 1;
+    }
+    // Midway, kill the node running the most trackers.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let victim_name = trackers
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(n, _)| n.clone())
+        .expect("trackers");
+    let victim = nodes
+        .iter()
+        .position(|n| n.name == victim_name)
+        .expect("victim");
+    nodes[victim].kill9();
+    let survivors: Vec<String> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| https[i].clone())
+        .collect();
+
+    // Until every download is ready: no tracker ever on two ledgers.
+    let mut ready: HashMap<usize, Value> = HashMap::new();
+    let deadline = std::time::Instant::now() + LONG;
+    while ready.len() < USERS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {USERS} ready",
+            ready.len()
+        );
+        let mut on: HashMap<String, usize> = HashMap::new();
+        for http in &survivors {
+            for c in children_at(http, true).await.unwrap_or_default() {
+                *on.entry(c.id).or_default() += 1;
+            }
+        }
+        if let Some((id, n)) = on.iter().find(|(_, n)| **n > 1) {
+            panic!("tracker {id} runs on {n} nodes");
+        }
+        for (i, u) in users.iter_mut().enumerate() {
+            if ready.contains_key(&i) {
+                continue;
+            }
+            let (status, d) = u
+                .json(&survivors[i % 2], "GET", "/api/downloads/current")
+                .await;
+            assert_eq!(status, 200, "user {i} lost the download: {d}");
+            assert_eq!(
+                d["id"].as_str(),
+                Some(ids[i].as_str()),
+                "user {i}'s download changed"
+            );
+            assert_ne!(d["state"], "error", "{d}");
+            if d["state"] == "ready" {
+                ready.insert(i, d);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Every file checks out; the moved ones were made by two nodes.
+    let mut moved = 0;
+    for (i, u) in users.iter_mut().enumerate() {
+        let r = u
+            .call(
+                &survivors[(i + 1) % 2],
+                "GET",
+                "/api/downloads/current/file",
+            )
+            .await;
+        let producers = check_file(&r, &ids[i], STEPS);
+        if producers.len() > 1 {
+            assert!(
+                producers[0].starts_with(&format!("{victim_name}#")),
+                "{producers:?}"
+            );
+            moved += 1;
+        }
+        // Cleared on the node that served the file at once, and on the
+        // other as soon as the delete's delta arrives.
+        let (status, _) = u
+            .json(&survivors[(i + 1) % 2], "GET", "/api/downloads/current")
+            .await;
+        assert_eq!(status, 404, "fetching the file clears the download");
+        let other = survivors[i % 2].clone();
+        let again = u.clone();
+        wait_for(
+            Duration::from_secs(5),
+            "the clear to reach the other node",
+            || {
+                let (other, mut again) = (other.clone(), again.clone());
+                async move {
+                    let (status, _) = again.json(&other, "GET", "/api/downloads/current").await;
+                    (status == 404).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    assert!(moved > 0, "no download was moved by the kill");
+    // Nothing is left running or recorded.
+    for http in &survivors {
+        let all = children_at(http, false).await.expect("children");
+        assert!(
+            all.iter().all(|c| !c.id.starts_with("download:")),
+            "{all:?}"
+        );
+    }
+}
