@@ -16,11 +16,12 @@ pub const PAGE: &str = r##"<!DOCTYPE html>
 <style>
   :root { --ink: #1f1d2b; --muted: #6b6880; --accent: #5b2a86; --ok: #1f7a4d; --bad: #a12b2b; --line: #e6e3ef; }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: #f7f6fb; }
   header { padding: 20px 32px; border-bottom: 1px solid var(--line); background: #fff; display: flex; align-items: center; gap: 16px; }
   header h1 { font-size: 19px; margin: 0; }
   header .sub { color: var(--muted); font-size: 13px; }
-  main { max-width: 880px; margin: 28px auto; padding: 0 20px; display: grid; grid-template-columns: 1.3fr 1fr; gap: 20px; }
+  main { max-width: 980px; margin: 28px auto; padding: 0 20px; display: grid; grid-template-columns: 1fr 1.1fr; gap: 20px; }
   .card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 20px; }
   .card h2 { font-size: 14px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 14px; }
   button { font: inherit; color: #fff; background: var(--accent); border: 0; border-radius: 6px; padding: 10px 22px; cursor: pointer; }
@@ -33,10 +34,10 @@ pub const PAGE: &str = r##"<!DOCTYPE html>
   a.file { display: inline-block; margin-top: 10px; color: var(--accent); font-weight: 600; }
   table { width: 100%; border-collapse: collapse; font-size: 14px; }
   td { padding: 5px 0; border-bottom: 1px solid var(--line); }
-  td.st { text-align: right; }
+  td.st { text-align: right; white-space: nowrap; }
   .dot { display: inline-block; width: 8px; height: 8px; border-radius: 4px; margin-right: 8px; background: var(--muted); }
   .dot.up { background: var(--ok); } .dot.down { background: var(--bad); }
-  .tag { font-size: 11px; padding: 1px 6px; border-radius: 4px; background: #efe9f7; color: var(--accent); margin-left: 6px; }
+  .tag { font-size: 11px; padding: 1px 6px; border-radius: 4px; background: #efe9f7; color: var(--accent); margin-left: 6px; white-space: nowrap; }
   #conn.bad { color: var(--bad); }
 </style>
 </head>

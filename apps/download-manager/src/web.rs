@@ -274,6 +274,10 @@ async fn cors(State(state): State<WebState>, request: Request, next: Next) -> Re
             HeaderValue::from_static("true"),
         );
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-content-sha256, x-download-id, x-produced-by"),
+        );
         if preflight {
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,

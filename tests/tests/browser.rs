@@ -1,0 +1,302 @@
+//! The download-manager demo in a real headless Chromium, driven over
+//! WebDriver (chromedriver): click, watch progress, kill the node running
+//! the tracker midway, kill the node serving the page, fetch the file.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (the test command
+//! installs them as root). Without them the test says so and passes,
+//! except under `CI=true`, where a missing browser is a failure.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drove_tests::NodeProc;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const LONG: Duration = Duration::from_secs(60);
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// The page's view: state, progress, tracker node, serving node, link.
+async fn page_state(c: &Client) -> Value {
+    c.execute(
+        r#"const t = (id) => document.getElementById(id).textContent;
+           const busy = !document.getElementById("busy").hidden;
+           return { busy, state: t("state"), fill: document.getElementById("fill").style.width,
+                    tracker: t("tracker"), served: t("served"), conn: t("conn"),
+                    link: document.getElementById("link").hidden ? null : document.getElementById("link").href };"#,
+        vec![],
+    )
+    .await
+    .unwrap_or(Value::Null)
+}
+
+fn progress(v: &Value) -> u64 {
+    v["fill"]
+        .as_str()
+        .and_then(|f| f.trim_end_matches('%').parse::<f64>().ok())
+        .map(|p| p as u64)
+        .unwrap_or(0)
+}
+
+/// Polls the page until `done` holds, checking on every look that the
+/// progress it shows never goes backwards.
+async fn watch(c: &Client, highest: &mut u64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let v = page_state(c).await;
+        if v["busy"] == true {
+            let p = progress(&v);
+            assert!(
+                p >= *highest,
+                "progress went back from {highest} to {p}: {v}"
+            );
+            *highest = p;
+        }
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; page: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_survives_node_kills_in_a_real_browser() {
+    let _machine = drove_tests::timing_sensitive().await;
+    let (Some(chromium), Some(chromedriver)) = (
+        find_program(&["chromium", "chromium-browser", "google-chrome"]),
+        find_program(&["chromedriver"]),
+    ) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but chromium / chromedriver are missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("SKIPPED demo_survives_node_kills_in_a_real_browser: no chromium / chromedriver");
+        return;
+    };
+    let port = drove_tests::free_port("127.0.0.1");
+    let _driver = Driver(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver"),
+    );
+
+    let mut nodes = dm_nodes();
+    for n in nodes.iter_mut() {
+        n.start();
+    }
+    for n in &nodes {
+        drove_tests::wait_for(LONG, "the demo cluster to form", || async {
+            let c = n.cluster().await?;
+            (c.members.iter().filter(|m| m.status == "up").count() == 3).then_some(())
+        })
+        .await;
+    }
+
+    let profile = std::env::temp_dir().join(format!("drove-chromium-{}", std::process::id()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-default-apps", "--disable-sync", "--disable-extensions",
+                "--no-first-run", "--no-default-browser-check", "--metrics-recording-only",
+                "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+                "--window-size=1100,640", format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    let mut client = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.is_none() {
+        match ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => client = Some(c),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no WebDriver session: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    let c = client.expect("client");
+    let result = run(&c, &mut nodes).await;
+    let _ = c.close().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    result
+}
+
+fn dm_nodes() -> Vec<NodeProc> {
+    // One address for all: the session cookie is per host, so every node
+    // sees it; each node has its own ports.
+    let ip = drove_tests::fresh_loopback_ip();
+    let mut ports = BTreeSet::new();
+    let mut port = || loop {
+        let p = drove_tests::free_port(&ip);
+        if ports.insert(p) {
+            return p;
+        }
+    };
+    let cookie = format!("browser-{}", rand::random::<u64>());
+    let mut nodes: Vec<NodeProc> = Vec::new();
+    for i in 0..3 {
+        let listen = format!("{ip}:{}", port()).parse().expect("addr");
+        let http = format!("{ip}:{}", port()).parse().expect("addr");
+        let seeds = nodes
+            .first()
+            .map(|f| vec![f.listen.to_string()])
+            .unwrap_or_default();
+        let mut n = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, &cookie);
+        n.bin = Some(drove_tests::download_manager_bin());
+        n.command = Vec::new();
+        n.extra = [
+            "--steps",
+            "16",
+            "--step-ms",
+            "700",
+            "--file-kb",
+            "64",
+            "--secret",
+            "browser-test",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        nodes.push(n);
+    }
+    nodes
+}
+
+async fn run(c: &Client, nodes: &mut [NodeProc]) {
+    let url = |i: usize| format!("http://{}/", nodes[i].http_addr());
+    c.goto(&url(0)).await.expect("open the page");
+    let mut highest = 0;
+    watch(c, &mut highest, "the page to connect", |v| {
+        v["served"] == "n1"
+    })
+    .await;
+    c.find(Locator::Css("#go"))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("click");
+    let v = watch(c, &mut highest, "processing", |v| {
+        v["state"] == "processing"
+    })
+    .await;
+    let mut tracker = v["tracker"].as_str().unwrap_or_default().to_string();
+    // Serve the page from a node that does not run the tracker (another
+    // node shows the same download: the session and state are shared).
+    let mut serving = 0;
+    if tracker == "n1" {
+        serving = 1;
+        c.goto(&url(serving)).await.expect("open on n2");
+        watch(c, &mut highest, "the same download on n2", |v| {
+            v["served"] == "n2" && v["state"] == "processing"
+        })
+        .await;
+        highest = highest.min(progress(&page_state(c).await));
+    }
+    watch(c, &mut highest, "some progress", |v| progress(v) >= 20).await;
+
+    // Kill the node that runs the tracker.
+    let victim = nodes
+        .iter()
+        .position(|n| n.name == tracker)
+        .expect("tracker node");
+    nodes[victim].kill9();
+    let before = highest;
+    let v = watch(c, &mut highest, "the tracker to move and progress", |v| {
+        v["tracker"] != tracker.as_str() && progress(v) > before
+    })
+    .await;
+    tracker = v["tracker"].as_str().unwrap_or_default().to_string();
+    let s = c.screenshot().await.expect("screenshot");
+    save_screenshot("download-manager-failover.png", &s);
+
+    // Kill the node serving the page: it reconnects to the last one.
+    nodes[serving].kill9();
+    let last = (0..3)
+        .find(|&i| i != victim && i != serving)
+        .expect("a third node");
+    let v = watch(c, &mut highest, "the page to reconnect and finish", |v| {
+        v["served"] == nodes[last].name.as_str() && v["state"] == "ready" && v["link"].is_string()
+    })
+    .await;
+    assert_eq!(
+        v["tracker"],
+        nodes[last].name.as_str(),
+        "only one node is left: {v} (tracker was {tracker})"
+    );
+    let s = c.screenshot().await.expect("screenshot");
+    save_screenshot("download-manager.png", &s);
+
+    // The link gives the file, whose content checks out, and clears it.
+    let link = v["link"].as_str().expect("link").to_string();
+    let got = c
+        .execute_async(
+            r#"const [href, done] = arguments;
+               fetch(href, { credentials: "include" }).then(async (r) => done({
+                 status: r.status, sha: r.headers.get("x-content-sha256"),
+                 id: r.headers.get("x-download-id"), nodes: r.headers.get("x-produced-by"),
+                 body: await r.text() }));"#,
+            vec![json!(link)],
+        )
+        .await
+        .expect("fetch the file");
+    assert_eq!(got["status"], 200, "{}", got["status"]);
+    let body = got["body"].as_str().expect("body");
+    let sha: String = Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got["sha"].as_str(), Some(sha.as_str()));
+    let id = got["id"].as_str().expect("id");
+    assert!(body.contains(&format!("# download_id: {id}\n")));
+    let producers = got["nodes"].as_str().unwrap_or_default();
+    assert!(
+        producers.split(' ').count() >= 2,
+        "the file should carry both trackers' rows: {producers}"
+    );
+    watch(c, &mut highest, "the button to come back", |v| {
+        v["busy"] == false
+    })
+    .await;
+}
+
+fn save_screenshot(name: &str, png: &[u8]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(name), png);
+}
