@@ -301,3 +301,78 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
         );
     }
 }
+
+/// `download-manager demo` starts a local cluster, prints the URLs, serves
+/// the page, and stops every node on Ctrl-C (SIGINT).
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_command_starts_and_stops_a_local_cluster() {
+    let _machine = drove_tests::shared_machine().await;
+    // Three free consecutive ports for each range, from a random start.
+    let free = |from: u16| {
+        (from..from + 3).all(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        })
+    };
+    let mut base = 20_000 + (rand::random::<u16>() % 20_000);
+    while !(free(base) && free(base + 3)) {
+        base = 20_000 + (rand::random::<u16>() % 20_000);
+    }
+    let (base_port, base_http) = (base, base + 3);
+    let mut demo = tokio::process::Command::new(drove_tests::download_manager_bin())
+        .args([
+            "demo",
+            "--base-port",
+            &base_port.to_string(),
+            "--base-http",
+            &base_http.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the demo");
+    let stdout = demo.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut urls = Vec::new();
+    let deadline = std::time::Instant::now() + LONG;
+    while urls.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no URLs printed: {urls:?}"
+        );
+        let line = tokio::time::timeout(LONG, lines.next_line())
+            .await
+            .expect("output")
+            .expect("read")
+            .expect("the demo printed its URLs");
+        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            urls.push(url.to_string());
+        }
+    }
+    for (i, url) in urls.iter().enumerate() {
+        let http = url.trim_start_matches("http://").trim_end_matches('/');
+        assert_eq!(http, format!("127.0.0.1:{}", base_http + i as u16));
+        let r = request(http, "GET", "/", &[], "", Duration::from_secs(10))
+            .await
+            .expect("GET /");
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("drove download manager"));
+    }
+    let pid = nix::unistd::Pid::from_raw(demo.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = tokio::time::timeout(Duration::from_secs(20), demo.wait())
+        .await
+        .expect("the demo stops on SIGINT")
+        .expect("status");
+    assert!(status.success(), "{status}");
+    for i in 0..3u16 {
+        let http = format!("127.0.0.1:{}", base_http + i);
+        assert!(
+            request(&http, "GET", "/", &[], "", Duration::from_secs(2))
+                .await
+                .is_err(),
+            "{http} still answers"
+        );
+    }
+}

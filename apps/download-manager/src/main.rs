@@ -1,11 +1,29 @@
-//! `download-manager`: the download-manager demo on drove.
+//! `download-manager`: the download-manager demo on drove (the seed's
+//! "distributed download requester and progress tracker").
 //!
 //! - `download-manager demo`: a local 3-node cluster on 127.0.0.1; prints
 //!   the URLs; Ctrl-C stops every node.
 //! - `download-manager --name n1 --listen .. --http .. --seeds ..`: one
-//!   node, to join others by hand (the same flags as `drove node`).
+//!   node, to join others by hand (the same flags as `drove node`, plus
+//!   `--steps`, `--step-ms`, `--file-kb`, `--secret`).
 //!
-//! A node serves the page and its API beside drove's admin API on --http.
+//! A user (a signed cookie session) asks for a report; a tracker (a
+//! transient child of drove's distributed supervisor, globally named by the
+//! user) produces it step by step, storing each chunk in the replicated
+//! cache and checkpointing; progress reaches the page over pub/sub and
+//! server-sent events from whichever node serves it. Kill the tracker's
+//! node and the tracker resumes on a survivor from its checkpoint; kill the
+//! page's node and the page reconnects to another.
+//!
+//! # Layout
+//!
+//! - `app`: the operations (start, read, file, clear), HTTP-free.
+//! - `tracker`: the supervised tracker actor.
+//! - `download`: the download, the file manifest, keys and topics.
+//! - `web`: routes, the progress stream, CORS.
+//! - `page`: the HTML page and its script.
+//! - `session`: signed cookie sessions.
+//! - `nginx.conf` (beside `src/`): a load balancer in front of the demo.
 
 mod app;
 mod download;
@@ -15,7 +33,7 @@ mod tracker;
 mod web;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 use drove::local_cluster::LocalCluster;
 use drove::server::{NodeArgs, Server};
@@ -24,34 +42,35 @@ use crate::app::{App, AppConfig};
 use crate::session::Sessions;
 use crate::web::WebState;
 
+/// `download-manager --name n1 ...`: one node of the demo.
 #[derive(Parser)]
 #[command(
     name = "download-manager",
     version,
-    about = "A distributed download manager that survives node loss, on drove",
-    args_conflicts_with_subcommands = true
+    about = "A distributed download manager that survives node loss, on drove \
+             (`download-manager demo` starts a local cluster)"
 )]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+struct NodeCli {
     #[command(flatten)]
     node: NodeWithApp,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Start a local cluster on 127.0.0.1 and print its URLs; Ctrl-C stops it.
-    Demo {
-        /// How many nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u16,
-        /// First cluster port; node i listens on base + i.
-        #[arg(long, default_value_t = 4370)]
-        base_port: u16,
-        /// First HTTP port; node i serves on base + i.
-        #[arg(long, default_value_t = 8370)]
-        base_http: u16,
-    },
+/// `download-manager demo`: a local cluster.
+#[derive(Parser)]
+#[command(
+    name = "download-manager demo",
+    about = "Start a local cluster on 127.0.0.1 and print its URLs; Ctrl-C stops it"
+)]
+struct DemoCli {
+    /// How many nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// First cluster port; node i listens on base + i.
+    #[arg(long, default_value_t = 4370)]
+    base_port: u16,
+    /// First HTTP port; node i serves on base + i.
+    #[arg(long, default_value_t = 8370)]
+    base_http: u16,
 }
 
 #[derive(Args)]
@@ -87,21 +106,17 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(async move {
-        match (cli.command, cli.node) {
-            (
-                Some(Command::Demo {
-                    nodes,
-                    base_port,
-                    base_http,
-                }),
-                _,
-            ) => demo(nodes, base_port, base_http).await,
-            (None, n) => run_node(n).await,
-        }
-    })
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_default();
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    if rest.first().is_some_and(|a| a == "demo") {
+        let demo = DemoCli::parse_from(std::iter::once(program).chain(rest.into_iter().skip(1)));
+        runtime.block_on(run_demo(demo.nodes, demo.base_port, demo.base_http))
+    } else {
+        let cli = NodeCli::parse_from(std::iter::once(program).chain(rest));
+        runtime.block_on(run_node(cli.node))
+    }
 }
 
 async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
@@ -145,19 +160,24 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
+async fn run_demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the download-manager binary")?;
+    if std::env::var_os("RUST_LOG").is_none() {
+        // Keep the terminal for the URLs and the story of each download.
+        std::env::set_var("RUST_LOG", "warn,download_manager::tracker=info");
+    }
     let cluster = LocalCluster::start(&exe, &[], nodes, base_port, base_http)?;
     cluster.wait_formed().await?;
     println!("The download manager runs on a {nodes}-node drove cluster:");
-    for (i, http) in cluster.https.iter().enumerate() {
-        println!("  n{}: http://{http}/", i + 1);
+    for (i, (http, pid)) in cluster.https.iter().zip(cluster.pids()).enumerate() {
+        println!("  n{}: http://{http}/   (pid {pid})", i + 1);
     }
     println!(
-        "Open one, generate a report, and kill the node that runs its tracker \
-         (or the one serving the page): the page carries on. Ctrl-C stops the cluster."
+        "Open one, generate a report, and `kill -9` the pid of the node that runs its \
+         tracker, then of the one serving the page: the page carries on. \
+         Ctrl-C stops the cluster."
     );
-    tokio::signal::ctrl_c()
+    LocalCluster::wait_for_stop_signal()
         .await
         .context("waiting for Ctrl-C")?;
     cluster.stop().await;

@@ -2,9 +2,10 @@
 //! work without reaching anything outside the cluster).
 //!
 //! The script follows `/api/downloads/events` on the node that served it;
-//! when that stream breaks it reconnects to the next member it knows of
+//! when that stream breaks it reconnects to another member it knows of
 //! (their `--http` addresses come in the `cluster` events), with
-//! credentials, so the session cookie goes along.
+//! credentials, so the session cookie goes along; behind a load balancer
+//! it reconnects through the balancer.
 
 /// The page.
 pub const PAGE: &str = r##"<!DOCTYPE html>
@@ -120,8 +121,12 @@ function connect() {
 }
 
 function failover() {
-  const others = members.filter((m) => m.status === "up" && "http://" + m.http !== base);
   $("conn").textContent = "connection lost; reconnecting"; $("conn").className = "bad";
+  // Behind a load balancer (the page's origin is no member): reconnect
+  // through it, it picks a live node. Otherwise go to another member.
+  const direct = members.some((m) => "http://" + m.http === location.origin);
+  if (!direct) { base = location.origin; setTimeout(connect, 500); return; }
+  const others = members.filter((m) => m.status === "up" && "http://" + m.http !== base);
   if (others.length === 0) { setTimeout(connect, 1000); return; }
   base = "http://" + others[Math.floor(Math.random() * others.length)].http;
   setTimeout(connect, 300);

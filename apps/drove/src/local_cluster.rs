@@ -71,6 +71,14 @@ impl LocalCluster {
         Ok(LocalCluster { children, https })
     }
 
+    /// The nodes' process ids, `n1` first (0 for one that has exited).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children
+            .iter()
+            .map(|c| c.id().unwrap_or_default())
+            .collect()
+    }
+
     /// Waits until the first node sees every node up.
     pub async fn wait_formed(&self) -> Result<(), LocalClusterError> {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -91,6 +99,18 @@ impl LocalCluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Waits for Ctrl-C (SIGINT) or SIGTERM.
+    pub async fn wait_for_stop_signal() -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
     }
 
     /// Stops every node: SIGINT, which leaves without handing children to

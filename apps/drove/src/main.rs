@@ -137,7 +137,7 @@ async fn run_cluster(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Resu
         "Try `drove status --http {}`, kill a node and look again. Ctrl-C stops the cluster.",
         cluster.https.get(1).unwrap_or(&cluster.https[0])
     );
-    tokio::signal::ctrl_c()
+    LocalCluster::wait_for_stop_signal()
         .await
         .context("waiting for Ctrl-C")?;
     cluster.stop().await;
