@@ -4,6 +4,7 @@
 //! Run in release: `cargo run --release -p drove-bench -- all`.
 
 mod cache;
+mod demo;
 mod failover;
 mod local;
 mod pubsub;
@@ -75,6 +76,21 @@ enum Command {
         /// Writes for the cache visibility run.
         #[arg(long, default_value_t = 500)]
         cache_writes: usize,
+    },
+    /// The download-manager demo under load; prints a Markdown table.
+    Demo {
+        /// Concurrent downloads, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "300,1000,3000")]
+        downloads: Vec<usize>,
+        /// Steps per download (long enough to outlast the measurement).
+        #[arg(long, default_value_t = 600)]
+        steps: u32,
+        /// Milliseconds per step.
+        #[arg(long, default_value_t = 500)]
+        step_ms: u64,
+        /// Seconds of measurement.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
     },
     /// Internal: one node of a pub/sub run; the publisher prints JSON.
     PubsubNode(pubsub::NodeArgs),
@@ -202,6 +218,27 @@ fn main() -> anyhow::Result<()> {
                 r.bytes_per_child,
                 r.bytes_per_child / r.bytes_per_raw_actor.max(1.0)
             );
+            Ok(())
+        }
+        Command::Demo {
+            downloads,
+            steps,
+            step_ms,
+            seconds,
+        } => {
+            println!("| concurrent downloads | trackers running | progress events/s delivered to pages (expected at full pace) | memory per tracker |");
+            println!("| --- | --- | --- | --- |");
+            for n in downloads {
+                let r = rt.block_on(demo::run(n, steps, step_ms, Duration::from_secs(seconds)))?;
+                println!(
+                    "| {} | {} | {:.0} ({:.0}) | {:.1} KB |",
+                    r.downloads,
+                    r.trackers_alive,
+                    r.events_per_sec,
+                    r.expected_per_sec,
+                    r.bytes_per_tracker / 1000.0
+                );
+            }
             Ok(())
         }
         Command::PubsubNode(args) => {

@@ -535,3 +535,38 @@ impl TestCluster {
         .await;
     }
 }
+
+/// `n` download-manager nodes named `<prefix>1..`, on one fresh loopback
+/// address with ports of their own (so a browser's session cookie, kept
+/// per host, reaches every node), seeded by the first, not started; each
+/// gets `extra` flags.
+pub fn download_manager_nodes(
+    n: usize,
+    prefix: &str,
+    cookie: &str,
+    extra: &[&str],
+) -> Vec<NodeProc> {
+    let ip = fresh_loopback_ip();
+    let mut taken = std::collections::BTreeSet::new();
+    let mut port = || loop {
+        let p = free_port(&ip);
+        if taken.insert(p) {
+            return p;
+        }
+    };
+    let mut nodes: Vec<NodeProc> = Vec::new();
+    for i in 0..n {
+        let addr = |p: u16| SocketAddr::new(ip.parse().unwrap_or([127, 0, 0, 1].into()), p);
+        let (listen, http) = (addr(port()), addr(port()));
+        let seeds = nodes
+            .first()
+            .map(|f| vec![f.listen.to_string()])
+            .unwrap_or_default();
+        let mut node = NodeProc::at(&format!("{prefix}{}", i + 1), listen, http, seeds, cookie);
+        node.bin = Some(download_manager_bin());
+        node.command = Vec::new();
+        node.extra = extra.iter().map(|s| s.to_string()).collect();
+        nodes.push(node);
+    }
+    nodes
+}

@@ -15,11 +15,24 @@ impl SseClient {
     /// Opens `GET path` on `http` and reads the response head; fails on a
     /// status other than 200.
     pub async fn connect(http: &str, path: &str) -> Result<SseClient, String> {
+        Self::connect_with(http, path, None).await
+    }
+
+    /// As [`connect`](Self::connect), sending a `Cookie` header.
+    pub async fn connect_with(
+        http: &str,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> Result<SseClient, String> {
         let mut stream = TcpStream::connect(http)
             .await
             .map_err(|e| format!("connect {http}: {e}"))?;
-        let request =
-            format!("GET {path} HTTP/1.0\r\nHost: {http}\r\nAccept: text/event-stream\r\n\r\n");
+        let cookie = cookie
+            .map(|c| format!("Cookie: {c}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET {path} HTTP/1.0\r\nHost: {http}\r\nAccept: text/event-stream\r\n{cookie}\r\n"
+        );
         stream
             .write_all(request.as_bytes())
             .await

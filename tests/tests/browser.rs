@@ -6,7 +6,6 @@
 //! installs them as root). Without them the test says so and passes,
 //! except under `CI=true`, where a missing browser is a failure.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -157,29 +156,12 @@ async fn demo_survives_node_kills_in_a_real_browser() {
 }
 
 fn dm_nodes() -> Vec<NodeProc> {
-    // One address for all: the session cookie is per host, so every node
-    // sees it; each node has its own ports.
-    let ip = drove_tests::fresh_loopback_ip();
-    let mut ports = BTreeSet::new();
-    let mut port = || loop {
-        let p = drove_tests::free_port(&ip);
-        if ports.insert(p) {
-            return p;
-        }
-    };
     let cookie = format!("browser-{}", rand::random::<u64>());
-    let mut nodes: Vec<NodeProc> = Vec::new();
-    for i in 0..3 {
-        let listen = format!("{ip}:{}", port()).parse().expect("addr");
-        let http = format!("{ip}:{}", port()).parse().expect("addr");
-        let seeds = nodes
-            .first()
-            .map(|f| vec![f.listen.to_string()])
-            .unwrap_or_default();
-        let mut n = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, &cookie);
-        n.bin = Some(drove_tests::download_manager_bin());
-        n.command = Vec::new();
-        n.extra = [
+    drove_tests::download_manager_nodes(
+        3,
+        "n",
+        &cookie,
+        &[
             "--steps",
             "16",
             "--step-ms",
@@ -188,13 +170,8 @@ fn dm_nodes() -> Vec<NodeProc> {
             "64",
             "--secret",
             "browser-test",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        nodes.push(n);
-    }
-    nodes
+        ],
+    )
 }
 
 async fn run(c: &Client, nodes: &mut [NodeProc]) {

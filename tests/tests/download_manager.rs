@@ -3,7 +3,7 @@
 //! downloads all complete exactly once, with correct files, while a node
 //! is killed midway.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use drove_admin::client::{request, Response};
@@ -13,45 +13,25 @@ use sha2::{Digest, Sha256};
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// `n` download-manager nodes on one loopback address (so a browser's
-/// cookie is shared by all), seeded by the first.
+/// `n` download-manager nodes with these download settings.
 fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc> {
-    let ip = drove_tests::fresh_loopback_ip();
     let cookie = format!("dm-{}", rand::random::<u64>());
-    let mut ports = BTreeSet::new();
-    let mut port = || loop {
-        let p = drove_tests::free_port(&ip);
-        if ports.insert(p) {
-            return p;
-        }
-    };
-    let mut nodes: Vec<NodeProc> = Vec::new();
-    for i in 0..n {
-        let listen = format!("{ip}:{}", port()).parse().expect("addr");
-        let http = format!("{ip}:{}", port()).parse().expect("addr");
-        let seeds = nodes
-            .first()
-            .map(|f| vec![f.listen.to_string()])
-            .unwrap_or_default();
-        let mut node = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, &cookie);
-        node.bin = Some(drove_tests::download_manager_bin());
-        node.command = Vec::new();
-        node.extra = [
+    let (steps, step_ms, file_kb) = (steps.to_string(), step_ms.to_string(), file_kb.to_string());
+    drove_tests::download_manager_nodes(
+        n,
+        "n",
+        &cookie,
+        &[
             "--steps",
-            &steps.to_string(),
+            &steps,
             "--step-ms",
-            &step_ms.to_string(),
+            &step_ms,
             "--file-kb",
-            &file_kb.to_string(),
+            &file_kb,
             "--secret",
             "test-secret",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        nodes.push(node);
-    }
-    nodes
+        ],
+    )
 }
 
 async fn started(nodes: &mut [NodeProc]) {
@@ -141,9 +121,13 @@ async fn api_contract_and_bad_requests() {
     assert_eq!(status, 201, "{d}");
     assert_ne!(d["id"].as_str(), Some(id.as_str()));
 
-    // Wrong methods are refused.
-    let r = user.call(&a, "PUT", "/api/downloads").await;
-    assert_eq!(r.status, 405);
+    // Wrong methods and unknown paths get JSON errors.
+    let (status, body) = user.json(&a, "PUT", "/api/downloads").await;
+    assert_eq!(status, 405);
+    assert!(body["error"].is_string(), "{body}");
+    let (status, body) = user.json(&a, "GET", "/api/nothing").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string(), "{body}");
 }
 
 /// What a downloaded file says about itself, checked.

@@ -154,7 +154,9 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
         app,
         sessions: Sessions::new(&secret),
     })
-    .merge(server.admin_router());
+    .merge(server.admin_router())
+    .fallback(web::not_found)
+    .method_not_allowed_fallback(web::method_not_allowed);
     tracing::info!(http = %args.node.http, "serving the download manager");
     server.serve(listener, routes).await?;
     Ok(())
@@ -164,7 +166,10 @@ async fn run_demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<
     let exe = std::env::current_exe().context("locating the download-manager binary")?;
     if std::env::var_os("RUST_LOG").is_none() {
         // Keep the terminal for the URLs and the story of each download.
-        std::env::set_var("RUST_LOG", "warn,download_manager::tracker=info");
+        std::env::set_var(
+            "RUST_LOG",
+            "warn,ractor_cluster=error,download_manager::tracker=info",
+        );
     }
     let cluster = LocalCluster::start(&exe, &[], nodes, base_port, base_http)?;
     cluster.wait_formed().await?;

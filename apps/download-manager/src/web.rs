@@ -292,6 +292,16 @@ async fn cors(State(state): State<WebState>, request: Request, next: Next) -> Re
     response
 }
 
+/// Unknown paths: a JSON 404.
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such path")
+}
+
+/// A known path with the wrong method: a JSON 405.
+pub async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}
+
 /// The app's routes, to merge with the admin API.
 pub fn router(state: WebState) -> Router {
     Router::new()
