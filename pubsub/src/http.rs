@@ -3,7 +3,9 @@
 //!
 //! - `GET /api/pubsub`: `[{"topic", "nodes": [..]}]`.
 //! - `POST /api/pubsub/{topic}` with any JSON body: broadcasts it as a
-//!   [`JsonMessage`]; answers `{"nodes", "local"}` (202).
+//!   [`JsonMessage`]; answers `{"nodes", "local", "failed"}` (202).
+//!   `?node=NAME` sends it to that node's subscribers only
+//!   (`direct_broadcast`), `?local=true` to this node's only.
 //! - `GET /api/pubsub/{topic}/events`: a `text/event-stream` of the
 //!   topic's [`JsonMessage`]s, one `data:` line each.
 
@@ -11,7 +13,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +22,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 
-use drove_runtime::Message;
+use drove_runtime::{MemberStatus, Message};
 
 use crate::PubSub;
 
@@ -59,12 +61,54 @@ async fn list(State(pubsub): State<PubSub>) -> Json<Vec<TopicJson>> {
     )
 }
 
-async fn publish(State(pubsub): State<PubSub>, Path(topic): Path<String>, body: Bytes) -> Response {
+/// Where `POST /api/pubsub/{topic}` delivers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishQuery {
+    /// Only to the subscribers of this node (by name): `direct_broadcast`.
+    pub node: Option<String>,
+    /// Only to this node's own subscribers: `local_broadcast`.
+    #[serde(default)]
+    pub local: bool,
+}
+
+async fn publish(
+    State(pubsub): State<PubSub>,
+    Path(topic): Path<String>,
+    query: Result<Query<PublishQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
     };
-    match pubsub.broadcast(&topic, &JsonMessage(value.to_string())) {
+    let msg = JsonMessage(value.to_string());
+    let result = match (&query.node, query.local) {
+        (Some(_), true) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give node or local, not both".into(),
+            )
+        }
+        (Some(name), false) => {
+            let member = pubsub
+                .node()
+                .members()
+                .into_iter()
+                .find(|m| m.info.id.name == *name && m.status == MemberStatus::Up);
+            match member {
+                Some(m) => pubsub.direct_broadcast(&m.info.id, &topic, &msg),
+                None => return error(StatusCode::NOT_FOUND, format!("no up member {name:?}")),
+            }
+        }
+        (None, true) => pubsub.local_broadcast(&topic, &msg),
+        (None, false) => pubsub.broadcast(&topic, &msg),
+    };
+    match result {
         Ok(published) => (StatusCode::ACCEPTED, Json(published)).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }

@@ -121,6 +121,38 @@ async fn broadcast_reaches_every_subscriber_in_order_with_one_message_per_node()
         let v: serde_json::Value = serde_json::from_str(&data).expect("JSON");
         assert_eq!(v["seq"], i);
     }
+    // direct_broadcast reaches one node's subscribers, local_broadcast the
+    // publisher's own.
+    let a = publish(&http[0], "progress?node=n3", json!({"to": "n3"})).await;
+    assert_eq!(
+        (a["nodes"].as_u64(), a["local"].as_u64()),
+        (Some(1), Some(0)),
+        "{a}"
+    );
+    let got = subs[2]
+        .next_data(Duration::from_secs(10))
+        .await
+        .expect("n3 hears it");
+    assert!(got.contains("\"n3\""), "{got}");
+    let a = publish(&http[1], "progress?local=true", json!({"to": "n2"})).await;
+    assert_eq!(
+        (a["nodes"].as_u64(), a["local"].as_u64()),
+        (Some(0), Some(2)),
+        "{a}"
+    );
+    for sub in &mut subs[..2] {
+        let got = sub
+            .next_data(Duration::from_secs(10))
+            .await
+            .expect("n2 hears it");
+        assert!(got.contains("\"n2\""), "only n2's own message: {got}");
+    }
+    assert_eq!(subs[2].next_data(Duration::from_millis(500)).await, None);
+    let (status, body) = send_json("POST", &http[0], "/api/pubsub/progress?node=n9", &json!(1))
+        .await
+        .expect("POST");
+    assert_eq!(status, 404, "{body}");
+
     // One message per broadcast per node with subscribers: n2's two
     // subscribers cost n1 one message each time, and the topic only n3
     // follows sent n2 nothing.
@@ -131,7 +163,7 @@ async fn broadcast_reaches_every_subscriber_in_order_with_one_message_per_node()
     let sent_to_n3 = metric(&http[0], "drove_pubsub_sent_total", &["peer=\"n3\""])
         .await
         .expect("metrics");
-    assert_eq!(sent_to_n3, N + 10);
+    assert_eq!(sent_to_n3, N + 10 + 1);
     let received = metric(&http[1], "drove_pubsub_received_total", &["peer=\"n1\""])
         .await
         .expect("metrics");
