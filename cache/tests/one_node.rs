@@ -1,0 +1,80 @@
+//! The cache API on one node: put, get, put_new, update, delete, TTL, and
+//! what it refuses.
+
+use std::time::Duration;
+
+use drove_cache::{Cache, CacheError, MAX_VALUE_LEN};
+use drove_runtime::{Node, NodeConfig};
+
+fn free_port() -> u16 {
+    loop {
+        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = l.local_addr() else { continue };
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_on_one_node() {
+    let mut config = NodeConfig::new("solo");
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let node = Node::start(config).await.expect("node");
+    let cache = Cache::start(&node).await.expect("cache");
+
+    cache.put("a", &1u32, None).expect("put");
+    assert_eq!(cache.get::<u32>("a").expect("get"), Some(1));
+    assert!(!cache.put_new("a", &2u32, None).expect("put_new"));
+    assert!(cache.put_new("b", &2u32, None).expect("put_new"));
+
+    // update reads and writes in one step.
+    for _ in 0..5 {
+        cache
+            .update("counter", None, |n: Option<u64>| n.unwrap_or(0) + 1)
+            .expect("update");
+    }
+    assert_eq!(cache.get::<u64>("counter").expect("get"), Some(5));
+    // A value of another type is an error, and nothing is written.
+    assert!(matches!(
+        cache.update("a", None, |s: Option<String>| s.unwrap_or_default()),
+        Err(CacheError::Value(_))
+    ));
+    assert_eq!(cache.get::<u32>("a").expect("get"), Some(1));
+    assert!(cache.get::<String>("a").is_err());
+
+    // TTL: gone after its deadline, on reads and from the replica.
+    cache
+        .put("short", &"x", Some(Duration::from_millis(200)))
+        .expect("put");
+    let deadline = cache
+        .entry("short")
+        .expect("entry")
+        .expires_at_ms
+        .expect("deadline");
+    assert!(deadline > cache.now_ms());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cache.get::<String>("short").expect("get"), None);
+    assert!(cache
+        .put_new("short", &"y", None)
+        .expect("put_new after expiry"));
+
+    assert!(cache.delete("a").expect("delete"));
+    assert!(!cache.delete("a").expect("delete again"));
+    assert_eq!(cache.get::<u32>("a").expect("get"), None);
+    assert_eq!(cache.keys(), vec!["b", "counter", "short"]);
+
+    assert!(matches!(
+        cache.put("", &1, None),
+        Err(CacheError::InvalidKey)
+    ));
+    let big = "x".repeat(MAX_VALUE_LEN + 1);
+    assert!(matches!(
+        cache.put("big", &big, None),
+        Err(CacheError::TooLarge(_))
+    ));
+    assert_eq!(cache.get::<String>("big").expect("get"), None);
+    node.leave().await;
+}
