@@ -108,7 +108,12 @@ impl App {
                 Ok(d)
             }
             Err(e) => {
-                let _ = self.server.cache.delete(&key);
+                // Undo only our own record: a second request of the same
+                // user on another node may have won meanwhile (its tracker
+                // holds the user's global name, which is why ours failed).
+                if self.current(user).is_some_and(|c| c.id == id) {
+                    let _ = self.server.cache.delete(&key);
+                }
                 Err(AppError::Unavailable(e.to_string()))
             }
         }
