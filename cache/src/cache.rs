@@ -280,8 +280,9 @@ impl Cache {
     }
 
     /// A node departed: keep its latest writes by copying them, stamp and
-    /// writer unchanged, into this node's own slots. Every survivor does
-    /// the same; the identical copies tidy away to one.
+    /// writer unchanged, into this node's own slots (those no copy held
+    /// here already matches). Identical copies on several survivors tidy
+    /// away to one.
     fn adopt(&self, departed: &[(Arc<str>, Option<CacheValue>)]) {
         self.repl.write(|w| {
             let adopted = adoptable(w.replica(), departed);

@@ -9,9 +9,10 @@
 //!
 //! Each write carries its own stamp and writer, so a copy can change
 //! hands: when a node departs (crash, leave, or declared down) the core
-//! drops its slots, and every survivor adopts the ones that were the
-//! latest for their key into a slot of its own, stamp and writer
-//! unchanged. The identical copies then tidy away to one. A write that no
+//! drops its slots, and each survivor adopts those that are newer than
+//! every copy it still holds into a slot of its own, stamp and writer
+//! unchanged (a survivor that already received another survivor's adopted
+//! copy has nothing to adopt). Identical copies then tidy away to one. A write that no
 //! survivor had received when its writer died is lost, as with any
 //! asynchronous replication.
 //!
