@@ -193,18 +193,40 @@ async fn run(c: &Client, nodes: &mut [NodeProc]) {
     })
     .await;
     let mut tracker = v["tracker"].as_str().unwrap_or_default().to_string();
-    // Serve the page from a node that does not run the tracker (another
-    // node shows the same download: the session and state are shared).
-    let mut serving = 0;
-    if tracker == "n1" {
-        serving = 1;
+    let id = c
+        .find(Locator::Css("#did"))
+        .await
+        .expect("id")
+        .text()
+        .await
+        .expect("text");
+    // The page must be served by a node that does not run the tracker:
+    // open it on another node if n1 runs it, else reload it. Either way
+    // the same download shows (shared session and state).
+    let serving = if tracker == "n1" { 1 } else { 0 };
+    if serving == 0 {
+        c.refresh().await.expect("reload");
+    } else {
         c.goto(&url(serving)).await.expect("open on n2");
-        watch(c, &mut highest, "the same download on n2", |v| {
-            v["served"] == "n2" && v["state"] == "processing"
-        })
-        .await;
-        highest = highest.min(progress(&page_state(c).await));
     }
+    let name = nodes[serving].name.clone();
+    let v = watch(c, &mut highest, "the same download after reload", |v| {
+        v["served"] == name.as_str() && v["state"] == "processing"
+    })
+    .await;
+    assert_eq!(
+        c.find(Locator::Css("#did"))
+            .await
+            .expect("id")
+            .text()
+            .await
+            .expect("text"),
+        id
+    );
+    assert!(
+        progress(&v) >= highest,
+        "a reload showed less progress: {v}"
+    );
     watch(c, &mut highest, "some progress", |v| progress(v) >= 20).await;
 
     // Kill the node that runs the tracker.
