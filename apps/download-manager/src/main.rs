@@ -90,7 +90,7 @@ struct AppArgs {
     #[arg(long, env = "DM_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Steps (file chunks) per download.
-    #[arg(long, env = "DM_STEPS", default_value_t = 20)]
+    #[arg(long, env = "DM_STEPS", default_value_t = 60)]
     steps: u32,
     /// Milliseconds per step.
     #[arg(long, env = "DM_STEP_MS", default_value_t = 500)]
