@@ -111,8 +111,14 @@ async fn api_contract_and_bad_requests() {
     // Deleting clears it everywhere and the button comes back.
     let (status, _) = user.json(&a, "DELETE", "/api/downloads/current").await;
     assert_eq!(status, 204);
-    let (status, _) = user.json(&b, "GET", "/api/downloads/current").await;
-    assert_eq!(status, 404);
+    let (status, _) = user.json(&a, "GET", "/api/downloads/current").await;
+    assert_eq!(status, 404, "read your own delete");
+    let seen = user.clone();
+    wait_for(Duration::from_secs(5), "the delete to reach the other node", || {
+        let (b, mut u) = (b.clone(), seen.clone());
+        async move { (u.json(&b, "GET", "/api/downloads/current").await.0 == 404).then_some(()) }
+    })
+    .await;
     let (status, _) = user.json(&b, "DELETE", "/api/downloads/current").await;
     assert_eq!(status, 404);
     let (status, _) = user.json(&b, "GET", "/api/downloads/current/file").await;
