@@ -13,19 +13,22 @@
 //! - [`hlc`]: hybrid logical clock.
 //! - [`replica`]: the map, its ops, digests, merge, purge.
 //! - [`service`]: the per-channel service on a drove node.
+//! - [`writer`]: local writes, recorded for the next delta.
 //! - `ALGORITHM.md` (beside this crate): why it converges.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod hlc;
 pub mod replica;
 pub mod service;
+pub mod writer;
 
 pub use hlc::{Clock, Hlc};
 pub use replica::{Digest, Op, Replica, SlotRef};
 pub use service::{
     Change, Observer, ReplMetrics, ReplMsg, Replicated, ReplicationConfig, Schema, SchemaOp,
-    SchemaReplica, Writer,
+    SchemaReplica,
 };
+pub use writer::Writer;
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@ use drove_runtime::{
 
 use crate::hlc::{Clock, Hlc};
 use crate::replica::{Digest, Op, Replica};
+use crate::writer::Writer;
 
 /// The types of one replicated channel.
 pub trait Schema: Send + Sync + 'static {
@@ -163,10 +164,10 @@ pub struct ReplMetrics {
     pub syncs_received: AtomicU64,
 }
 
-struct State<S: Schema> {
-    me: NodeId,
-    replica: SchemaReplica<S>,
-    clock: Clock,
+pub(crate) struct State<S: Schema> {
+    pub(crate) me: NodeId,
+    pub(crate) replica: SchemaReplica<S>,
+    pub(crate) clock: Clock,
     peers: HashMap<NodeId, Handle<ReplMsg<S>>>,
     staging: HashMap<NodeId, Vec<SchemaOp<S>>>,
     requested: HashMap<NodeId, Instant>,
@@ -193,7 +194,7 @@ impl<S: Schema> Clone for Replicated<S> {
     }
 }
 
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -202,76 +203,6 @@ fn wall_ms() -> u64 {
 
 fn service_name<S: Schema>() -> String {
     format!("drove.repl.{}", S::CHANNEL)
-}
-
-/// Local writes, applied and recorded for the delta.
-pub struct Writer<'a, S: Schema> {
-    state: &'a mut State<S>,
-    observer: &'a dyn Observer<S>,
-    ops: Vec<SchemaOp<S>>,
-}
-
-impl<S: Schema> Writer<'_, S> {
-    /// The replica as it is now, this write's earlier ops included.
-    pub fn replica(&self) -> &SchemaReplica<S> {
-        &self.state.replica
-    }
-
-    /// This node's identity.
-    pub fn me(&self) -> &NodeId {
-        &self.state.me
-    }
-
-    /// Writes `value` under `key`: into an existing slot of this node
-    /// (`lineage` given) or a new one. Returns the slot's lineage.
-    pub fn put(&mut self, key: S::Key, lineage: Option<Hlc>, value: S::Value) -> Hlc {
-        let stamp = self.state.clock.tick(wall_ms());
-        let lineage = lineage.unwrap_or(stamp);
-        self.apply(Op::Put {
-            key,
-            lineage,
-            stamp,
-            value,
-        });
-        lineage
-    }
-
-    /// This node's clock now (see [`Clock::peek`]).
-    pub fn now(&self) -> Hlc {
-        self.state.clock.peek(wall_ms())
-    }
-
-    /// A fresh stamp from this node's clock, unique on this node and above
-    /// every stamp it has made or seen (for values that carry their own
-    /// write time).
-    pub fn tick(&mut self) -> Hlc {
-        self.state.clock.tick(wall_ms())
-    }
-
-    /// Deletes this node's slot `lineage` under `key`.
-    pub fn remove(&mut self, key: S::Key, lineage: Hlc) {
-        let stamp = self.state.clock.tick(wall_ms());
-        self.apply(Op::Remove {
-            key,
-            lineage,
-            stamp,
-        });
-    }
-
-    fn apply(&mut self, op: SchemaOp<S>) {
-        let me = self.state.me.clone();
-        if self.state.replica.apply(&me, op.clone()) {
-            self.observer.changed(
-                &self.state.replica,
-                &me,
-                Change::Applied {
-                    owner: &me,
-                    op: &op,
-                },
-            );
-            self.ops.push(op);
-        }
-    }
 }
 
 impl<S: Schema> Replicated<S> {
