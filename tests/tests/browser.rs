@@ -6,6 +6,7 @@
 //! installs them as root). Without them the test says so and passes,
 //! except under `CI=true`, where a missing browser is a failure.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,11 +18,19 @@ use sha2::{Digest, Sha256};
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// chromedriver in a process group of its own, with the browsers it
+/// starts: all of it is killed on drop, also when the test panics before
+/// it could close its session.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.0.wait();
     }
 }
@@ -98,6 +107,7 @@ async fn demo_survives_node_kills_in_a_real_browser() {
     let _driver = Driver(
         Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
