@@ -2,23 +2,16 @@
 //! each a node process; readers poll their local copy every 50 us.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use drove_cache::Cache;
 use drove_runtime::{MemberStatus, Node, NodeConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::stats::percentile;
+use crate::stats::{now_ns, percentile, Killed};
 
 const COOKIE: &str = "cache-bench";
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// One node's part of the run.
 #[derive(Clone, Debug, clap::Args)]
@@ -119,15 +112,6 @@ pub async fn node(a: NodeArgs) -> anyhow::Result<Option<CacheResult>> {
         p99_ns: percentile(&worst, 99.0).as_nanos() as u64,
         max_ns: percentile(&worst, 100.0).as_nanos() as u64,
     }))
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Runs the writer and two readers; returns the writer's result.

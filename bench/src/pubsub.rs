@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use drove_pubsub::PubSub;
@@ -16,18 +16,11 @@ use ractor::ActorRef;
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::stats::percentile;
+use crate::stats::{now_ns, percentile, Killed};
 
 const COOKIE: &str = "pubsub-bench";
 const TOPIC: &str = "bench";
 const DONE: &str = "bench.done";
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// One node's part of a run.
 #[derive(Clone, Debug, clap::Args)]
@@ -421,15 +414,6 @@ pub async fn node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
         "drove" => drove_node(a).await,
         "raw" => raw_node(a).await,
         other => anyhow::bail!("unknown engine {other:?}"),
-    }
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

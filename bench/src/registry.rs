@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use drove_registry::schema::RegValue;
 use drove_registry::{Registry, RegistryEvent};
@@ -14,22 +14,17 @@ use drove_runtime::{Incarnation, MemberStatus, Node, NodeConfig, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-const COOKIE: &str = "registry-bench";
+use crate::stats::now_ns;
 
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
+const COOKIE: &str = "registry-bench";
 
 /// What one visibility node reports.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct VisibilityReport {
     /// Name -> wall-clock ns when this node registered it.
-    pub registered: HashMap<String, u128>,
+    pub registered: HashMap<String, u64>,
     /// Name -> wall-clock ns when this node first saw it registered.
-    pub seen: HashMap<String, u128>,
+    pub seen: HashMap<String, u64>,
 }
 
 /// One of the visibility processes: waits for `nodes` members, registers
@@ -148,7 +143,7 @@ pub fn visibility(per_node: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
     let mut missing = 0;
     for (i, r) in reports.iter().enumerate() {
         for (name, &at) in &r.registered {
-            let mut last = 0u128;
+            let mut last = 0u64;
             for (j, other) in reports.iter().enumerate() {
                 if i == j {
                     continue;
@@ -158,7 +153,7 @@ pub fn visibility(per_node: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
                     None => missing += 1,
                 }
             }
-            samples.push(Duration::from_nanos(last as u64));
+            samples.push(Duration::from_nanos(last));
         }
     }
     Ok((samples, missing))

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::stats::percentile;
+use crate::stats::{percentile, Killed};
 
 const RAW_GROUP: &str = "bench.raw";
 const COOKIE: &str = "bench-cookie";
@@ -193,15 +193,6 @@ pub async fn client_drove(seed: String, casts: u64, calls: usize) -> anyhow::Res
     }
     node.leave().await;
     Ok(result(casts_per_sec, &samples))
-}
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn run_client(args: &[String]) -> anyhow::Result<ClientResult> {

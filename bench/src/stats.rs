@@ -1,6 +1,6 @@
 //! Percentiles and the result table.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `p`-th percentile (0..=100) of `samples`, by nearest rank.
 pub fn percentile(samples: &[Duration], p: f64) -> Duration {
@@ -35,5 +35,24 @@ pub fn fmt_rate(per_sec: f64) -> String {
         format!("{:.2}M/s", per_sec / 1e6)
     } else {
         format!("{:.0}k/s", per_sec / 1e3)
+    }
+}
+
+/// Wall-clock nanoseconds since the Unix epoch (processes of one machine
+/// share the clock, so one-way latencies between them can be measured).
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A child process, killed and reaped on drop.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -368,7 +368,7 @@ impl Cache {
                 .sum();
             (slots, r.tombstone_count())
         });
-        let rows: [(&str, &str, &str, u64); 7] = [
+        let rows: [drove_runtime::metrics::Sample<'_>; 7] = [
             (
                 "drove_cache_entries",
                 "gauge",
@@ -412,13 +412,7 @@ impl Cache {
                 self.counters.tidied.load(Ordering::Relaxed),
             ),
         ];
-        let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"
-            ));
-        }
-        out
+        drove_runtime::metrics::render_samples(&node, &rows)
     }
 }
 

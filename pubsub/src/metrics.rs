@@ -59,7 +59,7 @@ impl PubSub {
         }
         drop(peers);
         let topics = self.lock().topics().count();
-        let rows: [(&str, &str, &str, u64); 4] = [
+        let rows: [drove_runtime::metrics::Sample<'_>; 4] = [
             (
                 "drove_pubsub_delivered_total",
                 "counter",
@@ -85,11 +85,7 @@ impl PubSub {
                 topics as u64,
             ),
         ];
-        for (name, kind, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"
-            ));
-        }
+        out.push_str(&drove_runtime::metrics::render_samples(node, &rows));
         out
     }
 }

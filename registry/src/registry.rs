@@ -429,7 +429,7 @@ impl Registry {
         let node = self.shared.node.name();
         let m = self.repl.metrics();
         let (keys, tombstones) = self.repl.read(|r, _| (r.key_count(), r.tombstone_count()));
-        let rows: [(&str, &str, &str, u64); 7] = [
+        let rows: [drove_runtime::metrics::Sample<'_>; 7] = [
             (
                 "drove_registry_keys",
                 "gauge",
@@ -473,13 +473,7 @@ impl Registry {
                 self.shared.names_lost.load(Ordering::Relaxed),
             ),
         ];
-        let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"
-            ));
-        }
-        out
+        drove_runtime::metrics::render_samples(node, &rows)
     }
 
     /// The node this registry runs on.

@@ -127,3 +127,19 @@ impl Metrics {
         out
     }
 }
+
+/// One single-sample metric of a layer above the runtime: name, kind
+/// (`counter` or `gauge`), help text, value.
+pub type Sample<'a> = (&'a str, &'a str, &'a str, u64);
+
+/// Prometheus text for `samples`, each labelled with `node`.
+pub fn render_samples(node: &str, samples: &[Sample<'_>]) -> String {
+    let mut out = String::new();
+    for (name, kind, help, value) in samples {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}\n"
+        );
+    }
+    out
+}

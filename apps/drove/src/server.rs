@@ -40,6 +40,18 @@ pub enum ServerError {
     Signals(std::io::Error),
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, with the
+/// transport's and gossip's chatter at warn).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn start_err(what: &'static str) -> impl FnOnce(String) -> ServerError {
     move |reason| ServerError::Start { what, reason }
 }
