@@ -114,6 +114,23 @@ impl App {
                 if self.current(user).is_some_and(|c| c.id == id) {
                     let _ = self.server.cache.delete(&key);
                 }
+                // The user's tracker name is held: a request of the same
+                // user on another node came first; answer with its download
+                // once its record arrives here.
+                if self
+                    .server
+                    .registry
+                    .lookup(&download::tracker_name(user))
+                    .is_some()
+                {
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while Instant::now() < deadline {
+                        if let Some(other) = self.current(user).filter(|c| c.id != id) {
+                            return Err(AppError::InProgress(Box::new(other)));
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
                 Err(AppError::Unavailable(e.to_string()))
             }
         }
