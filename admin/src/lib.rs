@@ -1,102 +1,95 @@
-//! drove's admin HTTP API, and a small client for it.
+//! drove's admin HTTP API: every service's routes, composed from one list
+//! ([`SERVICES`]) over a [`Drove`] handle, and served until a signal. The
+//! domain crates know nothing of HTTP; each module here is one service's
+//! routes and JSON types, answering errors through [`reply::error`].
 //!
-//! - `GET /api/cluster`: this node and its member table, as JSON.
-//! - `GET /metrics`: Prometheus text.
+//! - `GET /api/cluster`, `GET /metrics`: [`cluster`].
+//! - `/api/registry`: [`registry`].
+//! - `/api/children`: [`children`].
+//! - `/api/pubsub`: [`pubsub`].
+//! - `/api/cache`: [`cache`].
 //!
 //! Applications that serve their own pages on the same listener merge
-//! [`router`] into theirs.
+//! [`router`] into theirs, then [`serve`].
 //!
 //! # Layout
 //!
-//! - this file: the routes and their JSON types.
-//! - [`client`]: a dependency-free HTTP/1.1 GET for the CLI and tests.
+//! - this file: [`SERVICES`], [`router`], [`bind`], [`serve`].
+//! - one module per service, [`reply`] (the error helper), [`client`] (a
+//!   dependency-free HTTP/1.1 client for the CLI and tests).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cache;
+pub mod children;
 pub mod client;
+pub mod cluster;
+pub mod pubsub;
+pub mod registry;
+pub mod reply;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::net::SocketAddr;
 
-use drove_runtime::Node;
+use axum::Router;
+use tokio::net::TcpListener;
 
-/// One row of `/api/cluster`'s member table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberJson {
-    /// Node name.
-    pub name: String,
-    /// Incarnation, 16 hex digits.
-    pub incarnation: String,
-    /// Its `--listen` address.
-    pub addr: String,
-    /// Its `--http` address.
-    pub http: String,
-    /// `up`, `down`, `leaving` or `left`.
-    pub status: String,
+use drove::{Drove, Shutdown};
+
+pub use cluster::{cluster_json, ClusterJson, MemberJson};
+
+/// Why the admin API could not be bound or served.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The admin HTTP address could not be bound.
+    #[error("binding --http {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the stop signal failed.
+    #[error("waiting for a stop signal")]
+    Signal(#[source] drove::DroveError),
 }
 
-/// The body of `GET /api/cluster`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterJson {
-    /// This node's name.
-    pub node: String,
-    /// This node's incarnation.
-    pub incarnation: String,
-    /// Every known member, this node first.
-    pub members: Vec<MemberJson>,
+/// Each service's routes, in the order they are merged.
+pub const SERVICES: [fn(&Drove) -> Router; 5] = [
+    cluster::routes,
+    registry::routes,
+    children::routes,
+    pubsub::routes,
+    cache::routes,
+];
+
+/// The admin API of `drove`: every service in [`SERVICES`].
+pub fn router(drove: &Drove) -> Router {
+    SERVICES
+        .iter()
+        .fold(Router::new(), |router, routes| router.merge(routes(drove)))
 }
 
-/// The cluster view of `node` as JSON.
-pub fn cluster_json(node: &Node) -> ClusterJson {
-    let id = node.id();
-    ClusterJson {
-        node: id.name.clone(),
-        incarnation: id.incarnation.to_string(),
-        members: node
-            .members()
-            .into_iter()
-            .map(|m| MemberJson {
-                name: m.info.id.name.clone(),
-                incarnation: m.info.id.incarnation.to_string(),
-                addr: m.info.addr,
-                http: m.info.http,
-                status: m.status.as_str().to_string(),
-            })
-            .collect(),
-    }
+/// Binds the admin address; done before the node starts, so a port in
+/// use fails before the node joins the cluster.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })
 }
 
-/// More Prometheus text to append to `/metrics` (from layers above the
-/// runtime, such as the registry).
-pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
-
-#[derive(Clone)]
-struct AdminState {
-    node: Node,
-    extra: Vec<ExtraMetrics>,
-}
-
-async fn cluster(State(state): State<AdminState>) -> Json<ClusterJson> {
-    Json(cluster_json(&state.node))
-}
-
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    let mut text = state.node.metrics_text();
-    for extra in &state.extra {
-        text.push_str(&extra());
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
-}
-
-/// The admin routes, bound to `node`, with `extra` metrics appended to
-/// `/metrics`.
-pub fn router(node: Node, extra: Vec<ExtraMetrics>) -> Router {
-    Router::new()
-        .route("/api/cluster", get(cluster))
-        .route("/metrics", get(metrics))
-        .with_state(AdminState { node, extra })
+/// Serves `app` on `listener` until SIGTERM (hand the children over, then
+/// leave) or SIGINT (leave without handing over: the whole cluster is
+/// going); if the HTTP server itself stops, the node leaves too.
+pub async fn serve(drove: &Drove, listener: TcpListener, app: Router) -> Result<(), AdminError> {
+    let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let how = tokio::select! {
+        how = drove::wait_for_signal() => how.map_err(AdminError::Signal)?,
+        result = &mut server => {
+            tracing::error!(?result, "admin HTTP server stopped");
+            Shutdown::Leave
+        }
+    };
+    drove.shutdown(how).await;
+    server.abort();
+    Ok(())
 }

@@ -93,6 +93,15 @@ pub struct Cache {
     counters: Arc<Counters>,
 }
 
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("node", &self.node().id())
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
 fn check_key(key: &str) -> Result<(), CacheError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(CacheError::InvalidKey);

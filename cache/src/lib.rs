@@ -46,11 +46,9 @@
 //!   housekeeping.
 //! - [`schema`]: the replicated value, which write shows, adoption and
 //!   tidying rules (property-tested).
-//! - [`http`]: `/api/cache` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cache;
-pub mod http;
 pub mod schema;
 
 pub use cache::{Cache, CacheConfig, CacheError, EntryInfo, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let pubsub = PubSub::start(&node).await?;
     let cache = Cache::start(&node).await?;
 
-    let mut updates = pubsub.subscribe_stream::<Progress>("jobs:42")?;
+    let mut updates = pubsub.subscribe_stream::<Progress>("jobs:42")?; // or subscribe(topic, &actor)
     for percent in [0, 25, 50, 75, 100] {
         let p = Progress {
             job: "42".into(),
@@ -38,14 +38,14 @@ async fn main() -> anyhow::Result<()> {
         // The state, for whoever looks later (any node, any time)...
         cache.put("job:42", &p, Some(Duration::from_secs(60)))?;
         // ...and the news, for whoever listens now.
-        pubsub.broadcast("jobs:42", &p)?;
+        pubsub.broadcast("jobs:42", &p)?; // also broadcast_from, local_broadcast, direct_broadcast
     }
     for _ in 0..5 {
         if let Some(p) = updates.recv().await {
             println!("heard: job {} at {}%", p.job, p.percent);
         }
     }
-    let last: Option<Progress> = cache.get("job:42")?;
+    let last: Option<Progress> = cache.get("job:42")?; // a local read
     println!("cache says: {last:?}");
     node.leave().await;
     Ok(())

@@ -1,6 +1,6 @@
 //! Joins a cluster and prints membership events as they happen.
 //!
-//! Start a cluster with `cargo run -p drove -- cluster`, then:
+//! Start a cluster with `cargo run --bin drove -- cluster`, then:
 //! `cargo run -p drove-examples --example watch_members -- 127.0.0.1:4370`
 //! and kill or stop a node to watch it go down.
 

@@ -32,16 +32,17 @@
 //! - [`service`]: the replicated subscriptions table, the message between
 //!   nodes, the receiving actor, stream subscriptions.
 //! - `metrics`: counters for `/metrics`.
+//! - `json`: [`JsonMessage`], JSON documents as messages.
 //! - `local`: this node's subscribers, grouped by topic and message type.
-//! - [`http`]: `/api/pubsub` routes (publish JSON, follow a topic as SSE).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod http;
+mod json;
 mod local;
 mod metrics;
 pub mod pubsub;
 pub mod service;
 
+pub use json::JsonMessage;
 pub use local::SubscriberKey;
 pub use pubsub::{PubSub, PubSubError, Published, MAX_TOPIC_LEN, PUBSUB_NAME};
 pub use service::{PubSubMsg, Subscription, SubscriptionsSchema};

@@ -64,6 +64,14 @@ pub struct PubSub {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PubSub")
+            .field("node", &self.node().id())
+            .finish_non_exhaustive()
+    }
+}
+
 fn check_topic(topic: &str) -> Result<(), PubSubError> {
     if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
         return Err(PubSubError::InvalidTopic);

@@ -27,10 +27,8 @@
 //! - [`registry`]: [`Registry`], the API.
 //! - [`schema`]: the replicated value and the winner rule.
 //! - [`observer`]: events and conflict detection.
-//! - [`http`]: the `/api/registry` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod http;
 pub mod observer;
 pub mod registry;
 pub mod schema;

@@ -137,6 +137,15 @@ pub struct Registry {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("node", &self.node().id())
+            .field("names", &self.count())
+            .finish()
+    }
+}
+
 enum Work {
     ActorStopped(u64),
     Evict(Eviction),

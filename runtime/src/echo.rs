@@ -26,7 +26,7 @@ impl Message for EchoMsg {
 }
 
 /// The echo actor.
-#[derive(Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Echo;
 
 impl Actor for Echo {

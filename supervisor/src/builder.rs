@@ -4,16 +4,17 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use drove_registry::Registry;
 use drove_replication::{Replicated, ReplicationConfig};
-use drove_runtime::{Actor, Context, LocalRef, Node};
+use drove_runtime::{LocalRef, Node};
 
+use crate::checkpoint::ChildExt;
+use crate::child::{Child, Started};
 use crate::placement::{Placement, Quorum, Uniform};
 use crate::protocol::{ChildObserver, SupervisorActor, TypesObserver, Work};
 use crate::spec::StartInfo;
@@ -22,32 +23,9 @@ use crate::supervisor::{Inner, Supervisor, SupervisorError, SUPERVISOR_NAME};
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Builds and spawns one child of a declared type; returns its local id.
+/// The error is text: it answers a remote start.
 pub(crate) type Factory =
     Arc<dyn Fn(Node, StartInfo, Arc<ChildExt>) -> BoxFuture<Result<u64, String>> + Send + Sync>;
-
-/// Attached to every supervised child's context, so it can checkpoint.
-pub struct ChildExt {
-    pub(crate) id: String,
-    pub(crate) supervisor: Weak<Inner>,
-}
-
-/// Saves a supervised child's state: replicated at once, and handed to the
-/// child when it starts again (after a crash, on another node after a
-/// failover, or after a handoff).
-pub fn checkpoint<A: Actor, T: Serialize>(
-    ctx: &Context<A>,
-    state: &T,
-) -> Result<(), SupervisorError> {
-    let ext = ctx
-        .extension::<ChildExt>()
-        .ok_or(SupervisorError::NotAChild)?;
-    let inner = ext.supervisor.upgrade().ok_or(SupervisorError::NotAChild)?;
-    let text =
-        serde_json::to_string(state).map_err(|e| SupervisorError::Checkpoint(e.to_string()))?;
-    let sup = Supervisor { inner };
-    sup.update_record(&ext.id, |r| r.checkpoint = Some(Arc::from(text.as_str())));
-    Ok(())
-}
 
 /// The quorum strategy's settings.
 #[derive(Clone, Copy, Debug)]
@@ -62,7 +40,8 @@ pub struct QuorumConfig {
 
 /// What happens to running children when a node joins (Horde's
 /// `process_redistribution`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Redistribution {
     /// Children stay where they run; only new children go to the new node.
     #[default]
@@ -77,6 +56,7 @@ pub struct SupervisorBuilder {
     node: Node,
     registry: Registry,
     factories: HashMap<String, Factory>,
+    duplicate: Option<&'static str>,
     placement: Box<dyn Placement>,
     quorum: Option<QuorumConfig>,
     redistribution: Redistribution,
@@ -88,26 +68,24 @@ impl SupervisorBuilder {
             node: node.clone(),
             registry: registry.clone(),
             factories: HashMap::new(),
+            duplicate: None,
             placement: Box::new(Uniform),
             quorum: None,
             redistribution: Redistribution::Passive,
         }
     }
 
-    /// Declares that this node runs children of type `type_name`, built by
-    /// `make` from the spec's arguments and the last checkpoint.
-    pub fn actor<A, F>(mut self, type_name: &str, make: F) -> Self
-    where
-        A: Actor,
-        F: Fn(&StartInfo) -> Result<(A, A::Args), String> + Send + Sync + 'static,
-    {
-        let make = Arc::new(make);
+    /// Declares that this node runs children of type `C`; `child` is
+    /// cloned for every start. Declaring two types under one
+    /// [`Child::TYPE`] makes [`start`](Self::start) fail.
+    pub fn child<C: Child>(mut self, child: C) -> Self {
         let factory: Factory = Arc::new(move |node: Node, info: StartInfo, ext: Arc<ChildExt>| {
-            let make = make.clone();
+            let child = child.clone();
             Box::pin(async move {
-                let (actor, args) = make(&info)?;
+                let started = Started::<C>::decode(info).map_err(|e| e.to_string())?;
+                let args = child.init_args(started);
                 let handle = node
-                    .spawn_with_extension(actor, args, ext)
+                    .spawn_with_extension(child, args, ext)
                     .await
                     .map_err(|e| e.to_string())?;
                 match handle.addr().local {
@@ -116,7 +94,13 @@ impl SupervisorBuilder {
                 }
             }) as BoxFuture<Result<u64, String>>
         });
-        self.factories.insert(type_name.to_string(), factory);
+        if self
+            .factories
+            .insert(C::TYPE.to_string(), factory)
+            .is_some()
+        {
+            self.duplicate.get_or_insert(C::TYPE);
+        }
         self
     }
 
@@ -144,6 +128,9 @@ impl SupervisorBuilder {
 
     /// Starts the supervisor and advertises the declared types.
     pub async fn start(self) -> Result<Supervisor, SupervisorError> {
+        if let Some(type_name) = self.duplicate {
+            return Err(SupervisorError::DuplicateType(type_name));
+        }
         let (work_tx, work_rx) = mpsc::unbounded_channel();
         let children = Replicated::start(
             &self.node,

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use drove_runtime::echo::Echo;
 use drove_runtime::{Actor, ActorError, Context, Message, Reply};
 
-use crate::builder::{checkpoint, SupervisorBuilder};
-use crate::spec::StartInfo;
+use crate::builder::SupervisorBuilder;
+use crate::child::{checkpoint, Child, Started};
 
 /// A ticker's start arguments.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ impl Message for TickerMsg {
 
 /// Counts ticks and checkpoints the count on every tick; after a restart
 /// or a failover it goes on from its last checkpoint.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Ticker;
 
 /// A ticker's state.
@@ -104,19 +104,47 @@ impl Actor for Ticker {
     }
 }
 
-fn ticker(info: &StartInfo) -> Result<(Ticker, (TickerArgs, u64)), String> {
-    let args: TickerArgs = if info.args.trim().is_empty() || info.args == "null" {
-        TickerArgs::default()
-    } else {
-        info.args()?
-    };
-    let count = info.checkpoint::<u64>()?.unwrap_or(0);
-    Ok((Ticker, (args, count)))
+impl Child for Ticker {
+    const TYPE: &'static str = "ticker";
+    /// `null` (from `POST /api/children` without args) means the defaults.
+    type Start = Option<TickerArgs>;
+    type Checkpoint = u64;
+
+    fn init_args(&self, start: Started<Self>) -> (TickerArgs, u64) {
+        (
+            start.args.unwrap_or_default(),
+            start.checkpoint.unwrap_or(0),
+        )
+    }
+}
+
+/// Start arguments a child ignores: any JSON decodes to it, and it
+/// encodes as `null`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnyArgs;
+
+impl Serialize for AnyArgs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for AnyArgs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| AnyArgs)
+    }
+}
+
+/// The runtime's echo actor as a child type: it answers every message.
+impl Child for Echo {
+    const TYPE: &'static str = "echo";
+    type Start = AnyArgs;
+    type Checkpoint = ();
+
+    fn init_args(&self, _: Started<Self>) {}
 }
 
 /// Declares the built-in types (`ticker`, `echo`) on a builder.
 pub fn with_builtins(builder: SupervisorBuilder) -> SupervisorBuilder {
-    builder
-        .actor("ticker", ticker)
-        .actor("echo", |_: &StartInfo| Ok((Echo, ())))
+    builder.child(Ticker).child(Echo)
 }

@@ -54,19 +54,21 @@
 //! # Layout
 //!
 //! - [`supervisor`]: [`Supervisor`] and the cluster-wide operations.
-//! - [`builder`]: declaring types, strategies, starting; [`checkpoint`].
+//! - [`builder`]: declaring types, strategies, starting.
+//! - [`child`]: the [`Child`] trait, [`TypedSpec`], [`checkpoint`].
+//! - `checkpoint`: how a child's context reaches its supervisor.
 //! - `local`: the node's ledger, local starts and restarts.
 //! - `moves`: failover, handoff, redistribution.
 //! - [`protocol`]: messages between supervisors, table observers.
 //! - [`spec`]: child specs and records.
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
 //! - [`builtin`]: the `ticker` and `echo` types.
-//! - [`http`]: the `/api/children` routes.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod builder;
 pub mod builtin;
-pub mod http;
+mod checkpoint;
+pub mod child;
 mod local;
 mod moves;
 pub mod placement;
@@ -74,8 +76,9 @@ pub mod protocol;
 pub mod spec;
 pub mod supervisor;
 
-pub use builder::{checkpoint, ChildExt, QuorumConfig, Redistribution, SupervisorBuilder};
+pub use builder::{QuorumConfig, Redistribution, SupervisorBuilder};
+pub use child::{checkpoint, Child, Started, TypedSpec};
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
 pub use protocol::SupMsg;
-pub use spec::{ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
+pub use spec::{ChildRecord, ChildSpec, ChildStatus, Restart};
 pub use supervisor::{ChildCounts, ChildInfo, Supervisor, SupervisorError, SUPERVISOR_NAME};

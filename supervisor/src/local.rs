@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use drove_registry::RegistryError;
 use drove_runtime::{ActorAddr, ExitReason, Handle, LocalRef, MemberStatus};
 
-use crate::builder::ChildExt;
+use crate::checkpoint::ChildExt;
 use crate::spec::{ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
 use crate::supervisor::{Supervisor, SupervisorError};
 
@@ -47,10 +47,7 @@ impl Supervisor {
             .get(&spec.type_name)
             .cloned()
             .ok_or_else(|| format!("this node does not run type {:?}", spec.type_name))?;
-        let ext = Arc::new(ChildExt {
-            id: spec.id.clone(),
-            supervisor: Arc::downgrade(&self.inner),
-        });
+        let ext = Arc::new(ChildExt::new(&spec.id, self));
         let info = StartInfo {
             id: spec.id.clone(),
             args: spec.args.clone(),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use drove_replication::Schema;
@@ -40,12 +39,14 @@ pub struct ChildSpec {
 }
 
 impl ChildSpec {
-    /// A spec with default intensity (3 restarts in 5 s) and no name.
-    pub fn new(type_name: &str, args: serde_json::Value, restart: Restart) -> Self {
+    /// An untyped spec (as the admin API receives it), with default
+    /// intensity (3 restarts in 5 s) and no name; `args` is JSON text.
+    /// Code that knows the child's type uses [`ChildSpec::of`] instead.
+    pub fn new(type_name: &str, args: String, restart: Restart) -> Self {
         Self {
             id: String::new(),
             type_name: type_name.to_string(),
-            args: args.to_string(),
+            args,
             restart,
             name: None,
             max_restarts: 3,
@@ -83,33 +84,17 @@ pub struct ChildRecord {
     pub checkpoint: Option<Arc<str>>,
 }
 
-/// What a type's factory gets to build a child.
+/// What a type's factory gets to build a child, undecoded.
 #[derive(Clone, Debug)]
-pub struct StartInfo {
+pub(crate) struct StartInfo {
     /// The child's id.
-    pub id: String,
+    pub(crate) id: String,
     /// Start arguments, JSON text.
-    pub args: String,
+    pub(crate) args: String,
     /// The last checkpoint, JSON text, if any.
-    pub checkpoint: Option<String>,
+    pub(crate) checkpoint: Option<String>,
     /// How many times it was started before.
-    pub restarts: u32,
-}
-
-impl StartInfo {
-    /// The start arguments, decoded.
-    pub fn args<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_str(&self.args).map_err(|e| format!("bad args for {}: {e}", self.id))
-    }
-
-    /// The last checkpoint, decoded; `None` on a first start.
-    pub fn checkpoint<T: DeserializeOwned>(&self) -> Result<Option<T>, String> {
-        self.checkpoint
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| format!("bad checkpoint for {}: {e}", self.id))
-    }
+    pub(crate) restarts: u32,
 }
 
 /// The channel of child records: key = child id.

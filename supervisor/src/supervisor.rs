@@ -2,7 +2,7 @@
 //! cluster-wide operations on children.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use drove_runtime::{
 };
 
 use crate::builder::{Factory, QuorumConfig, Redistribution, SupervisorBuilder};
+use crate::child::{Child, TypedSpec};
 use crate::local::Ledger;
 use crate::placement::{Placement, Quorum};
 use crate::protocol::{winner, SupMsg};
@@ -55,8 +56,32 @@ pub enum SupervisorError {
     #[error("not a supervised child")]
     NotAChild,
     /// A checkpoint that does not serialize.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
+    #[error("checkpoint does not serialize")]
+    Checkpoint(#[source] serde_json::Error),
+    /// A stored checkpoint that does not decode as the child's type.
+    #[error("checkpoint of child {id} does not decode")]
+    BadCheckpoint {
+        /// The child.
+        id: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Start arguments that do not encode or decode as the type's.
+    #[error("bad start arguments for type {type_name:?}")]
+    Args {
+        /// The child type.
+        type_name: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A singleton spec without a name.
+    #[error("a singleton needs a name")]
+    NoName,
+    /// Two child types declared under one name.
+    #[error("two child types declared as {0:?}")]
+    DuplicateType(&'static str),
 }
 
 /// One row of [`Supervisor::which_children`].
@@ -116,6 +141,26 @@ pub struct Supervisor {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("node", &self.inner.node.id())
+            .field("types", &self.inner.factories.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A supervisor that does not keep it alive (held by its children).
+#[derive(Clone)]
+pub(crate) struct WeakSupervisor(Weak<Inner>);
+
+impl WeakSupervisor {
+    /// The supervisor, while it exists.
+    pub(crate) fn upgrade(&self) -> Option<Supervisor> {
+        self.0.upgrade().map(|inner| Supervisor { inner })
+    }
+}
+
 impl Supervisor {
     /// A builder for the supervisor on `node`, using `registry` for the
     /// children's global names.
@@ -126,6 +171,10 @@ impl Supervisor {
     /// The node the supervisor runs on.
     pub fn node(&self) -> &Node {
         &self.inner.node
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakSupervisor {
+        WeakSupervisor(Arc::downgrade(&self.inner))
     }
 
     pub(crate) fn me(&self) -> NodeId {
@@ -154,8 +203,31 @@ impl Supervisor {
         q.has_quorum(up)
     }
 
-    /// Starts a child wherever placement puts it and returns its handle.
-    pub async fn start_child<M>(&self, mut spec: ChildSpec) -> Result<Handle<M>, SupervisorError> {
+    /// Starts a child of type `C` wherever placement puts it and returns
+    /// its handle. With a [`name`](TypedSpec::name), the child holds that
+    /// global name while it runs.
+    pub async fn start_child<C: Child>(
+        &self,
+        spec: TypedSpec<C>,
+    ) -> Result<Handle<C::Msg>, SupervisorError> {
+        let addr = self.start_spec(spec.into_spec()?).await?;
+        Ok(Handle::from_addr(addr))
+    }
+
+    /// Starts the singleton of type `C` named by the spec's
+    /// [`name`](TypedSpec::name) (a child with id `singleton:<name>`), or
+    /// returns the one already running.
+    pub async fn singleton<C: Child>(
+        &self,
+        spec: TypedSpec<C>,
+    ) -> Result<Handle<C::Msg>, SupervisorError> {
+        let addr = self.singleton_spec(spec.into_spec()?).await?;
+        Ok(Handle::from_addr(addr))
+    }
+
+    /// [`start_child`](Self::start_child) from an untyped spec (as the
+    /// admin API receives it); answers the child's address.
+    pub async fn start_spec(&self, mut spec: ChildSpec) -> Result<ActorAddr, SupervisorError> {
         if !self.has_quorum() {
             return Err(SupervisorError::NoQuorum);
         }
@@ -190,19 +262,14 @@ impl Supervisor {
                 .call(&remote, |r| SupMsg::Start(spec, r), Duration::from_secs(10))
                 .await?
         };
-        addr.map(Handle::from_addr).map_err(SupervisorError::Start)
+        addr.map_err(SupervisorError::Start)
     }
 
-    /// Starts the singleton `name` (a child with id `singleton:<name>` that
-    /// holds the global name), or returns the running one.
-    pub async fn singleton<M>(
-        &self,
-        name: &str,
-        mut spec: ChildSpec,
-    ) -> Result<Handle<M>, SupervisorError> {
+    /// [`singleton`](Self::singleton) from an untyped spec that has a name.
+    pub async fn singleton_spec(&self, mut spec: ChildSpec) -> Result<ActorAddr, SupervisorError> {
+        let name = spec.name.clone().ok_or(SupervisorError::NoName)?;
         spec.id = format!("singleton:{name}");
-        spec.name = Some(name.to_string());
-        match self.start_child(spec).await {
+        match self.start_spec(spec).await {
             Err(SupervisorError::AlreadyRunning { id, .. }) => self
                 .inner
                 .children
@@ -214,7 +281,6 @@ impl Supervisor {
                         })
                     })
                 })
-                .map(Handle::from_addr)
                 .ok_or(SupervisorError::NoSuchChild(id)),
             other => other,
         }

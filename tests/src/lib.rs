@@ -32,7 +32,7 @@ use nix::unistd::Pid;
 /// profile as the running test, or `DROVE_BIN` if set.
 pub fn drove_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_bin("DROVE_BIN", "drove", "drove"))
+    BIN.get_or_init(|| workspace_bin("DROVE_BIN", "drove-cli", "drove"))
         .clone()
 }
 
@@ -205,7 +205,7 @@ pub async fn registry_at(
     if status != 200 {
         return None;
     }
-    let rows: Vec<drove_registry::http::EntryJson> = serde_json::from_str(&body).ok()?;
+    let rows: Vec<drove_admin::registry::EntryJson> = serde_json::from_str(&body).ok()?;
     Some(
         rows.into_iter()
             .map(|r| (r.name, (r.node, r.incarnation)))
@@ -214,7 +214,7 @@ pub async fn registry_at(
 }
 
 /// Registers `names` on the node at `http` (one echo actor holds them).
-pub async fn register_names(http: &str, names: &[String]) -> drove_registry::http::RegisterAnswer {
+pub async fn register_names(http: &str, names: &[String]) -> drove_admin::registry::RegisterAnswer {
     let (status, body) = send_json(
         "POST",
         http,

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use drove::server::Server;
-use drove_supervisor::{ChildSpec, Restart, SupervisorError};
+use drove::supervisor::{ChildSpec, SupervisorError};
+use drove::Drove;
 
 use crate::download::{self, Download, Manifest, State, Update};
-use crate::tracker::{TrackerArgs, TRACKER_TYPE};
+use crate::tracker::{Tracker, TrackerArgs};
 
 /// How downloads are produced (the same on every node).
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub enum AppError {
 #[derive(Clone)]
 pub struct App {
     /// The drove node and its services.
-    pub server: Server,
+    pub drove: Drove,
     /// Download settings.
     pub config: AppConfig,
 }
@@ -55,8 +55,8 @@ pub struct App {
 impl App {
     /// The user's download, if any.
     pub fn current(&self, user: &str) -> Option<Download> {
-        self.server
-            .cache
+        self.drove
+            .cache()
             .get::<Download>(&download::download_key(user))
             .ok()
             .flatten()
@@ -80,8 +80,8 @@ impl App {
         };
         let key = download::download_key(user);
         let stored = self
-            .server
-            .cache
+            .drove
+            .cache()
             .put_new(&key, &d, None)
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
         if !stored {
@@ -95,14 +95,11 @@ impl App {
             step_ms: self.config.step_ms,
             chunk_bytes: self.config.chunk_bytes,
         };
-        let mut spec = ChildSpec::new(
-            TRACKER_TYPE,
-            serde_json::to_value(&args).map_err(|e| AppError::Unavailable(e.to_string()))?,
-            Restart::Transient,
-        );
-        spec.id = download::tracker_id(user, &id);
-        spec.name = Some(download::tracker_name(user));
-        match self.server.supervisor.start_child::<()>(spec).await {
+        let spec = ChildSpec::of::<Tracker>(args)
+            .transient()
+            .id(download::tracker_id(user, &id))
+            .name(download::tracker_name(user));
+        match self.drove.supervisor().start_child(spec).await {
             Ok(handle) => {
                 d.tracker_node = Some(handle.node().name.clone());
                 Ok(d)
@@ -112,14 +109,14 @@ impl App {
                 // user on another node may have won meanwhile (its tracker
                 // holds the user's global name, which is why ours failed).
                 if self.current(user).is_some_and(|c| c.id == id) {
-                    let _ = self.server.cache.delete(&key);
+                    let _ = self.drove.cache().delete(&key);
                 }
                 // The user's tracker name is held: a request of the same
                 // user on another node came first; answer with its download
                 // once its record arrives here.
                 if self
-                    .server
-                    .registry
+                    .drove
+                    .registry()
                     .lookup(&download::tracker_name(user))
                     .is_some()
                 {
@@ -142,7 +139,7 @@ impl App {
         if d.state != State::Ready {
             return Err(AppError::NotReady);
         }
-        let cache = &self.server.cache;
+        let cache = self.drove.cache();
         let manifest: Manifest = cache
             .get(&download::manifest_key(&d.id))
             .map_err(|e| AppError::Damaged(e.to_string()))?
@@ -170,7 +167,7 @@ impl App {
     pub async fn clear(&self, user: &str) -> Result<(), AppError> {
         let d = self.current(user).ok_or(AppError::NotFound)?;
         let child = download::tracker_id(user, &d.id);
-        match self.server.supervisor.terminate_child(&child).await {
+        match self.drove.supervisor().terminate_child(&child).await {
             Ok(()) | Err(SupervisorError::NoSuchChild(_)) => {}
             Err(e) => tracing::warn!(%child, error = %e, "could not stop the tracker"),
         }
@@ -178,10 +175,10 @@ impl App {
         // until its name is gone with it.
         let deadline = Instant::now() + Duration::from_secs(2);
         let name = download::tracker_name(user);
-        while self.server.registry.lookup(&name).is_some() && Instant::now() < deadline {
+        while self.drove.registry().lookup(&name).is_some() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let cache = &self.server.cache;
+        let cache = self.drove.cache();
         let _ = cache.delete(&download::download_key(user));
         let manifest: Option<Manifest> = cache.get(&download::manifest_key(&d.id)).ok().flatten();
         let chunks = manifest.map_or(self.config.steps, |m| m.chunks);
@@ -190,8 +187,8 @@ impl App {
         }
         let _ = cache.delete(&download::manifest_key(&d.id));
         let _ = self
-            .server
-            .pubsub
+            .drove
+            .pubsub()
             .broadcast(&download::topic(user), &Update::Cleared);
         Ok(())
     }

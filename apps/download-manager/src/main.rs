@@ -37,11 +37,13 @@ mod web;
 use anyhow::Context as _;
 use clap::{Args, Parser};
 
-use drove::local_cluster::LocalCluster;
-use drove::server::{NodeArgs, Server};
+use drove::Drove;
+use drove_cli::local_cluster::LocalCluster;
+use drove_cli::node_args::NodeArgs;
 
 use crate::app::{App, AppConfig};
 use crate::session::Sessions;
+use crate::tracker::Tracker;
 use crate::web::WebState;
 
 /// `download-manager --name n1 ...`: one node of the demo.
@@ -101,7 +103,7 @@ struct AppArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    drove::server::init_tracing();
+    drove_cli::init_tracing();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let mut args = std::env::args_os();
     let program = args.next().unwrap_or_default();
@@ -125,21 +127,20 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
         chunk_bytes <= 512 * 1024,
         "--file-kb / --steps must stay under 512 KiB per chunk"
     );
+    let config = args.node.to_config()?;
     let secret = args
         .app
         .secret
         .clone()
-        .unwrap_or_else(|| format!("derived-from-cookie:{}", args.node.cookie));
-    let listener = Server::bind(args.node.http).await?;
-    let server = Server::start(&args.node, |builder, pubsub, cache| {
-        let (pubsub, cache) = (pubsub.clone(), cache.clone());
-        builder.actor(tracker::TRACKER_TYPE, move |info| {
-            tracker::make(&cache, &pubsub, info)
-        })
-    })
-    .await?;
+        .unwrap_or_else(|| format!("derived-from-cookie:{}", config.cookie));
+    let http = config.http;
+    let listener = drove_admin::bind(http).await?;
+    let drove = Drove::builder(config)
+        .child_with(|s| Tracker::new(s.cache(), s.pubsub()))
+        .start()
+        .await?;
     let app = App {
-        server: server.clone(),
+        drove: drove.clone(),
         config: AppConfig {
             steps: args.app.steps,
             step_ms: args.app.step_ms,
@@ -150,11 +151,11 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
         app,
         sessions: Sessions::new(&secret),
     })
-    .merge(server.admin_router())
+    .merge(drove_admin::router(&drove))
     .fallback(web::not_found)
     .method_not_allowed_fallback(web::method_not_allowed);
-    tracing::info!(http = %args.node.http, "serving the download manager");
-    server.serve(listener, routes).await?;
+    tracing::info!(%http, "serving the download manager");
+    drove_admin::serve(&drove, listener, routes).await?;
     Ok(())
 }
 

@@ -13,12 +13,9 @@ use sha2::{Digest, Sha256};
 use drove_cache::Cache;
 use drove_pubsub::PubSub;
 use drove_runtime::{Actor, ActorError, Context, Message};
-use drove_supervisor::{checkpoint, StartInfo};
+use drove_supervisor::{checkpoint, Child, Started};
 
 use crate::download::{self, Download, Manifest, State, Update};
-
-/// The tracker's actor type name.
-pub const TRACKER_TYPE: &str = "download-tracker";
 
 /// How long stored files stay when nobody fetches them.
 const FILE_TTL: Duration = Duration::from_secs(3600);
@@ -50,32 +47,16 @@ impl Message for TrackerMsg {
 }
 
 /// One download's tracker.
+#[derive(Clone)]
 pub struct Tracker {
-    pub(crate) cache: Cache,
-    pub(crate) pubsub: PubSub,
+    cache: Cache,
+    pubsub: PubSub,
 }
 
 /// Its state: the arguments and the next step.
 pub struct TrackerState {
     args: TrackerArgs,
     step: u32,
-}
-
-/// Builds a tracker from its start info (for the supervisor).
-pub fn make(
-    cache: &Cache,
-    pubsub: &PubSub,
-    info: &StartInfo,
-) -> Result<(Tracker, (TrackerArgs, u32)), String> {
-    let args: TrackerArgs = info.args()?;
-    let step = info.checkpoint::<u32>()?.unwrap_or(0);
-    Ok((
-        Tracker {
-            cache: cache.clone(),
-            pubsub: pubsub.clone(),
-        },
-        (args, step),
-    ))
 }
 
 fn schedule(ctx: &Context<Tracker>, after: Duration) {
@@ -88,6 +69,14 @@ fn schedule(ctx: &Context<Tracker>, after: Duration) {
 }
 
 impl Tracker {
+    /// A tracker that stores in `cache` and reports on `pubsub`.
+    pub fn new(cache: &Cache, pubsub: &PubSub) -> Self {
+        Tracker {
+            cache: cache.clone(),
+            pubsub: pubsub.clone(),
+        }
+    }
+
     /// Writes the download as it is now and tells the user's pages.
     fn report(&self, d: &Download) -> Result<(), ActorError> {
         self.cache
@@ -246,6 +235,17 @@ impl Actor for Tracker {
         self.report(&d)?;
         ctx.stop();
         Ok(())
+    }
+}
+
+impl Child for Tracker {
+    const TYPE: &'static str = "download-tracker";
+    type Start = TrackerArgs;
+    /// The next step to produce.
+    type Checkpoint = u32;
+
+    fn init_args(&self, start: Started<Self>) -> (TrackerArgs, u32) {
+        (start.args, start.checkpoint.unwrap_or(0))
     }
 }
 

@@ -156,7 +156,7 @@ struct ClusterView {
 }
 
 fn cluster_view(app: &App) -> ClusterView {
-    let c = drove_admin::cluster_json(&app.server.node);
+    let c = drove_admin::cluster_json(app.drove.node());
     ClusterView {
         served_by: c.node,
         members: c.members,
@@ -188,8 +188,8 @@ async fn events(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let (user, cookie) = user(&state, &headers);
     let mut updates = match state
         .app
-        .server
-        .pubsub
+        .drove
+        .pubsub()
         .subscribe_stream::<Update>(&download::topic(&user))
     {
         Ok(s) => s,
@@ -198,7 +198,7 @@ async fn events(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let (tx, rx) = mpsc::channel::<Event>(64);
     let app = state.app.clone();
     tokio::spawn(async move {
-        let node = app.server.node.name().to_string();
+        let node = app.drove.node().name().to_string();
         let mut last = None;
         let snapshot = app.current(&user);
         if let Some(d) = &snapshot {
@@ -254,8 +254,8 @@ async fn cors(State(state): State<WebState>, request: Request, next: Next) -> Re
     let allowed = origin.filter(|o| {
         state
             .app
-            .server
-            .node
+            .drove
+            .node()
             .members()
             .iter()
             .any(|m| *o == format!("http://{}", m.info.http))

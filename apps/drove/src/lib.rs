@@ -1,14 +1,27 @@
-//! The `drove` node as a library: what `drove node` runs, for applications
-//! that run the same node with their own actor types and routes (the
-//! download-manager demo does).
+//! What drove's binaries share (the `drove` CLI here and the
+//! download-manager demo): the node flags, logging, and local clusters of
+//! child processes. The node itself is the `drove` library crate; its
+//! admin API is `drove-admin`.
 //!
 //! # Layout
 //!
-//! - [`server`]: [`server::NodeArgs`] (the node flags) and
-//!   [`server::Server`] (node, registry, supervisor, pub/sub, cache; admin
-//!   routes; serving until SIGTERM or SIGINT).
+//! - [`node_args`]: [`node_args::NodeArgs`], the flags of a node, as a
+//!   [`drove::Config`].
 //! - [`local_cluster`]: child node processes on 127.0.0.1.
+//! - [`init_tracing`]: logs to stderr.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod local_cluster;
-pub mod server;
+pub mod node_args;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, with the
+/// transport's and gossip's chatter at warn).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

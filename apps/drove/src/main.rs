@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use drove::local_cluster::LocalCluster;
-use drove::server::{NodeArgs, Server};
+use drove::Drove;
+use drove_cli::local_cluster::LocalCluster;
+use drove_cli::node_args::NodeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -85,7 +86,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    drove::server::init_tracing();
+    drove_cli::init_tracing();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
@@ -111,10 +112,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    let listener = Server::bind(args.http).await?;
-    let server = Server::start(&args, |builder, _, _| builder).await?;
-    let app = server.admin_router();
-    server.serve(listener, app).await?;
+    let config = args.to_config()?;
+    let listener = drove_admin::bind(config.http).await?;
+    let drove = Drove::builder(config).start().await?;
+    drove_admin::serve(&drove, listener, drove_admin::router(&drove)).await?;
     Ok(())
 }
 
@@ -152,7 +153,7 @@ async fn print_registry(http: &str, prefix: &str) -> anyhow::Result<()> {
     let path = format!("/api/registry?prefix={}", url_escape(prefix));
     let (status, body) = drove_admin::client::get(http, &path, Duration::from_secs(10)).await?;
     anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
-    let entries: Vec<drove_registry::http::EntryJson> =
+    let entries: Vec<drove_admin::registry::EntryJson> =
         serde_json::from_str(&body).context("parsing /api/registry")?;
     let mut rows = vec![[
         "NAME".to_string(),
@@ -199,7 +200,7 @@ async fn print_children(http: &str, local: bool) -> anyhow::Result<()> {
     };
     let (status, body) = drove_admin::client::get(http, path, Duration::from_secs(10)).await?;
     anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
-    let children: Vec<drove_supervisor::ChildInfo> =
+    let children: Vec<drove::supervisor::ChildInfo> =
         serde_json::from_str(&body).context("parsing /api/children")?;
     let mut rows = vec![[
         "ID".to_string(),

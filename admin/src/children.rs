@@ -1,11 +1,10 @@
-//! The supervisor's admin routes.
+//! The supervisor's routes.
 //!
 //! - `POST /api/children` `{"type", "name", "restart", "args", "id"?,
 //!   "max_restarts"?, "within_ms"?}`: starts a child where placement puts it.
 //! - `GET /api/children[?scope=local]`: every child in the cluster, or only
 //!   those this node runs now (its own ledger).
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,8 +12,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::spec::{ChildSpec, Restart};
-use crate::supervisor::{Supervisor, SupervisorError};
+use drove::supervisor::{ChildSpec, Restart, Supervisor, SupervisorError};
+use drove::Drove;
+
+use crate::reply::{error, JsonBody};
 
 /// The body of `POST /api/children`.
 #[derive(Debug, Deserialize)]
@@ -46,19 +47,11 @@ struct ListQuery {
     scope: Option<String>,
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 async fn spawn(
     State(sup): State<Supervisor>,
-    body: Result<Json<SpawnBody>, JsonRejection>,
+    JsonBody(body): JsonBody<SpawnBody>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let mut spec = ChildSpec::new(&body.type_name, body.args, body.restart);
+    let mut spec = ChildSpec::new(&body.type_name, body.args.to_string(), body.restart);
     spec.id = body.id.unwrap_or_default();
     spec.name = body.name;
     if let Some(n) = body.max_restarts {
@@ -67,17 +60,17 @@ async fn spawn(
     if let Some(ms) = body.within_ms {
         spec.within_ms = ms;
     }
-    let result = match spec.name.clone() {
-        Some(name) => sup.singleton::<()>(&name, spec).await,
-        None => sup.start_child::<()>(spec).await,
+    let result = match spec.name {
+        Some(_) => sup.singleton_spec(spec).await,
+        None => sup.start_spec(spec).await,
     };
     match result {
-        Ok(handle) => (
+        Ok(addr) => (
             StatusCode::CREATED,
             Json(serde_json::json!({
-                "node": handle.node().name,
-                "incarnation": handle.node().incarnation.to_string(),
-                "actor": handle.addr().to_string(),
+                "node": addr.node.name,
+                "incarnation": addr.node.incarnation.to_string(),
+                "actor": addr.to_string(),
             })),
         )
             .into_response(),
@@ -102,9 +95,9 @@ async fn list(State(sup): State<Supervisor>, Query(q): Query<ListQuery>) -> Resp
     }
 }
 
-/// The supervisor routes.
-pub fn router(sup: Supervisor) -> Router {
+/// `/api/children`.
+pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/children", get(list).post(spawn))
-        .with_state(sup)
+        .with_state(drove.supervisor().clone())
 }

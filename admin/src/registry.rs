@@ -1,4 +1,4 @@
-//! The registry's admin routes.
+//! The registry's routes.
 //!
 //! - `GET /api/registry[?prefix=P]`: `[{"name", "node", "incarnation", "meta"}]`.
 //! - `POST /api/registry` `{"names": [..], "meta": <json>}`: spawns one echo
@@ -13,9 +13,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use drove_runtime::echo::Echo;
+use drove::registry::{Registry, RegistryError};
+use drove::runtime::echo::Echo;
+use drove::Drove;
 
-use crate::{Registry, RegistryError};
+use crate::reply::{error, JsonBody};
 
 /// One row of `GET /api/registry`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,10 +72,6 @@ pub struct UnregisterBody {
     pub names: Vec<String>,
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 async fn list(
     State(registry): State<Registry>,
     Query(q): Query<ListQuery>,
@@ -94,17 +92,10 @@ async fn list(
 
 async fn register(
     State(registry): State<Registry>,
-    body: Result<Json<RegisterBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<RegisterBody>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
     if body.names.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "names must not be empty".to_string(),
-        );
+        return error(StatusCode::BAD_REQUEST, "names must not be empty");
     }
     let holder = match registry.node().spawn(Echo, ()).await {
         Ok(h) => h,
@@ -138,12 +129,8 @@ async fn register(
 
 async fn unregister(
     State(registry): State<Registry>,
-    body: Result<Json<UnregisterBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<UnregisterBody>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
     let mut dropped = 0usize;
     let mut refused = Vec::new();
     for name in body.names {
@@ -163,9 +150,9 @@ async fn unregister(
     Json(serde_json::json!({ "unregistered": dropped, "refused": refused })).into_response()
 }
 
-/// The registry routes, bound to `registry`.
-pub fn router(registry: Registry) -> Router {
+/// `/api/registry`.
+pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/registry", get(list).post(register).delete(unregister))
-        .with_state(registry)
+        .with_state(drove.registry().clone())
 }

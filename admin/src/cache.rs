@@ -1,4 +1,4 @@
-//! The cache's admin routes.
+//! The cache's routes.
 //!
 //! - `GET /api/cache`: the live keys on this node.
 //! - `GET /api/cache/{key}`: `{"key", "value", "expires_at_ms", "written_by"}`,
@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::Cache;
+use drove::cache::Cache;
+use drove::Drove;
+
+use crate::reply::error;
 
 /// The body of `PUT /api/cache/{key}`.
 #[derive(Debug, Deserialize)]
@@ -44,10 +47,6 @@ pub struct EntryJson {
     pub expires_at_ms: Option<u64>,
     /// The node whose write this is.
     pub written_by: String,
-}
-
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn keys(State(cache): State<Cache>) -> Json<Vec<String>> {
@@ -94,13 +93,13 @@ async fn delete_entry(State(cache): State<Cache>, Path(key): Path<String>) -> Re
     }
 }
 
-/// The routes, to merge into the admin router.
-pub fn router(cache: Cache) -> Router {
+/// `/api/cache`.
+pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/cache", get(keys))
         .route(
             "/api/cache/{key}",
             get(get_entry).put(put_entry).delete(delete_entry),
         )
-        .with_state(cache)
+        .with_state(drove.cache().clone())
 }

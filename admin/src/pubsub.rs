@@ -1,4 +1,4 @@
-//! The pub/sub admin routes: publish JSON, follow a topic as server-sent
+//! The pub/sub routes: publish JSON, follow a topic as server-sent
 //! events, list who subscribes to what.
 //!
 //! - `GET /api/pubsub`: `[{"topic", "nodes": [..]}]`.
@@ -22,18 +22,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 
-use drove_runtime::{MemberStatus, Message};
+use drove::pubsub::{JsonMessage, PubSub};
+use drove::runtime::MemberStatus;
+use drove::Drove;
 
-use crate::PubSub;
-
-/// A JSON document as a pub/sub message (JSON text, so it crosses the
-/// wire through bincode unchanged).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JsonMessage(pub String);
-
-impl Message for JsonMessage {
-    const TAG: &'static str = "drove.pubsub.json.v1";
-}
+use crate::reply::error;
 
 /// One row of `GET /api/pubsub`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,10 +35,6 @@ pub struct TopicJson {
     pub topic: String,
     /// Names of the nodes with subscribers.
     pub nodes: Vec<String>,
-}
-
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn list(State(pubsub): State<PubSub>) -> Json<Vec<TopicJson>> {
@@ -88,12 +77,7 @@ async fn publish(
     };
     let msg = JsonMessage(value.to_string());
     let result = match (&query.node, query.local) {
-        (Some(_), true) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "give node or local, not both".into(),
-            )
-        }
+        (Some(_), true) => return error(StatusCode::BAD_REQUEST, "give node or local, not both"),
         (Some(name), false) => {
             let member = pubsub
                 .node()
@@ -128,11 +112,11 @@ async fn events(State(pubsub): State<PubSub>, Path(topic): Path<String>) -> Resp
     }
 }
 
-/// The routes, to merge into the admin router.
-pub fn router(pubsub: PubSub) -> Router {
+/// `/api/pubsub`.
+pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/pubsub", get(list))
         .route("/api/pubsub/{topic}", post(publish))
         .route("/api/pubsub/{topic}/events", get(events))
-        .with_state(pubsub)
+        .with_state(drove.pubsub().clone())
 }

@@ -1,0 +1,135 @@
+//! [`NodeArgs`]: the flags (and `DROVE_*` variables) of a node, turned
+//! into a [`drove::Config`]. Precedence: a flag, then its variable, then
+//! the `--config` file, then the default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use drove::supervisor::Redistribution;
+use drove::{Config, ConfigError};
+
+/// The flags (and environment variables) of a node.
+#[derive(Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// A TOML file with any of the settings below (flags and variables
+    /// take precedence over it).
+    #[arg(long, env = "DROVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The node's name (required, here or in the file).
+    #[arg(long, env = "DROVE_NAME")]
+    pub name: Option<String>,
+    /// The cluster address (TCP transport, UDP gossip) [default: 127.0.0.1:4370].
+    #[arg(long, env = "DROVE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Other nodes' --listen addresses, comma-separated.
+    #[arg(long, env = "DROVE_SEEDS", value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// The shared secret of the cluster [default: drove].
+    #[arg(long, env = "DROVE_COOKIE", hide_env_values = true)]
+    pub cookie: Option<String>,
+    /// The admin HTTP address [default: 127.0.0.1:8370].
+    #[arg(long, env = "DROVE_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Gossip interval in milliseconds [default: 200].
+    #[arg(long, env = "DROVE_GOSSIP_MS")]
+    pub gossip_ms: Option<u64>,
+    /// Phi-accrual threshold of the failure detector [default: 8].
+    #[arg(long, env = "DROVE_PHI")]
+    pub phi_threshold: Option<f64>,
+    /// Quorum placement: a side without a strict majority of this many
+    /// nodes runs no children (0: the largest membership seen). Off when
+    /// absent.
+    #[arg(long, env = "DROVE_QUORUM")]
+    pub quorum: Option<usize>,
+    /// With --quorum: how long the majority waits after a down declaration
+    /// before failing children over, so the minority has stopped them
+    /// [default: 2000].
+    #[arg(long, env = "DROVE_FENCING_MS")]
+    pub fencing_ms: Option<u64>,
+    /// When a node joins: `passive` leaves running children where they are
+    /// (only new ones go there); `active` hands over each child whose
+    /// placement moved to the new node [default: passive].
+    #[arg(long, env = "DROVE_REDISTRIBUTION", value_parser = ["passive", "active"])]
+    pub redistribution: Option<String>,
+    /// Shifts this node's clock for the replicated cache by this many
+    /// milliseconds (to test clock skew; see drove-cache's docs) [default: 0].
+    #[arg(long, env = "DROVE_CLOCK_OFFSET_MS", allow_negative_numbers = true)]
+    pub clock_offset_ms: Option<i64>,
+}
+
+impl NodeArgs {
+    /// The config these flags describe, over the `--config` file if any.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        let a = self.clone();
+        c.name = a.name.unwrap_or(c.name);
+        c.listen = a.listen.unwrap_or(c.listen);
+        c.seeds = a.seeds.unwrap_or(c.seeds);
+        c.cookie = a.cookie.unwrap_or(c.cookie);
+        c.http = a.http.unwrap_or(c.http);
+        c.gossip_ms = a.gossip_ms.unwrap_or(c.gossip_ms);
+        c.phi = a.phi_threshold.unwrap_or(c.phi);
+        c.quorum = a.quorum.or(c.quorum);
+        c.fencing_ms = a.fencing_ms.unwrap_or(c.fencing_ms);
+        c.clock_offset_ms = a.clock_offset_ms.unwrap_or(c.clock_offset_ms);
+        c.redistribution = match a.redistribution.as_deref() {
+            Some("active") => Redistribution::Active,
+            Some(_) => Redistribution::Passive,
+            None => c.redistribution,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        Cli::try_parse_from(std::iter::once("drove").chain(args.iter().copied()))
+            .unwrap()
+            .node
+            .to_config()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let path = std::env::temp_dir().join(format!("drove-args-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "name = \"from-file\"\ngossip_ms = 50\nquorum = 3\nredistribution = \"active\"\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let c = config(&["--config", file, "--name", "n7", "--fencing-ms", "900"]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(c.name, "n7");
+        assert_eq!(c.gossip_ms, 50);
+        assert_eq!(c.quorum, Some(3));
+        assert_eq!(c.fencing_ms, 900);
+        assert_eq!(c.redistribution, Redistribution::Active);
+        assert_eq!(c.cookie, "drove");
+    }
+
+    #[test]
+    fn no_name_anywhere_and_a_missing_file_are_errors() {
+        assert!(matches!(config(&[]), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            config(&["--name", "n1", "--config", "/nonexistent/drove.toml"]),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

@@ -1,0 +1,266 @@
+//! [`Config`]: everything a node needs to start, as plain data that serde
+//! fills from a TOML file or from `DROVE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use drove_cache::CacheConfig;
+use drove_runtime::NodeConfig;
+use drove_supervisor::{QuorumConfig, Redistribution};
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML does not describe a config.
+    #[error("parsing the TOML config")]
+    Toml(#[source] toml::de::Error),
+    /// A `DROVE_*` variable does not parse.
+    #[error("reading DROVE_* environment variables")]
+    Env(#[source] envy::Error),
+    /// A value that parses but cannot be used.
+    #[error("invalid config: {0}")]
+    Invalid(&'static str),
+}
+
+/// A node's configuration. Every field has a default except `name`;
+/// field names are the TOML keys, and `DROVE_` plus the upper-cased name
+/// is the environment variable (`gossip_ms` is `DROVE_GOSSIP_MS`; lists
+/// such as `seeds` are comma-separated there).
+///
+/// ```
+/// let config = drove::Config::from_toml(r#"
+///     name = "n2"
+///     listen = "127.0.0.1:4371"
+///     seeds = ["127.0.0.1:4370"]
+///     quorum = 3
+/// "#)?;
+/// assert_eq!(config.seeds.len(), 1);
+/// # Ok::<(), drove::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The node's name (`[A-Za-z0-9_.-]`, at most 64 bytes).
+    pub name: String,
+    /// The cluster address: TCP for the transport, UDP for gossip.
+    pub listen: SocketAddr,
+    /// Other nodes' `listen` addresses, tried until one answers. Seeds may
+    /// be down at start: the node runs alone and merges later.
+    pub seeds: Vec<String>,
+    /// The shared secret; nodes with different cookies never mix.
+    pub cookie: String,
+    /// The admin HTTP address, advertised to the other nodes.
+    pub http: SocketAddr,
+    /// Gossip interval, milliseconds (at least 10).
+    pub gossip_ms: u64,
+    /// Phi-accrual threshold of the failure detector.
+    #[serde(alias = "phi_threshold")]
+    pub phi: f64,
+    /// Quorum placement: a side without a strict majority of this many
+    /// nodes runs no children (0: the largest membership seen). Off when
+    /// absent.
+    pub quorum: Option<usize>,
+    /// With `quorum`: how long the majority waits after a down declaration
+    /// before failing children over, milliseconds.
+    pub fencing_ms: u64,
+    /// What running children do when a node joins.
+    pub redistribution: Redistribution,
+    /// Shifts this node's clock for the replicated cache (to test skew).
+    pub clock_offset_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
+            seeds: Vec::new(),
+            cookie: "drove".to_string(),
+            http: SocketAddr::from(([127, 0, 0, 1], 8370)),
+            gossip_ms: 200,
+            phi: 8.0,
+            quorum: None,
+            fencing_ms: 2000,
+            redistribution: Redistribution::Passive,
+            clock_offset_ms: 0,
+        }
+    }
+}
+
+/// The keys [`Config`] reads, to pick its variables out of the environment.
+const KEYS: [&str; 11] = [
+    "name",
+    "listen",
+    "seeds",
+    "cookie",
+    "http",
+    "gossip_ms",
+    "phi",
+    "quorum",
+    "fencing_ms",
+    "redistribution",
+    "clock_offset_ms",
+];
+
+impl Config {
+    /// The defaults, named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Config {
+            name: name.into(),
+            ..Config::default()
+        }
+    }
+
+    /// A config from TOML text; absent keys take their defaults.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(ConfigError::Toml)
+    }
+
+    /// A config from a TOML file.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// A config from the `DROVE_*` variables of this process.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// A config from `DROVE_*` variables given as pairs; other variables
+    /// (and `DROVE_*` ones that name no key) are ignored.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let ours = vars.into_iter().filter_map(|(k, v)| {
+            let key = k.strip_prefix("DROVE_")?.to_ascii_lowercase();
+            KEYS.contains(&key.as_str()).then_some((key, v))
+        });
+        envy::from_iter(ours).map_err(ConfigError::Env)
+    }
+
+    /// Checks what serde cannot: a name is given.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::Invalid("name is empty"));
+        }
+        Ok(())
+    }
+
+    /// The runtime's part.
+    pub fn node_config(&self) -> NodeConfig {
+        let mut node = NodeConfig::new(self.name.clone());
+        node.listen = self.listen;
+        node.seeds = self
+            .seeds
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
+        node.cookie = self.cookie.clone();
+        node.http = self.http.to_string();
+        node.gossip_interval = Duration::from_millis(self.gossip_ms.max(10));
+        node.phi_threshold = self.phi;
+        node
+    }
+
+    /// The cache's part.
+    pub fn cache_config(&self) -> CacheConfig {
+        CacheConfig {
+            clock_offset_ms: self.clock_offset_ms,
+        }
+    }
+
+    /// The supervisor's quorum strategy, when on.
+    pub fn quorum_config(&self) -> Option<QuorumConfig> {
+        self.quorum.map(|size| QuorumConfig {
+            size: (size > 0).then_some(size),
+            fencing_margin: Duration::from_millis(self.fencing_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_fills_given_keys_and_defaults_the_rest() {
+        let c = Config::from_toml(
+            "name = \"n1\"\nseeds = [\"127.0.0.1:4370\"]\nredistribution = \"active\"\nquorum = 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.name, "n1");
+        assert_eq!(c.seeds, vec!["127.0.0.1:4370".to_string()]);
+        assert_eq!(c.redistribution, Redistribution::Active);
+        assert_eq!(c.quorum_config().unwrap().size, None);
+        assert_eq!(c.gossip_ms, 200);
+    }
+
+    #[test]
+    fn toml_refuses_unknown_keys_and_bad_values() {
+        assert!(matches!(
+            Config::from_toml("name = \"n1\"\ngosip_ms = 5\n"),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            Config::from_toml("listen = \"not an address\"\n"),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            Config::from_toml("redistribution = \"sideways\"\n"),
+            Err(ConfigError::Toml(_))
+        ));
+    }
+
+    #[test]
+    fn env_reads_drove_variables_only() {
+        let vars = [
+            ("DROVE_NAME", "n3"),
+            ("DROVE_SEEDS", "127.0.0.1:4370,127.0.0.1:4371"),
+            ("DROVE_GOSSIP_MS", "50"),
+            ("DROVE_PHI", "10.5"),
+            ("DROVE_QUORUM", "3"),
+            ("DROVE_CLOCK_OFFSET_MS", "-400"),
+            ("DROVE_BIN", "/elsewhere"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(c.name, "n3");
+        assert_eq!(c.seeds.len(), 2);
+        assert_eq!(c.gossip_ms, 50);
+        assert_eq!(c.phi, 10.5);
+        assert_eq!(c.quorum, Some(3));
+        assert_eq!(c.clock_offset_ms, -400);
+        assert_eq!(c.node_config().gossip_interval, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn env_with_a_bad_number_is_an_error() {
+        let vars = [("DROVE_GOSSIP_MS".to_string(), "soon".to_string())];
+        assert!(matches!(Config::from_vars(vars), Err(ConfigError::Env(_))));
+    }
+
+    #[test]
+    fn a_config_needs_a_name() {
+        assert!(Config::default().validate().is_err());
+        assert!(Config::new("n1").validate().is_ok());
+    }
+}

@@ -1,0 +1,151 @@
+//! [`Drove`]: one running node with every service, and how it stops.
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use drove_cache::Cache;
+use drove_pubsub::PubSub;
+use drove_registry::Registry;
+use drove_runtime::Node;
+use drove_supervisor::Supervisor;
+
+use crate::builder::DroveBuilder;
+use crate::config::Config;
+use crate::error::DroveError;
+
+/// The services a child type may need when it is declared
+/// ([`DroveBuilder::child_with`]): everything but the supervisor, which
+/// starts after the declarations.
+#[derive(Clone, Debug)]
+pub struct Services {
+    node: Node,
+    registry: Registry,
+    pubsub: PubSub,
+    cache: Cache,
+}
+
+impl Services {
+    pub(crate) fn new(node: Node, registry: Registry, pubsub: PubSub, cache: Cache) -> Self {
+        Services {
+            node,
+            registry,
+            pubsub,
+            cache,
+        }
+    }
+
+    /// The runtime node: spawn, cast, call, membership.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The global registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Cluster pub/sub.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.pubsub
+    }
+
+    /// The replicated cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+/// A running node with every service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Drove {
+    services: Services,
+    supervisor: Supervisor,
+}
+
+/// How a node stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Hand the supervised children, with their state, to the other nodes,
+    /// then leave (what SIGTERM does).
+    Handoff,
+    /// Leave at once; the others restart the children as after a crash,
+    /// from their last checkpoints (what SIGINT does: the whole cluster is
+    /// going).
+    Leave,
+}
+
+impl Drove {
+    /// A builder for a node with this configuration.
+    pub fn builder(config: Config) -> DroveBuilder {
+        DroveBuilder::new(config)
+    }
+
+    pub(crate) fn new(services: Services, supervisor: Supervisor) -> Self {
+        Drove {
+            services,
+            supervisor,
+        }
+    }
+
+    /// The runtime node: spawn, cast, call, membership.
+    pub fn node(&self) -> &Node {
+        self.services.node()
+    }
+
+    /// The global registry.
+    pub fn registry(&self) -> &Registry {
+        self.services.registry()
+    }
+
+    /// The distributed supervisor.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Cluster pub/sub.
+    pub fn pubsub(&self) -> &PubSub {
+        self.services.pubsub()
+    }
+
+    /// The replicated cache.
+    pub fn cache(&self) -> &Cache {
+        self.services.cache()
+    }
+
+    /// Every service but the supervisor.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Leaves the cluster, handing the children over first if asked.
+    pub async fn shutdown(&self, how: Shutdown) {
+        if how == Shutdown::Handoff {
+            let handed = self.supervisor.handoff().await;
+            tracing::info!(handed, "children handed to other nodes");
+        }
+        self.node().leave().await;
+    }
+
+    /// Waits for SIGTERM (then hands the children over and leaves) or
+    /// SIGINT (then leaves at once).
+    pub async fn run_until_signal(&self) -> Result<(), DroveError> {
+        let how = wait_for_signal().await?;
+        self.shutdown(how).await;
+        Ok(())
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and says how the node should stop.
+pub async fn wait_for_signal() -> Result<Shutdown, DroveError> {
+    let mut term = signal(SignalKind::terminate()).map_err(DroveError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DroveError::Signals)?;
+    Ok(tokio::select! {
+        _ = term.recv() => {
+            tracing::info!("SIGTERM: handing children over, then leaving");
+            Shutdown::Handoff
+        }
+        _ = int.recv() => {
+            tracing::info!("SIGINT: leaving without handing children over");
+            Shutdown::Leave
+        }
+    })
+}

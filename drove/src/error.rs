@@ -1,0 +1,29 @@
+//! [`DroveError`]: why a node could not start or stop cleanly.
+
+use crate::config::ConfigError;
+
+/// Why a node could not start, or could not wait for its stop signal.
+#[derive(Debug, thiserror::Error)]
+pub enum DroveError {
+    /// The configuration is not usable.
+    #[error("bad configuration")]
+    Config(#[from] ConfigError),
+    /// The runtime node did not start.
+    #[error("starting the node")]
+    Node(#[source] drove_runtime::StartError),
+    /// The registry did not start.
+    #[error("starting the registry")]
+    Registry(#[source] drove_runtime::SpawnError),
+    /// Pub/sub did not start.
+    #[error("starting pub/sub")]
+    PubSub(#[source] drove_pubsub::PubSubError),
+    /// The cache did not start.
+    #[error("starting the cache")]
+    Cache(#[source] drove_cache::CacheError),
+    /// The supervisor did not start.
+    #[error("starting the supervisor")]
+    Supervisor(#[source] drove_supervisor::SupervisorError),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
+}

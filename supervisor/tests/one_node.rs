@@ -1,0 +1,182 @@
+//! Typed children on one node: start and call, checkpoint and restart from
+//! it, bad arguments refused with a clear error, duplicate type names
+//! refused at start.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use drove_registry::Registry;
+use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, Reply};
+use drove_supervisor::{
+    checkpoint, Child, ChildSpec, Restart, Started, Supervisor, SupervisorError,
+};
+
+fn free_port() -> u16 {
+    loop {
+        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = l.local_addr() else { continue };
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum KeeperMsg {
+    Add(u64),
+    Get(Reply<(u64, u32)>),
+    Crash,
+}
+
+impl Message for KeeperMsg {
+    const TAG: &'static str = "tests.keeper.v1";
+}
+
+/// Keeps a number, checkpointed on every change.
+#[derive(Clone)]
+struct Keeper;
+
+impl Actor for Keeper {
+    type Msg = KeeperMsg;
+    type State = (u64, u32);
+    type Args = (u64, u32);
+
+    async fn init(&self, _: &Context<Self>, args: (u64, u32)) -> Result<(u64, u32), ActorError> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: KeeperMsg,
+        (n, restarts): &mut (u64, u32),
+    ) -> Result<(), ActorError> {
+        match msg {
+            KeeperMsg::Add(k) => {
+                *n += k;
+                checkpoint(ctx, n)?;
+            }
+            KeeperMsg::Get(reply) => ctx.reply(reply, (*n, *restarts))?,
+            KeeperMsg::Crash => return Err("crash, as asked".into()),
+        }
+        Ok(())
+    }
+}
+
+impl Child for Keeper {
+    const TYPE: &'static str = "keeper";
+    type Start = u64;
+    type Checkpoint = u64;
+
+    fn init_args(&self, start: Started<Self>) -> (u64, u32) {
+        (start.checkpoint.unwrap_or(start.args), start.restarts)
+    }
+}
+
+/// Another type that claims the keeper's name.
+#[derive(Clone)]
+struct Impostor;
+
+impl Actor for Impostor {
+    type Msg = KeeperMsg;
+    type State = ();
+    type Args = ();
+
+    async fn init(&self, _: &Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    async fn handle(&self, _: &Context<Self>, _: KeeperMsg, (): &mut ()) -> Result<(), ActorError> {
+        Ok(())
+    }
+}
+
+impl Child for Impostor {
+    const TYPE: &'static str = "keeper";
+    type Start = ();
+    type Checkpoint = ();
+
+    fn init_args(&self, _: Started<Self>) {}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_children_on_one_node() {
+    let mut config = NodeConfig::new("solo");
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let node = Node::start(config).await.expect("node");
+    let registry = Registry::start(&node).await.expect("registry");
+
+    let duplicate = Supervisor::builder(&node, &registry)
+        .child(Keeper)
+        .child(Impostor)
+        .start()
+        .await;
+    assert!(
+        matches!(duplicate, Err(SupervisorError::DuplicateType("keeper"))),
+        "{duplicate:?}"
+    );
+
+    let sup = Supervisor::builder(&node, &registry)
+        .child(Keeper)
+        .start()
+        .await
+        .expect("supervisor");
+    let keeper = sup
+        .start_child(ChildSpec::of::<Keeper>(10).transient().id("k1"))
+        .await
+        .expect("start");
+    let t = Duration::from_secs(5);
+    node.cast(&keeper, KeeperMsg::Add(5)).expect("cast");
+    assert_eq!(
+        node.call(&keeper, KeeperMsg::Get, t).await.expect("get"),
+        (15, 0)
+    );
+
+    // A crash restarts it in place from its last checkpoint, same id.
+    node.cast(&keeper, KeeperMsg::Crash).expect("cast");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let restarted = loop {
+        let local = sup.local_children();
+        if let Some(c) = local.iter().find(|c| c.id == "k1" && c.restarts == 1) {
+            break c.clone();
+        }
+        assert!(Instant::now() < deadline, "never restarted: {local:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(restarted.checkpoint, Some(serde_json::json!(15)));
+    let again = sup.start_child(ChildSpec::of::<Keeper>(0).id("k1")).await;
+    assert!(
+        matches!(again, Err(SupervisorError::AlreadyRunning { .. })),
+        "{again:?}"
+    );
+
+    // Untyped starts (as the admin API makes them) are decoded by the type:
+    // arguments of the wrong shape are refused, and nothing is left behind.
+    let bad = ChildSpec::new("keeper", "\"ten\"".to_string(), Restart::Transient);
+    match sup.start_spec(bad).await {
+        Err(SupervisorError::Start(why)) => {
+            assert!(why.contains("bad start arguments"), "{why}")
+        }
+        other => panic!("bad arguments started: {other:?}"),
+    }
+    assert_eq!(sup.local_children().len(), 1);
+
+    // A singleton needs a name; with one, a second start hands back the first.
+    let one = sup
+        .singleton(ChildSpec::of::<Keeper>(1).name("the-keeper"))
+        .await
+        .expect("singleton");
+    let two = sup
+        .singleton(ChildSpec::of::<Keeper>(2).name("the-keeper"))
+        .await
+        .expect("singleton again");
+    assert_eq!(one.addr(), two.addr());
+    assert!(matches!(
+        sup.singleton(ChildSpec::of::<Keeper>(3)).await,
+        Err(SupervisorError::NoName)
+    ));
+    node.leave().await;
+}
