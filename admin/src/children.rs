@@ -47,10 +47,7 @@ struct ListQuery {
     scope: Option<String>,
 }
 
-async fn spawn(
-    State(sup): State<Supervisor>,
-    JsonBody(body): JsonBody<SpawnBody>,
-) -> Response {
+async fn spawn(State(sup): State<Supervisor>, JsonBody(body): JsonBody<SpawnBody>) -> Response {
     let mut spec = ChildSpec::new(&body.type_name, body.args.to_string(), body.restart);
     spec.id = body.id.unwrap_or_default();
     spec.name = body.name;

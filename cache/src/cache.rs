@@ -4,12 +4,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use drove_replication::{Change, Observer, Replicated, ReplicationConfig, SchemaReplica};
+use drove_replication::{Change, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{Node, NodeId, SpawnError};
 
 use crate::schema::{adoptable, latest, tidy, visible, CacheData, CacheSchema, CacheValue, Tidy};
@@ -65,27 +63,6 @@ struct Counters {
     adopted: AtomicU64,
 }
 
-/// Hands a departed node's copies to the adoption task.
-struct DepartureObserver(mpsc::UnboundedSender<Vec<(Arc<str>, Option<CacheValue>)>>);
-
-impl Observer<CacheSchema> for DepartureObserver {
-    fn changed(
-        &self,
-        _: &SchemaReplica<CacheSchema>,
-        _: &NodeId,
-        change: Change<'_, Arc<str>, CacheValue>,
-    ) {
-        if let Change::Purged {
-            slots,
-            departed: true,
-            ..
-        } = change
-        {
-            let _ = self.0.send(slots.to_vec());
-        }
-    }
-}
-
 /// The replicated cache on one node. Cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
@@ -129,16 +106,20 @@ impl Cache {
 
     /// Starts the cache on `node` with `config`.
     pub async fn start_with(node: &Node, config: CacheConfig) -> Result<Cache, CacheError> {
-        let (departed_tx, mut departed_rx) = mpsc::unbounded_channel();
-        let repl = Replicated::start(
-            node,
-            ReplicationConfig {
-                clock_offset_ms: config.clock_offset_ms,
-                ..ReplicationConfig::default()
-            },
-            Box::new(DepartureObserver(departed_tx)),
-        )
-        .await?;
+        let mut builder = Replicated::builder(node).config(ReplicationConfig {
+            clock_offset_ms: config.clock_offset_ms,
+            ..ReplicationConfig::default()
+        });
+        // A departed node's copies, for the survivors to adopt.
+        let mut departed_rx = builder.subscribe(|_, _, change| match change {
+            Change::Purged {
+                slots,
+                departed: true,
+                ..
+            } => Some(slots.to_vec()),
+            _ => None,
+        });
+        let repl = builder.start().await?;
         let cache = Cache {
             repl,
             counters: Arc::default(),
@@ -369,7 +350,7 @@ impl Cache {
     /// Prometheus text: entries, slots, replication and housekeeping.
     pub fn metrics_text(&self) -> String {
         let node = self.repl.node().name().to_string();
-        let m = self.repl.metrics();
+        let m = self.repl.stats();
         let (slots, tombstones) = self.repl.read(|r, _| {
             let slots: usize = r
                 .keys()
@@ -400,7 +381,7 @@ impl Cache {
                 "drove_cache_deltas_sent_total",
                 "counter",
                 "Delta messages sent to peers.",
-                m.deltas_sent.load(Ordering::Relaxed),
+                m.deltas_sent,
             ),
             (
                 "drove_cache_expired_total",

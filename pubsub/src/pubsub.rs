@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use drove_replication::{Replicated, ReplicationConfig};
+use drove_replication::{Change, Replicated};
 use drove_runtime::{wire, Handle, LocalRef, MemberStatus, Message, Node, NodeId, SpawnError};
 
 use crate::local::{LocalSubscribers, Sink, SubscriberKey};
 use crate::metrics::Counters;
-use crate::service::{PubSubActor, PubSubMsg, RejoinObserver, Subscription, SubscriptionsSchema};
+use crate::service::{PubSubActor, PubSubMsg, Subscription, SubscriptionsSchema};
 
 /// The local name of the pub/sub service on every node.
 pub const PUBSUB_NAME: &str = "drove.pubsub";
@@ -82,13 +82,14 @@ fn check_topic(topic: &str) -> Result<(), PubSubError> {
 impl PubSub {
     /// Starts the service on `node`.
     pub async fn start(node: &Node) -> Result<PubSub, PubSubError> {
-        let (rejoined_tx, mut rejoined_rx) = mpsc::unbounded_channel();
-        let subscriptions = Replicated::start(
-            node,
-            ReplicationConfig::default(),
-            Box::new(RejoinObserver(rejoined_tx)),
-        )
-        .await?;
+        let mut builder = Replicated::builder(node);
+        // This node rejoined as a new incarnation: the core dropped the
+        // old incarnation's slots, so its topics are announced again.
+        let mut rejoined_rx = builder.subscribe(|_, me, change| match change {
+            Change::Purged { owner, .. } if owner == me => Some(()),
+            _ => None,
+        });
+        let subscriptions = builder.start().await?;
         let shared = Arc::new(Shared {
             node: node.clone(),
             subscriptions,

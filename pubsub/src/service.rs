@@ -9,8 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use drove_replication::{Change, Observer, Schema, SchemaReplica};
-use drove_runtime::{Actor, ActorError, Context, Message, NodeId};
+use drove_replication::Schema;
+use drove_runtime::{Actor, ActorError, Context, Message};
 
 use crate::local::SubscriberKey;
 use crate::pubsub::{PubSub, Shared};
@@ -47,25 +47,6 @@ pub enum PubSubMsg {
 
 impl Message for PubSubMsg {
     const TAG: &'static str = "drove.pubsub.v1";
-}
-
-/// Re-announces this node's topics after it rejoined as a new incarnation
-/// (the replication core dropped the old incarnation's slots).
-pub(crate) struct RejoinObserver(pub(crate) mpsc::UnboundedSender<()>);
-
-impl Observer<SubscriptionsSchema> for RejoinObserver {
-    fn changed(
-        &self,
-        _: &SchemaReplica<SubscriptionsSchema>,
-        me: &NodeId,
-        change: Change<'_, Arc<str>, bool>,
-    ) {
-        if let Change::Purged { owner, .. } = change {
-            if owner == me {
-                let _ = self.0.send(());
-            }
-        }
-    }
 }
 
 /// A stream subscription: yields the topic's messages of type `M`, in the

@@ -189,7 +189,11 @@ impl Registry {
             evictions: evict_tx,
             conflicts: conflicts.clone(),
         };
-        let repl = Replicated::start(node, config, Box::new(observer)).await?;
+        let repl = Replicated::builder(node)
+            .config(config)
+            .observe(observer)
+            .start()
+            .await?;
         let registry = Registry {
             repl,
             shared: Arc::new(Shared {
@@ -436,7 +440,7 @@ impl Registry {
     /// Prometheus text for the registry's counters.
     pub fn metrics_text(&self) -> String {
         let node = self.shared.node.name();
-        let m = self.repl.metrics();
+        let m = self.repl.stats();
         let (keys, tombstones) = self.repl.read(|r, _| (r.key_count(), r.tombstone_count()));
         let rows: [drove_runtime::metrics::Sample<'_>; 7] = [
             (
@@ -455,19 +459,19 @@ impl Registry {
                 "drove_registry_deltas_sent_total",
                 "counter",
                 "Delta messages sent to peers.",
-                m.deltas_sent.load(Ordering::Relaxed),
+                m.deltas_sent,
             ),
             (
                 "drove_registry_deltas_received_total",
                 "counter",
                 "Delta messages received.",
-                m.deltas_received.load(Ordering::Relaxed),
+                m.deltas_received,
             ),
             (
                 "drove_registry_anti_entropy_rounds_total",
                 "counter",
                 "Anti-entropy rounds run.",
-                m.anti_entropy_rounds.load(Ordering::Relaxed),
+                m.anti_entropy_rounds,
             ),
             (
                 "drove_registry_conflicts_total",

@@ -1,33 +1,46 @@
 //! drove's replication core: one mechanism for every replicated table (the
-//! registry's names, the supervisor's specs and checkpoints, the cache).
+//! registry's names, the supervisor's specs and checkpoints, pub/sub's
+//! subscriptions, the cache).
 //!
 //! The data structure ([`Replica`]) is sans-IO and generic over key and
 //! value: an owner-partitioned delta-state CRDT map whose slots carry
 //! hybrid-logical-clock stamps ([`Hlc`]) and their owner's node id. The
-//! service ([`Replicated`]) ships it: deltas pushed to peers at once,
-//! digests for anti-entropy, chunked partition transfer, and purging of
-//! the partitions of nodes that go down or leave.
+//! logic that keeps replicas in step ([`Channel`]) is sans-IO too: deltas
+//! pushed to peers at once, digests for anti-entropy, chunked partition
+//! transfer, purging the partitions of nodes that go down or leave; it
+//! takes inputs (a write, a message, a membership change, `tick(now)`) and
+//! answers the messages to send. The service ([`Replicated`]) runs a
+//! channel on a drove node and does its I/O.
 //!
 //! # Layout
 //!
 //! - [`hlc`]: hybrid logical clock.
 //! - [`replica`]: the map, its ops, digests, merge, purge.
-//! - [`service`]: the per-channel service on a drove node.
+//! - [`schema`]: a channel's types and its wire messages.
+//! - [`channel`]: the sans-IO state machine of one channel.
 //! - [`writer`]: local writes, recorded for the next delta.
+//! - [`observer`]: how the layers above hear of changes.
+//! - [`replicated`]: the service on a drove node, and its builder.
+//! - [`config`]: a channel's tunables.
 //! - `ALGORITHM.md` (beside this crate): why it converges.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod channel;
+pub mod config;
 pub mod hlc;
+pub mod observer;
 pub mod replica;
-pub mod service;
+pub mod replicated;
+pub mod schema;
 pub mod writer;
 
+pub use channel::{Channel, ChannelCounters, Outgoing};
+pub use config::ReplicationConfig;
 pub use hlc::{Clock, Hlc};
+pub use observer::{Change, Observer};
 pub use replica::{Digest, Op, Replica, SlotRef};
-pub use service::{
-    Change, Observer, ReplMetrics, ReplMsg, Replicated, ReplicationConfig, Schema, SchemaOp,
-    SchemaReplica,
-};
+pub use replicated::{ReplStats, Replicated, ReplicatedBuilder};
+pub use schema::{ReplMsg, Schema, SchemaOp, SchemaReplica};
 pub use writer::Writer;
 
 #[cfg(test)]

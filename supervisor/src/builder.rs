@@ -10,13 +10,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use drove_registry::Registry;
-use drove_replication::{Replicated, ReplicationConfig};
+use drove_replication::Replicated;
 use drove_runtime::{LocalRef, Node};
 
 use crate::checkpoint::ChildExt;
 use crate::child::{Child, Started};
 use crate::placement::{Placement, Quorum, Uniform};
-use crate::protocol::{ChildObserver, SupervisorActor, TypesObserver, Work};
+use crate::protocol::{child_work, types_work, SupervisorActor, Work};
 use crate::spec::StartInfo;
 use crate::supervisor::{Inner, Supervisor, SupervisorError, SUPERVISOR_NAME};
 
@@ -132,22 +132,12 @@ impl SupervisorBuilder {
             return Err(SupervisorError::DuplicateType(type_name));
         }
         let (work_tx, work_rx) = mpsc::unbounded_channel();
-        let children = Replicated::start(
-            &self.node,
-            ReplicationConfig::default(),
-            Box::new(ChildObserver {
-                work: work_tx.clone(),
-            }),
-        )
-        .await?;
-        let types = Replicated::start(
-            &self.node,
-            ReplicationConfig::default(),
-            Box::new(TypesObserver {
-                work: work_tx.clone(),
-            }),
-        )
-        .await?;
+        let mut children = Replicated::builder(&self.node);
+        let child_work = children.subscribe(child_work);
+        let children = children.start().await?;
+        let mut types = Replicated::builder(&self.node);
+        let types_work = types.subscribe(types_work);
+        let types = types.start().await?;
         let types_to_declare: Vec<Arc<str>> = self
             .factories
             .keys()
@@ -180,7 +170,7 @@ impl SupervisorBuilder {
                 (),
             )
             .await?;
-        tokio::spawn(sup.clone().work(work_rx));
+        tokio::spawn(sup.clone().work(work_rx, child_work, types_work));
         tokio::spawn(sup.clone().redeclare_on_rejoin(types_to_declare));
         if sup.inner.quorum.is_some() {
             tokio::spawn(sup.clone().watch_quorum());

@@ -28,8 +28,21 @@ const ALONE_SETTLE: Duration = Duration::from_secs(2);
 const REBALANCE_SETTLE: Duration = Duration::from_secs(1);
 
 impl Supervisor {
-    pub(crate) async fn work(self, mut rx: mpsc::UnboundedReceiver<Work>) {
-        while let Some(work) = rx.recv().await {
+    /// The background loop: local stops, and what the children and types
+    /// tables report.
+    pub(crate) async fn work(
+        self,
+        mut stops: mpsc::UnboundedReceiver<Work>,
+        mut children: mpsc::UnboundedReceiver<Work>,
+        mut types: mpsc::UnboundedReceiver<Work>,
+    ) {
+        loop {
+            let work = tokio::select! {
+                Some(work) = stops.recv() => work,
+                Some(work) = children.recv() => work,
+                Some(work) = types.recv() => work,
+                else => return,
+            };
             match work {
                 Work::Stopped(local, reason) => self.on_stopped(local, reason).await,
                 Work::Failover(records) => {

@@ -4,9 +4,8 @@
 use std::sync::{Arc, Weak};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use drove_replication::{Change, Hlc, Observer, Op, SchemaReplica};
+use drove_replication::{Change, Hlc, Op, SchemaReplica};
 use drove_runtime::{Actor, ActorAddr, ActorError, Context, ExitReason, Message, NodeId, Reply};
 
 use crate::spec::{ChildRecord, ChildSpec, ChildrenSchema, TypesSchema};
@@ -90,70 +89,50 @@ pub(crate) fn winner<'a>(
         .min_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)))
 }
 
-/// Turns changes of the children table into work.
-pub(crate) struct ChildObserver {
-    pub(crate) work: mpsc::UnboundedSender<Work>,
-}
-
-impl Observer<ChildrenSchema> for ChildObserver {
-    fn changed(
-        &self,
-        replica: &SchemaReplica<ChildrenSchema>,
-        me: &NodeId,
-        change: Change<'_, Arc<str>, ChildRecord>,
-    ) {
-        match change {
-            Change::Purged {
-                departed: false, ..
-            } => {}
-            Change::Purged { owner, .. } if owner == me => {
-                let _ = self.work.send(Work::Rejoined);
-            }
-            Change::Purged { slots, .. } => {
-                let records: Vec<ChildRecord> =
-                    slots.iter().filter_map(|(_, v)| v.clone()).collect();
-                if !records.is_empty() {
-                    let _ = self.work.send(Work::Failover(records));
-                }
-            }
-            Change::Applied {
-                owner,
-                op: Op::Put { key, .. },
-            } if owner != me => {
-                // Another node runs a child this node also runs: the later
-                // start gives way.
-                let mine = replica
-                    .slots(&**key)
-                    .any(|s| s.owner == me && s.value.is_some());
-                if mine && winner(replica, key).is_some_and(|(o, _, _)| o != me) {
-                    let _ = self.work.send(Work::Duplicate(key.to_string()));
-                }
-            }
-            Change::Applied { .. } => {}
+/// The work a change of the children table makes, if any (run under the
+/// table's lock, with the table after the change).
+pub(crate) fn child_work(
+    replica: &SchemaReplica<ChildrenSchema>,
+    me: &NodeId,
+    change: Change<'_, Arc<str>, ChildRecord>,
+) -> Option<Work> {
+    match change {
+        Change::Purged {
+            departed: false, ..
+        } => None,
+        Change::Purged { owner, .. } if owner == me => Some(Work::Rejoined),
+        Change::Purged { slots, .. } => {
+            let records: Vec<ChildRecord> = slots.iter().filter_map(|(_, v)| v.clone()).collect();
+            (!records.is_empty()).then_some(Work::Failover(records))
         }
+        Change::Applied {
+            owner,
+            op: Op::Put { key, .. },
+        } if owner != me => {
+            // Another node runs a child this node also runs: the later
+            // start gives way.
+            let mine = replica
+                .slots(&**key)
+                .any(|s| s.owner == me && s.value.is_some());
+            (mine && winner(replica, key).is_some_and(|(o, _, _)| o != me))
+                .then(|| Work::Duplicate(key.to_string()))
+        }
+        Change::Applied { .. } => None,
     }
 }
 
-/// Tells the supervisor when another node declares a type.
-pub(crate) struct TypesObserver {
-    pub(crate) work: mpsc::UnboundedSender<Work>,
-}
-
-impl Observer<TypesSchema> for TypesObserver {
-    fn changed(
-        &self,
-        _: &SchemaReplica<TypesSchema>,
-        me: &NodeId,
-        change: Change<'_, Arc<str>, bool>,
-    ) {
-        if let Change::Applied {
+/// The work a change of the types table makes: another node declared its
+/// types, so placement may have moved.
+pub(crate) fn types_work(
+    _: &SchemaReplica<TypesSchema>,
+    me: &NodeId,
+    change: Change<'_, Arc<str>, bool>,
+) -> Option<Work> {
+    match change {
+        Change::Applied {
             owner,
             op: Op::Put { .. },
-        } = change
-        {
-            if owner != me {
-                let _ = self.work.send(Work::TypesChanged);
-            }
-        }
+        } if owner != me => Some(Work::TypesChanged),
+        _ => None,
     }
 }
