@@ -17,7 +17,6 @@
 //! - this file: [`SERVICES`], [`router`], [`bind`], [`serve`].
 //! - one module per service, [`reply`] (the error helper), [`client`] (a
 //!   dependency-free HTTP/1.1 client for the CLI and tests).
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cache;
 pub mod children;

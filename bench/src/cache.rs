@@ -15,7 +15,7 @@ const COOKIE: &str = "cache-bench";
 
 /// One node's part of the run.
 #[derive(Clone, Debug, clap::Args)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// Node name.
     #[arg(long)]
     pub name: String,
@@ -35,7 +35,7 @@ pub struct NodeArgs {
 
 /// What the writer reports: each write's time until both readers had it.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct CacheResult {
+pub(crate) struct CacheResult {
     /// Median, ns.
     pub p50_ns: u64,
     /// 99th percentile, ns.
@@ -45,7 +45,7 @@ pub struct CacheResult {
 }
 
 /// `cache-node`: one node of the run.
-pub async fn node(a: NodeArgs) -> anyhow::Result<Option<CacheResult>> {
+pub(crate) async fn node(a: NodeArgs) -> anyhow::Result<Option<CacheResult>> {
     let mut config = NodeConfig::new(a.name.clone());
     config.listen = a.listen.parse()?;
     config.seeds = a.seeds.into_iter().filter(|s| !s.is_empty()).collect();
@@ -115,7 +115,7 @@ pub async fn node(a: NodeArgs) -> anyhow::Result<Option<CacheResult>> {
 }
 
 /// Runs the writer and two readers; returns the writer's result.
-pub fn run(writes: usize) -> anyhow::Result<CacheResult> {
+pub(crate) fn run(writes: usize) -> anyhow::Result<CacheResult> {
     let exe = std::env::current_exe()?;
     let ip = drove_tests::fresh_loopback_ip();
     let addrs: Vec<String> = (0..3)

@@ -12,7 +12,7 @@ use drove_tests::NodeProc;
 
 /// Results of one run.
 #[derive(Debug)]
-pub struct DemoResults {
+pub(crate) struct DemoResults {
     /// Downloads started.
     pub downloads: usize,
     /// Trackers running at the measurement, across the ledgers.
@@ -36,7 +36,7 @@ fn rss(p: &NodeProc) -> u64 {
 
 /// Starts `downloads` downloads of `steps` steps of `step_ms` each over 3
 /// nodes, follows each user's page stream, and measures for `window`.
-pub async fn run(
+pub(crate) async fn run(
     downloads: usize,
     steps: u32,
     step_ms: u64,

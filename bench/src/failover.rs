@@ -56,7 +56,7 @@ async fn wait_up(
 }
 
 /// Returns (kill -9 detection samples, silent-node detection samples).
-pub async fn run(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+pub(crate) async fn run(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("observer");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;

@@ -107,7 +107,7 @@ async fn drove_round(node: &Node, casts: u64) -> anyhow::Result<f64> {
 }
 
 /// Runs `rounds` alternating rounds and returns (raw, drove) medians.
-pub async fn run(casts: u64, rounds: usize) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn run(casts: u64, rounds: usize) -> anyhow::Result<(f64, f64)> {
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("bench-local");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;

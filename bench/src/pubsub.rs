@@ -24,7 +24,7 @@ const DONE: &str = "bench.done";
 
 /// One node's part of a run.
 #[derive(Clone, Debug, clap::Args)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// `drove` or `raw`.
     #[arg(long)]
     pub engine: String,
@@ -59,7 +59,7 @@ pub struct NodeArgs {
 
 /// What the publisher reports.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct RunResult {
+pub(crate) struct RunResult {
     /// From the first publish to the last subscriber's last message.
     pub elapsed_s: f64,
     /// Publish-to-receive latency, median over all samples, ns.
@@ -409,7 +409,7 @@ async fn raw_node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
 }
 
 /// `pubsub-node`: one node of a run; the publisher prints its result.
-pub async fn node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
+pub(crate) async fn node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
     match a.engine.as_str() {
         "drove" => drove_node(a).await,
         "raw" => raw_node(a).await,
@@ -420,7 +420,12 @@ pub async fn node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
 /// Runs 3 node processes of `engine` with `total` subscribers spread over
 /// them (all on the publisher's peers when `total` < 3) and returns the
 /// publisher's result.
-pub fn run(engine: &str, total: usize, messages: u64, pace_us: u64) -> anyhow::Result<RunResult> {
+pub(crate) fn run(
+    engine: &str,
+    total: usize,
+    messages: u64,
+    pace_us: u64,
+) -> anyhow::Result<RunResult> {
     let exe = std::env::current_exe()?;
     let ip = drove_tests::fresh_loopback_ip();
     let addrs: Vec<String> = (0..3)

@@ -20,7 +20,7 @@ const COOKIE: &str = "registry-bench";
 
 /// What one visibility node reports.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct VisibilityReport {
+pub(crate) struct VisibilityReport {
     /// Name -> wall-clock ns when this node registered it.
     pub registered: HashMap<String, u64>,
     /// Name -> wall-clock ns when this node first saw it registered.
@@ -29,7 +29,7 @@ pub struct VisibilityReport {
 
 /// One of the visibility processes: waits for `nodes` members, registers
 /// `per_node` names one by one, and records when every name arrives.
-pub async fn visibility_node(
+pub(crate) async fn visibility_node(
     name: String,
     listen: String,
     seeds: Vec<String>,
@@ -98,7 +98,7 @@ pub async fn visibility_node(
 
 /// Runs 5 visibility processes and returns every name's time until the
 /// last of the other 4 nodes saw it.
-pub fn visibility(per_node: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+pub(crate) fn visibility(per_node: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
     let exe = std::env::current_exe()?;
     let nodes = 5;
     let ip = drove_tests::fresh_loopback_ip();
@@ -162,7 +162,7 @@ pub fn visibility(per_node: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
 /// Registrations per second on a node with two peers (each write is
 /// applied locally and pushed to both), against ractor's local process
 /// group join in the same process.
-pub async fn rate(count: usize) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn rate(count: usize) -> anyhow::Result<(f64, f64)> {
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("rate");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
@@ -220,7 +220,7 @@ fn rss_bytes() -> u64 {
 
 /// Bytes per entry of one registry replica holding `count` names, against
 /// a plain `HashMap<String, u64>` of the same names.
-pub fn memory(count: usize) -> (f64, f64) {
+pub(crate) fn memory(count: usize) -> (f64, f64) {
     let names: Vec<String> = (0..count).map(|i| format!("name-{i:07}")).collect();
     let before = rss_bytes();
     let mut plain: HashMap<String, u64> = HashMap::new();
@@ -254,7 +254,7 @@ pub fn memory(count: usize) -> (f64, f64) {
 
 /// Time for a node that joins a cluster whose registry holds `count`
 /// names to hold them all.
-pub async fn join(count: usize) -> anyhow::Result<Duration> {
+pub(crate) async fn join(count: usize) -> anyhow::Result<Duration> {
     let mut first = drove_tests::NodeProc::new("j1", vec![], COOKIE);
     first.start();
     let http = first.http_addr();

@@ -19,7 +19,7 @@ const COOKIE: &str = "bench-cookie";
 
 /// What a client process reports.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ClientResult {
+pub(crate) struct ClientResult {
     /// Casts per second, counted at the receiver.
     pub casts_per_sec: f64,
     /// Call round trip, median, microseconds.
@@ -80,7 +80,7 @@ async fn start_raw_server(
 }
 
 /// `serve-raw`: a ractor_cluster node with one counter, until killed.
-pub async fn serve_raw(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn serve_raw(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let _server = start_raw_server(listen, "raw-server").await?;
     let (counter, _) = Actor::spawn(None, RawCounter, ()).await?;
     ractor::pg::join(RAW_GROUP.to_string(), vec![counter.get_cell()]);
@@ -89,7 +89,7 @@ pub async fn serve_raw(listen: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// `client-raw`: casts and calls to the raw server's counter.
-pub async fn client_raw(
+pub(crate) async fn client_raw(
     server_addr: String,
     casts: u64,
     calls: usize,
@@ -141,7 +141,11 @@ fn result(casts_per_sec: f64, samples: &[Duration]) -> ClientResult {
 }
 
 /// `client-drove`: joins the drove server as a node and measures.
-pub async fn client_drove(seed: String, casts: u64, calls: usize) -> anyhow::Result<ClientResult> {
+pub(crate) async fn client_drove(
+    seed: String,
+    casts: u64,
+    calls: usize,
+) -> anyhow::Result<ClientResult> {
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("bench-client");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
@@ -207,7 +211,7 @@ fn run_client(args: &[String]) -> anyhow::Result<ClientResult> {
 }
 
 /// One round of each engine: (raw, drove).
-pub fn round(casts: u64, calls: usize) -> anyhow::Result<(ClientResult, ClientResult)> {
+pub(crate) fn round(casts: u64, calls: usize) -> anyhow::Result<(ClientResult, ClientResult)> {
     let exe = std::env::current_exe()?;
     let ip = drove_tests::fresh_loopback_ip();
     let raw_addr = format!("{ip}:{}", drove_tests::free_port(&ip));

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `p`-th percentile (0..=100) of `samples`, by nearest rank.
-pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(samples: &[Duration], p: f64) -> Duration {
     if samples.is_empty() {
         return Duration::ZERO;
     }
@@ -14,14 +14,14 @@ pub fn percentile(samples: &[Duration], p: f64) -> Duration {
 }
 
 /// The median of `values`.
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Formats a duration in microseconds or milliseconds.
-pub fn fmt_duration(d: Duration) -> String {
+pub(crate) fn fmt_duration(d: Duration) -> String {
     if d < Duration::from_millis(10) {
         format!("{:.0} us", d.as_secs_f64() * 1e6)
     } else {
@@ -30,7 +30,7 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 /// Formats a rate.
-pub fn fmt_rate(per_sec: f64) -> String {
+pub(crate) fn fmt_rate(per_sec: f64) -> String {
     if per_sec >= 1e6 {
         format!("{:.2}M/s", per_sec / 1e6)
     } else {
@@ -40,7 +40,7 @@ pub fn fmt_rate(per_sec: f64) -> String {
 
 /// Wall-clock nanoseconds since the Unix epoch (processes of one machine
 /// share the clock, so one-way latencies between them can be measured).
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -48,7 +48,7 @@ pub fn now_ns() -> u64 {
 }
 
 /// A child process, killed and reaped on drop.
-pub struct Killed(pub std::process::Child);
+pub(crate) struct Killed(pub std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {

@@ -15,7 +15,7 @@ const SINGLETON: &str = "bench-singleton";
 
 /// Results of one run.
 #[derive(Debug)]
-pub struct SupervisorResults {
+pub(crate) struct SupervisorResults {
     /// kill -9 of the singleton's node -> it answers on another node.
     pub killed: Vec<Duration>,
     /// SIGSTOP of the singleton's node -> it answers on another node.
@@ -172,7 +172,7 @@ async fn cluster_with_singleton(
 }
 
 /// Runs every supervisor benchmark.
-pub async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorResults> {
+pub(crate) async fn run(trials: usize, children: usize) -> anyhow::Result<SupervisorResults> {
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("observer");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;

@@ -46,7 +46,6 @@
 //!   housekeeping.
 //! - [`schema`]: the replicated value, which write shows, adoption and
 //!   tidying rules (property-tested).
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cache;
 pub mod schema;

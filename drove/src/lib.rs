@@ -58,7 +58,6 @@
 //! The crates underneath, re-exported: [`runtime`] (nodes, actors,
 //! membership), [`registry`], [`supervisor`], [`pubsub`], [`cache`]. HTTP
 //! lives above this crate, in `drove-admin`.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod builder;
 pub mod config;

@@ -13,7 +13,6 @@
 //! - [`view`]: [`MembershipView`], the state machine, its inputs
 //!   ([`GossipNode`]) and outputs ([`Output`], [`MembershipEvent`]).
 //! - `ALGORITHM.md` (beside this crate): the rules, in prose.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod node_id;
 pub mod view;

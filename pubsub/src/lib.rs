@@ -34,7 +34,6 @@
 //! - `metrics`: counters for `/metrics`.
 //! - `json`: [`JsonMessage`], JSON documents as messages.
 //! - `local`: this node's subscribers, grouped by topic and message type.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod json;
 mod local;

@@ -27,7 +27,6 @@
 //! - [`registry`]: [`Registry`], the API.
 //! - [`schema`]: the replicated value and the winner rule.
 //! - [`observer`]: events and conflict detection.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod observer;
 pub mod registry;

@@ -23,7 +23,6 @@
 //! - [`replicated`]: the service on a drove node, and its builder.
 //! - [`config`]: a channel's tunables.
 //! - `ALGORITHM.md` (beside this crate): why it converges.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod channel;
 pub mod config;

@@ -40,7 +40,6 @@
 //! - [`echo`]: the echo service every node runs (`drove.echo`).
 //! - [`metrics`]: counters and Prometheus rendering.
 //! - [`error`]: error enums.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actor;
 mod calls;

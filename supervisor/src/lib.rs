@@ -63,7 +63,6 @@
 //! - [`spec`]: child specs and records.
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
 //! - [`builtin`]: the `ticker` and `echo` types.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod builder;
 pub mod builtin;

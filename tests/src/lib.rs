@@ -10,7 +10,6 @@
 //! - this file: [`drove_bin`], [`TestCluster`], [`NodeProc`], [`wait_for`].
 //! - [`netns`]: network namespaces for partition tests (root only).
 //! - `tests/`: the test cases, one binary per file.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod netns;
 pub mod sse;

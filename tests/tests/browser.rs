@@ -6,6 +6,10 @@
 //! installs them as root). Without them the test says so and passes,
 //! except under `CI=true`, where a missing browser is a failure.
 
+// The WebDriver helpers below are test code outside `#[test]` functions,
+// where clippy.toml's allowance does not reach.
+#![allow(clippy::expect_used)]
+
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -155,7 +155,9 @@ fn check_file(r: &Response, id: &str, steps: u32) -> Vec<String> {
     for line in r.body.lines().filter(|l| !l.starts_with('#')).skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
         assert_eq!(cols.len(), 4, "bad row {line:?} in {id}");
-        let step: u32 = cols[0].parse().expect("step");
+        let Ok(step) = cols[0].parse::<u32>() else {
+            panic!("bad step in {line:?}")
+        };
         if seen_steps.last() != Some(&step) {
             seen_steps.push(step);
         }

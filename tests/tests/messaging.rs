@@ -37,9 +37,9 @@ impl Message for FakeEcho {
 }
 
 async fn metric(http: &str, name: &str) -> u64 {
-    let (_, text) = drove_admin::client::get(http, "/metrics", T)
-        .await
-        .expect("GET /metrics");
+    let Ok((_, text)) = drove_admin::client::get(http, "/metrics", T).await else {
+        panic!("GET /metrics failed")
+    };
     text.lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

@@ -53,7 +53,7 @@ async fn publish(http: &str, topic: &str, body: serde_json::Value) -> serde_json
         .await
         .unwrap_or_else(|e| panic!("POST on {http}: {e}"));
     assert_eq!(status, 202, "publish answered {status}: {answer}");
-    serde_json::from_str(&answer).expect("JSON answer")
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("answer is not JSON: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -90,7 +90,9 @@ async fn wait_once(nodes: &[&NodeProc], unfinished: &BTreeSet<String>, settling:
     .await;
     // Stable: no duplicate appears afterwards either.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let again = ledger_counts(nodes).await.expect("ledgers");
+    let Some(again) = ledger_counts(nodes).await else {
+        panic!("ledgers unreadable")
+    };
     for (id, n) in counts.iter().chain(again.iter()) {
         assert_eq!(*n, 1, "{id} runs on {n} nodes");
     }
@@ -104,7 +106,9 @@ async fn kill9_fails_over_exactly_once_from_checkpoints() {
     populate(&http, 80, 17, 3).await;
     // Let the cluster run a moment, as it would before a real failure.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = children_at(&http, false).await.expect("children");
+    let Some(before) = children_at(&http, false).await else {
+        panic!("children unreadable")
+    };
     let victim = busiest(&before, &c.nodes);
     let victim_name = c.nodes[victim].name.clone();
     let moved: Vec<&ChildInfo> = before.iter().filter(|ch| ch.node == victim_name).collect();
@@ -161,7 +165,9 @@ async fn silent_node_children_move_and_stale_copies_stop() {
     let http = c.nodes[0].http_addr();
     populate(&http, 30, 0, 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = children_at(&http, false).await.expect("children");
+    let Some(before) = children_at(&http, false).await else {
+        panic!("children unreadable")
+    };
     let victim = busiest(&before, &c.nodes);
     let unfinished: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
     c.nodes[victim].signal(Signal::SIGSTOP);
@@ -236,7 +242,9 @@ async fn sigterm_hands_children_over_with_state() {
     let http = c.nodes[0].http_addr();
     populate(&http, 24, 0, 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = children_at(&http, false).await.expect("children");
+    let Some(before) = children_at(&http, false).await else {
+        panic!("children unreadable")
+    };
     let leaver = busiest(&before, &c.nodes);
     let leaver_name = c.nodes[leaver].name.clone();
     assert!(
@@ -276,7 +284,9 @@ async fn third_node_joins(redistribution: &str) -> (Vec<ChildInfo>, TestCluster)
     tokio::time::sleep(Duration::from_secs(2)).await;
     let http = c.nodes[0].http_addr();
     populate(&http, 30, 0, 1).await;
-    let before = children_at(&http, false).await.expect("children");
+    let Some(before) = children_at(&http, false).await else {
+        panic!("children unreadable")
+    };
     c.nodes[2].start();
     c.wait_converged(LONG).await;
     (before, c)

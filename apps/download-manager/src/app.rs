@@ -13,7 +13,7 @@ use crate::tracker::{Tracker, TrackerArgs};
 
 /// How downloads are produced (the same on every node).
 #[derive(Clone, Debug)]
-pub struct AppConfig {
+pub(crate) struct AppConfig {
     /// Steps (chunks) per file.
     pub steps: u32,
     /// Time per step, ms.
@@ -24,7 +24,7 @@ pub struct AppConfig {
 
 /// Why an operation failed; each maps to an HTTP status.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// The user already has a download.
     #[error("a download is already in progress")]
     InProgress(Box<Download>),
@@ -45,7 +45,7 @@ pub enum AppError {
 
 /// The application on one node.
 #[derive(Clone)]
-pub struct App {
+pub(crate) struct App {
     /// The drove node and its services.
     pub drove: Drove,
     /// Download settings.
@@ -54,7 +54,7 @@ pub struct App {
 
 impl App {
     /// The user's download, if any.
-    pub fn current(&self, user: &str) -> Option<Download> {
+    pub(crate) fn current(&self, user: &str) -> Option<Download> {
         self.drove
             .cache()
             .get::<Download>(&download::download_key(user))
@@ -64,7 +64,7 @@ impl App {
 
     /// Starts a download for `user`: stores it (one per user), then starts
     /// its tracker where placement puts it.
-    pub async fn start(&self, user: &str) -> Result<Download, AppError> {
+    pub(crate) async fn start(&self, user: &str) -> Result<Download, AppError> {
         if let Some(d) = self.current(user) {
             return Err(AppError::InProgress(Box::new(d)));
         }
@@ -134,7 +134,7 @@ impl App {
     }
 
     /// The ready file of the user's download, checked against its manifest.
-    pub fn file(&self, user: &str) -> Result<(Download, Manifest, Vec<u8>), AppError> {
+    pub(crate) fn file(&self, user: &str) -> Result<(Download, Manifest, Vec<u8>), AppError> {
         let d = self.current(user).ok_or(AppError::NotFound)?;
         if d.state != State::Ready {
             return Err(AppError::NotReady);
@@ -164,7 +164,7 @@ impl App {
 
     /// Clears the user's download: stops its tracker if it still runs,
     /// forgets its record, drops the file, tells the user's pages.
-    pub async fn clear(&self, user: &str) -> Result<(), AppError> {
+    pub(crate) async fn clear(&self, user: &str) -> Result<(), AppError> {
         let d = self.current(user).ok_or(AppError::NotFound)?;
         let child = download::tracker_id(user, &d.id);
         match self.drove.supervisor().terminate_child(&child).await {

@@ -10,7 +10,7 @@ use drove_runtime::Message;
 /// Where a download is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     /// Accepted, the tracker has not started work yet.
     Pending,
     /// The tracker is producing the file.
@@ -23,7 +23,7 @@ pub enum State {
 
 /// One user's download, as the API and the page show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Download {
+pub(crate) struct Download {
     /// The download's id.
     pub id: String,
     /// The user who asked for it.
@@ -42,7 +42,7 @@ pub struct Download {
 
 /// The stored file's manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The download.
     pub download_id: String,
     /// How many chunks.
@@ -57,7 +57,7 @@ pub struct Manifest {
 
 /// What the page hears on its user's topic.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Update {
+pub(crate) enum Update {
     /// The download changed.
     Changed(Download),
     /// The download was cleared (fetched or deleted).
@@ -69,31 +69,31 @@ impl Message for Update {
 }
 
 /// The cache key of a user's download.
-pub fn download_key(user: &str) -> String {
+pub(crate) fn download_key(user: &str) -> String {
     format!("dm:download:{user}")
 }
 
 /// The cache key of a file's manifest.
-pub fn manifest_key(download_id: &str) -> String {
+pub(crate) fn manifest_key(download_id: &str) -> String {
     format!("dm:file:{download_id}")
 }
 
 /// The cache key of one chunk of a file.
-pub fn chunk_key(download_id: &str, n: u32) -> String {
+pub(crate) fn chunk_key(download_id: &str, n: u32) -> String {
     format!("dm:chunk:{download_id}:{n}")
 }
 
 /// The pub/sub topic of a user's progress.
-pub fn topic(user: &str) -> String {
+pub(crate) fn topic(user: &str) -> String {
     format!("dm:progress:{user}")
 }
 
 /// The supervised child id of a download's tracker.
-pub fn tracker_id(user: &str, download_id: &str) -> String {
+pub(crate) fn tracker_id(user: &str, download_id: &str) -> String {
     format!("download:{user}:{download_id}")
 }
 
 /// The global name of a user's running tracker.
-pub fn tracker_name(user: &str) -> String {
+pub(crate) fn tracker_name(user: &str) -> String {
     format!("download:{user}")
 }

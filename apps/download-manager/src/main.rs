@@ -25,8 +25,6 @@
 //! - `session`: signed cookie sessions.
 //! - `nginx.conf` (beside `src/`): a load balancer in front of the demo.
 
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
-
 mod app;
 mod download;
 mod page;

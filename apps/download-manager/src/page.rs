@@ -8,7 +8,7 @@
 //! it reconnects through the balancer.
 
 /// The page.
-pub const PAGE: &str = r##"<!DOCTYPE html>
+pub(crate) const PAGE: &str = r##"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

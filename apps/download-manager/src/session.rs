@@ -6,17 +6,17 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// The session cookie's name.
-pub const COOKIE_NAME: &str = "dm_session";
+pub(crate) const COOKIE_NAME: &str = "dm_session";
 
 /// Signs and checks session cookies.
 #[derive(Clone)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     key: [u8; 32],
 }
 
 impl Sessions {
     /// Sessions keyed by `secret` (the same on every node).
-    pub fn new(secret: &str) -> Self {
+    pub(crate) fn new(secret: &str) -> Self {
         let key = Sha256::digest(format!("drove-download-manager-session:{secret}").as_bytes());
         Sessions { key: key.into() }
     }
@@ -28,12 +28,12 @@ impl Sessions {
     }
 
     /// A new random user id.
-    pub fn new_user() -> String {
+    pub(crate) fn new_user() -> String {
         format!("u{:016x}", rand::random::<u64>())
     }
 
     /// The cookie value for `user`: `user.signature`.
-    pub fn sign(&self, user: &str) -> String {
+    pub(crate) fn sign(&self, user: &str) -> String {
         let mut mac = self.mac();
         mac.update(user.as_bytes());
         let sig: String = mac
@@ -46,7 +46,7 @@ impl Sessions {
     }
 
     /// The user of a cookie value, if its signature checks out.
-    pub fn verify(&self, value: &str) -> Option<String> {
+    pub(crate) fn verify(&self, value: &str) -> Option<String> {
         let (user, sig) = value.rsplit_once('.')?;
         if user.is_empty() || user.len() > 64 || !user.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
@@ -59,7 +59,7 @@ impl Sessions {
     }
 
     /// The signed-in user of a request, if any.
-    pub fn user(&self, headers: &HeaderMap) -> Option<String> {
+    pub(crate) fn user(&self, headers: &HeaderMap) -> Option<String> {
         headers
             .get_all(axum::http::header::COOKIE)
             .iter()
@@ -71,7 +71,7 @@ impl Sessions {
 
     /// The `Set-Cookie` value for `user` (a year; readable by any node of
     /// the same host, whatever its port).
-    pub fn set_cookie(&self, user: &str) -> String {
+    pub(crate) fn set_cookie(&self, user: &str) -> String {
         format!(
             "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000",
             self.sign(user)

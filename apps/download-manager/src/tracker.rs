@@ -22,7 +22,7 @@ const FILE_TTL: Duration = Duration::from_secs(3600);
 
 /// A tracker's start arguments.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TrackerArgs {
+pub(crate) struct TrackerArgs {
     /// The user.
     pub user: String,
     /// The download.
@@ -37,7 +37,7 @@ pub struct TrackerArgs {
 
 /// The tracker's only message: do the next step.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum TrackerMsg {
+pub(crate) enum TrackerMsg {
     /// Produce the next chunk, or finish.
     Step,
 }
@@ -48,13 +48,13 @@ impl Message for TrackerMsg {
 
 /// One download's tracker.
 #[derive(Clone)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     cache: Cache,
     pubsub: PubSub,
 }
 
 /// Its state: the arguments and the next step.
-pub struct TrackerState {
+pub(crate) struct TrackerState {
     args: TrackerArgs,
     step: u32,
 }
@@ -70,7 +70,7 @@ fn schedule(ctx: &Context<Tracker>, after: Duration) {
 
 impl Tracker {
     /// A tracker that stores in `cache` and reports on `pubsub`.
-    pub fn new(cache: &Cache, pubsub: &PubSub) -> Self {
+    pub(crate) fn new(cache: &Cache, pubsub: &PubSub) -> Self {
         Tracker {
             cache: cache.clone(),
             pubsub: pubsub.clone(),

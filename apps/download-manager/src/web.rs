@@ -35,7 +35,7 @@ use crate::session::Sessions;
 
 /// Everything a handler needs.
 #[derive(Clone)]
-pub struct WebState {
+pub(crate) struct WebState {
     /// The application.
     pub app: App,
     /// Session signing.
@@ -293,17 +293,17 @@ async fn cors(State(state): State<WebState>, request: Request, next: Next) -> Re
 }
 
 /// Unknown paths: a JSON 404.
-pub async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such path")
 }
 
 /// A known path with the wrong method: a JSON 405.
-pub async fn method_not_allowed() -> Response {
+pub(crate) async fn method_not_allowed() -> Response {
     error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
 }
 
 /// The app's routes, to merge with the admin API.
-pub fn router(state: WebState) -> Router {
+pub(crate) fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/downloads", axum::routing::post(create))

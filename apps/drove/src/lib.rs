@@ -9,7 +9,6 @@
 //!   [`drove::Config`].
 //! - [`local_cluster`]: child node processes on 127.0.0.1.
 //! - [`init_tracing`]: logs to stderr.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod local_cluster;
 pub mod node_args;
