@@ -1,5 +1,5 @@
 //! The one way every route answers an error: `{"error": "..."}` with a
-//! status; [`JsonBody`] answers a body that is not the expected JSON the
+//! status; `JsonBody` answers a body that is not the expected JSON the
 //! same way.
 
 use axum::extract::{FromRequest, Request};

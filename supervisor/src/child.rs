@@ -87,8 +87,8 @@ pub fn checkpoint<C: Child>(
     checkpoint_json(ctx, text)
 }
 
-/// A spec for a child of type `C`: what [`Supervisor::start_child`]
-/// (crate::Supervisor::start_child) takes. Built by [`ChildSpec::of`];
+/// A spec for a child of type `C`: what
+/// [`Supervisor::start_child`](crate::Supervisor::start_child) takes. Built by [`ChildSpec::of`];
 /// permanent, with 3 restarts in 5 s, unless told otherwise.
 #[derive(Debug)]
 pub struct TypedSpec<C: Child> {

@@ -1,8 +1,9 @@
 //! Distributed supervision for drove, as Horde's DynamicSupervisor and
 //! cluster singletons.
 //!
-//! Each node declares the actor types it can run
-//! ([`SupervisorBuilder::actor`]); the declarations are replicated, and a
+//! Each node declares the child types it can run
+//! ([`SupervisorBuilder::child`], a type implementing [`Child`]); the
+//! declarations are replicated, and a
 //! child is placed on an up member that declared its type, by rendezvous
 //! hashing of the child's id (the default [`Placement`]). The child's
 //! record (spec, status, restarts, last checkpoint) is replicated through
