@@ -50,8 +50,8 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`], from TOML or `DROVE_*` variables.
-//! - [`builder`]: [`DroveBuilder`], child types and strategies.
-//! - `drove`: the [`Drove`] handle, [`Services`], [`Shutdown`].
+//! - `drove`: the [`Drove`] handle, its [`DroveBuilder`], [`Services`],
+//!   [`Shutdown`].
 //! - [`error`]: why a node did not start, [`DroveError`].
 //! - [`prelude`]: what a program using drove imports.
 //!
@@ -59,14 +59,12 @@
 //! membership), [`registry`], [`supervisor`], [`pubsub`], [`cache`]. HTTP
 //! lives above this crate, in `drove-admin`.
 
-pub mod builder;
 pub mod config;
 mod drove;
 pub mod error;
 
-pub use builder::DroveBuilder;
 pub use config::{Config, ConfigError};
-pub use drove::{wait_for_signal, Drove, Services, Shutdown};
+pub use drove::{wait_for_signal, Drove, DroveBuilder, Services, Shutdown};
 pub use error::DroveError;
 
 pub use drove_cache as cache;

@@ -28,20 +28,27 @@
 //!
 //! # Layout
 //!
-//! - [`pubsub`]: [`PubSub`]: subscribe, broadcast and friends.
-//! - [`service`]: the replicated subscriptions table, the message between
-//!   nodes, the receiving actor, stream subscriptions.
+//! - [`pubsub`]: [`PubSub`]: subscribe, broadcast and friends, and the
+//!   actor that receives other nodes' messages.
+//! - [`subscription`]: [`Subscription`], a stream subscription.
+//! - [`schema`]: the replicated table of who subscribes where.
+//! - [`message`]: [`PubSubMsg`], what travels between nodes.
+//! - `subscribers`: this node's subscribers, grouped by topic and message
+//!   type.
 //! - `metrics`: counters for `/metrics`.
 //! - `json`: [`JsonMessage`], JSON documents as messages.
-//! - `local`: this node's subscribers, grouped by topic and message type.
 
 mod json;
-mod local;
+pub mod message;
 mod metrics;
 pub mod pubsub;
-pub mod service;
+pub mod schema;
+mod subscribers;
+pub mod subscription;
 
 pub use json::JsonMessage;
-pub use local::SubscriberKey;
+pub use message::PubSubMsg;
 pub use pubsub::{PubSub, PubSubError, Published, MAX_TOPIC_LEN, PUBSUB_NAME};
-pub use service::{PubSubMsg, Subscription, SubscriptionsSchema};
+pub use schema::SubscriptionsSchema;
+pub use subscribers::SubscriberKey;
+pub use subscription::Subscription;

@@ -4,33 +4,63 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::pubsub::PubSub;
-
 #[derive(Default)]
-pub(crate) struct PeerCounters {
-    pub(crate) sent: u64,
-    pub(crate) sent_bytes: u64,
-    pub(crate) received: u64,
+struct PeerCounters {
+    sent: u64,
+    sent_bytes: u64,
+    received: u64,
 }
 
 /// A per-peer metric: name, help, and how to read it.
 type PeerRow = (&'static str, &'static str, fn(&PeerCounters) -> u64);
 
+/// One node's pub/sub counters.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) peers: Mutex<BTreeMap<String, PeerCounters>>,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) undecodable: AtomicU64,
-    pub(crate) send_failures: AtomicU64,
+    peers: Mutex<BTreeMap<String, PeerCounters>>,
+    delivered: AtomicU64,
+    undecodable: AtomicU64,
+    send_failures: AtomicU64,
 }
 
-impl PubSub {
-    /// Prometheus text: per-peer messages and bytes, deliveries, errors.
-    pub fn metrics_text(&self) -> String {
-        let node = self.shared.node.name();
-        let c = &self.shared.counters;
+impl Counters {
+    fn peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PeerCounters>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A message of `bytes` payload bytes went to `peer`.
+    pub(crate) fn sent(&self, peer: &str, bytes: u64) {
+        let mut peers = self.peers();
+        let c = peers.entry(peer.to_string()).or_default();
+        c.sent += 1;
+        c.sent_bytes += bytes;
+    }
+
+    /// A message came from `peer`.
+    pub(crate) fn received(&self, peer: &str) {
+        self.peers().entry(peer.to_string()).or_default().received += 1;
+    }
+
+    /// A message could not be sent.
+    pub(crate) fn send_failed(&self) {
+        self.send_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message from a peer did not decode.
+    pub(crate) fn undecodable(&self) {
+        self.undecodable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` messages were handed to subscribers here.
+    pub(crate) fn delivered(&self, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Prometheus text for node `node` with `topics` local topics.
+    pub(crate) fn render(&self, node: &str, topics: usize) -> String {
+        let c = self;
         let mut out = String::new();
-        let peers = c.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let peers = self.peers();
         let per_peer: [PeerRow; 3] = [
             (
                 "drove_pubsub_sent_total",
@@ -58,7 +88,6 @@ impl PubSub {
             }
         }
         drop(peers);
-        let topics = self.lock().topics().count();
         let rows: [drove_runtime::metrics::Sample<'_>; 4] = [
             (
                 "drove_pubsub_delivered_total",

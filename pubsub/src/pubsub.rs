@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -10,9 +10,13 @@ use tokio::sync::mpsc;
 use drove_replication::{Change, Replicated};
 use drove_runtime::{wire, Handle, LocalRef, MemberStatus, Message, Node, NodeId, SpawnError};
 
-use crate::local::{LocalSubscribers, Sink, SubscriberKey};
+use drove_runtime::{Actor, ActorError, Context};
+
+use crate::message::PubSubMsg;
 use crate::metrics::Counters;
-use crate::service::{PubSubActor, PubSubMsg, Subscription, SubscriptionsSchema};
+use crate::schema::SubscriptionsSchema;
+use crate::subscribers::{LocalSubscribers, Sink, SubscriberKey};
+use crate::subscription::Subscription;
 
 /// The local name of the pub/sub service on every node.
 pub const PUBSUB_NAME: &str = "drove.pubsub";
@@ -50,18 +54,18 @@ pub struct Published {
 }
 
 /// The state of one node's service.
-pub(crate) struct Shared {
-    pub(crate) node: Node,
+struct Shared {
+    node: Node,
     subscriptions: Replicated<SubscriptionsSchema>,
     local: Mutex<LocalSubscribers>,
     next_stream: AtomicU64,
-    pub(crate) counters: Counters,
+    counters: Counters,
 }
 
 /// Cluster pub/sub on one node. Cheap to clone.
 #[derive(Clone)]
 pub struct PubSub {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for PubSub {
@@ -119,7 +123,7 @@ impl PubSub {
         Ok(PubSub { shared })
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, LocalSubscribers> {
+    fn lock(&self) -> MutexGuard<'_, LocalSubscribers> {
         self.shared.local.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -174,7 +178,7 @@ impl PubSub {
         Ok(())
     }
 
-    pub(crate) fn remove(&self, topic: &str, key: &SubscriberKey) {
+    fn remove(&self, topic: &str, key: &SubscriberKey) {
         let emptied = self.lock().remove(topic, key);
         if emptied {
             self.withdraw(&[topic.to_string()]);
@@ -208,12 +212,13 @@ impl PubSub {
         let (tx, rx) = mpsc::unbounded_channel();
         let key = SubscriberKey::Stream(self.shared.next_stream.fetch_add(1, Ordering::Relaxed));
         self.add(topic, key.clone(), Sink::Stream(tx))?;
-        Ok(Subscription {
-            topic: topic.to_string(),
-            key,
-            rx,
-            pubsub: Arc::downgrade(&self.shared),
-        })
+        let weak = Arc::downgrade(&self.shared);
+        let unsubscribe = Box::new(move |topic: &str, key: &SubscriberKey| {
+            if let Some(shared) = weak.upgrade() {
+                PubSub { shared }.remove(topic, key);
+            }
+        });
+        Ok(Subscription::new(topic, key, rx, unsubscribe))
     }
 
     fn local_actor<M>(&self, actor: &Handle<M>) -> Result<u64, PubSubError> {
@@ -315,22 +320,11 @@ impl PubSub {
         };
         match self.shared.node.cast(&handle, msg) {
             Ok(()) => {
-                let mut peers = self
-                    .shared
-                    .counters
-                    .peers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                let c = peers.entry(target.name.clone()).or_default();
-                c.sent += 1;
-                c.sent_bytes += bytes;
+                self.shared.counters.sent(&target.name, bytes);
                 true
             }
             Err(e) => {
-                self.shared
-                    .counters
-                    .send_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.counters.send_failed();
                 tracing::debug!(peer = %target, error = %e, "pub/sub message not sent");
                 false
             }
@@ -356,16 +350,8 @@ impl PubSub {
         done.delivered
     }
 
-    pub(crate) fn deliver_remote(&self, from: &str, topic: &str, tag: u64, payload: &[u8]) {
-        {
-            let mut peers = self
-                .shared
-                .counters
-                .peers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            peers.entry(from.to_string()).or_default().received += 1;
-        }
+    fn deliver_remote(&self, from: &str, topic: &str, tag: u64, payload: &[u8]) {
+        self.shared.counters.received(from);
         let node = &self.shared.node;
         let mut undecodable = false;
         let (done, emptied) = self.lock().deliver(topic, |group_tag, group| {
@@ -382,19 +368,13 @@ impl PubSub {
             }
         });
         if undecodable {
-            self.shared
-                .counters
-                .undecodable
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.undecodable();
         }
         self.after_delivery(topic, done.delivered, emptied);
     }
 
     fn after_delivery(&self, topic: &str, delivered: usize, emptied: bool) {
-        self.shared
-            .counters
-            .delivered
-            .fetch_add(delivered as u64, Ordering::Relaxed);
+        self.shared.counters.delivered(delivered as u64);
         if emptied {
             self.withdraw(&[topic.to_string()]);
         }
@@ -459,10 +439,48 @@ impl PubSub {
     pub fn node(&self) -> &Node {
         &self.shared.node
     }
+
+    /// Prometheus text: per-peer messages and bytes, deliveries, errors.
+    pub fn metrics_text(&self) -> String {
+        let topics = self.lock().topics().count();
+        self.shared.counters.render(self.shared.node.name(), topics)
+    }
 }
 
 enum Scope<'a> {
     Cluster,
     Local,
     Node(&'a NodeId),
+}
+
+/// Receives other nodes' [`PubSubMsg`]s for this node's subscribers.
+struct PubSubActor(Weak<Shared>);
+
+impl Actor for PubSubActor {
+    type Msg = PubSubMsg;
+    type State = ();
+    type Args = ();
+
+    async fn init(&self, _: &Context<Self>, _: ()) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: &Context<Self>,
+        msg: PubSubMsg,
+        _: &mut (),
+    ) -> Result<(), ActorError> {
+        let Some(shared) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let PubSubMsg::Deliver {
+            from,
+            topic,
+            tag,
+            payload,
+        } = msg;
+        PubSub { shared }.deliver_remote(&from, &topic, tag, &payload);
+        Ok(())
+    }
 }
