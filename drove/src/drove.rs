@@ -229,7 +229,7 @@ impl DroveBuilder {
             .await
             .map_err(DroveError::Cache)?;
         let services = Services::new(node, registry, pubsub, cache);
-        let mut builder = Supervisor::builder(services.node(), services.registry())
+        let mut builder = SupervisorBuilder::new(services.node(), services.registry())
             .redistribution(self.config.redistribution);
         if let Some(quorum) = self.config.quorum_config() {
             builder = builder.quorum(quorum);

@@ -1,25 +1,26 @@
-//! How a running child reaches its supervisor to save a checkpoint: the
-//! supervisor attaches a [`ChildExt`] to every child's context.
+//! How a running child saves its checkpoint: the runner attaches a
+//! [`ChildExt`] to every child's context, holding the child's id and the
+//! children table.
 
 use std::sync::Arc;
 
 use drove_runtime::{Actor, Context};
 
-use crate::supervisor::{Supervisor, WeakSupervisor};
-use crate::SupervisorError;
+use crate::error::SupervisorError;
+use crate::records::Records;
 
 /// Attached to every supervised child's context.
 pub(crate) struct ChildExt {
     id: String,
-    supervisor: WeakSupervisor,
+    records: Records,
 }
 
 impl ChildExt {
-    /// The extension for child `id` of `supervisor`.
-    pub(crate) fn new(id: &str, supervisor: &Supervisor) -> Self {
+    /// The extension for child `id`, whose record is in `records`.
+    pub(crate) fn new(id: &str, records: &Records) -> Self {
         ChildExt {
             id: id.to_string(),
-            supervisor: supervisor.downgrade(),
+            records: records.clone(),
         }
     }
 }
@@ -32,8 +33,7 @@ pub(crate) fn checkpoint_json<A: Actor>(
     let ext = ctx
         .extension::<ChildExt>()
         .ok_or(SupervisorError::NotAChild)?;
-    let sup = ext.supervisor.upgrade().ok_or(SupervisorError::NotAChild)?;
     let text: Arc<str> = Arc::from(text);
-    sup.update_record(&ext.id, |r| r.checkpoint = Some(text));
+    ext.records.update(&ext.id, |r| r.checkpoint = Some(text));
     Ok(())
 }

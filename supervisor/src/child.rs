@@ -12,11 +12,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use drove_runtime::{Actor, Context};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use crate::checkpoint::checkpoint_json;
+use drove_runtime::{Actor, Context, LocalRef, Node};
+
+use crate::checkpoint::{checkpoint_json, ChildExt};
+use crate::error::{chain, SupervisorError};
 use crate::spec::{ChildSpec, Restart, StartInfo};
-use crate::SupervisorError;
 
 /// An actor the supervisor can place, restart and move between nodes.
 ///
@@ -174,4 +178,31 @@ impl<C: Child> TypedSpec<C> {
             within_ms: u64::try_from(self.within.as_millis()).unwrap_or(u64::MAX),
         })
     }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Builds and spawns one child of a declared type; returns its local id.
+/// The error is text: it answers a remote start.
+pub(crate) type Factory =
+    Arc<dyn Fn(Node, StartInfo, Arc<ChildExt>) -> BoxFuture<Result<u64, String>> + Send + Sync>;
+
+/// The factory of child type `C`: decodes the start, clones `child`,
+/// spawns it with the extension that lets it checkpoint.
+pub(crate) fn factory<C: Child>(child: C) -> Factory {
+    Arc::new(move |node: Node, info: StartInfo, ext: Arc<ChildExt>| {
+        let child = child.clone();
+        Box::pin(async move {
+            let started = Started::<C>::decode(info).map_err(|e| chain(&e))?;
+            let args = child.init_args(started);
+            let handle = node
+                .spawn_with_extension(child, args, ext)
+                .await
+                .map_err(|e| e.to_string())?;
+            match handle.addr().local {
+                LocalRef::Id(id) => Ok(id),
+                LocalRef::Name(_) => Err("spawned actor has no id".to_string()),
+            }
+        }) as BoxFuture<Result<u64, String>>
+    })
 }

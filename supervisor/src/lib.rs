@@ -54,31 +54,45 @@
 //!
 //! # Layout
 //!
-//! - [`supervisor`]: [`Supervisor`] and the cluster-wide operations.
-//! - [`builder`]: declaring types, strategies, starting.
-//! - [`child`]: the [`Child`] trait, [`TypedSpec`], [`checkpoint`].
-//! - `checkpoint`: how a child's context reaches its supervisor.
-//! - `local`: the node's ledger, local starts and restarts.
-//! - `moves`: failover, handoff, redistribution.
-//! - [`protocol`]: messages between supervisors, table observers.
-//! - [`spec`]: child specs and records.
+//! Bottom up (each module uses only those above it):
+//!
+//! - [`error`]: why an operation failed, [`SupervisorError`].
+//! - [`spec`]: child specs, records and their views; the two tables' schemas.
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
+//! - `ledger`: the children this node runs now (plain data).
+//! - `records`: the replicated children table.
+//! - `checkpoint`: how a child's context reaches its record.
+//! - [`child`]: the [`Child`] trait, [`TypedSpec`], [`checkpoint`].
+//! - `placer`: placement over the declared types, the quorum strategy.
+//! - `runner`: local starts, restarts and stops.
+//! - [`protocol`]: [`SupMsg`] between supervisors, and the actor that
+//!   answers it.
+//! - `moves`: failover, handoff, redistribution, and the work loop.
+//! - [`supervisor`]: [`Supervisor`], the cluster-wide operations.
+//! - [`builder`]: [`SupervisorBuilder`]: declaring types and strategies.
 //! - [`builtin`]: the `ticker` and `echo` types.
 
 pub mod builder;
 pub mod builtin;
 mod checkpoint;
 pub mod child;
-mod local;
+pub mod error;
+mod ledger;
 mod moves;
 pub mod placement;
+mod placer;
 pub mod protocol;
+mod records;
+mod runner;
 pub mod spec;
 pub mod supervisor;
 
-pub use builder::{QuorumConfig, Redistribution, SupervisorBuilder};
+pub use builder::SupervisorBuilder;
 pub use child::{checkpoint, Child, Started, TypedSpec};
+pub use error::SupervisorError;
+pub use moves::Redistribution;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
-pub use protocol::SupMsg;
-pub use spec::{ChildRecord, ChildSpec, ChildStatus, Restart};
-pub use supervisor::{ChildCounts, ChildInfo, Supervisor, SupervisorError, SUPERVISOR_NAME};
+pub use placer::QuorumConfig;
+pub use protocol::{SupMsg, SUPERVISOR_NAME};
+pub use spec::{ChildCounts, ChildInfo, ChildRecord, ChildSpec, ChildStatus, Restart};
+pub use supervisor::Supervisor;

@@ -1,19 +1,22 @@
-//! Children moving between nodes: failover when a node dies, handoff when
-//! one leaves, redistribution when one joins; and the background loop that
-//! drives them.
+//! [`Moves`]: children moving between nodes: failover when a node dies,
+//! handoff when one leaves, redistribution when one joins, stopping
+//! everything when this side loses its quorum; and the background loop
+//! that turns the tables' changes into that [`Work`].
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
-use drove_runtime::{ActorAddr, Handle, MemberStatus, MembershipEvent, NodeId};
+use drove_replication::{Change, Op, SchemaReplica};
+use drove_runtime::{ActorAddr, ExitReason, Handle, MemberStatus, MembershipEvent, Node, NodeId};
 
-use crate::builder::Redistribution;
-use crate::protocol::{SupMsg, Work};
-use crate::spec::{ChildRecord, ChildStatus, Restart};
-use crate::supervisor::{Supervisor, SUPERVISOR_NAME};
+use crate::placer::Placer;
+use crate::protocol::{SupMsg, SUPERVISOR_NAME};
+use crate::records::{winner, Records};
+use crate::runner::Runner;
+use crate::spec::{ChildRecord, ChildStatus, ChildrenSchema, Restart, TypesSchema};
 
 /// How long every failover waits first (see `failover`).
 const FAILOVER_SETTLE: Duration = Duration::from_millis(300);
@@ -27,7 +30,114 @@ const ALONE_SETTLE: Duration = Duration::from_secs(2);
 /// caught up with the registry before it adopts named children.
 const REBALANCE_SETTLE: Duration = Duration::from_secs(1);
 
-impl Supervisor {
+/// What happens to running children when a node joins (Horde's
+/// `process_redistribution`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Redistribution {
+    /// Children stay where they run; only new children go to the new node.
+    #[default]
+    Passive,
+    /// Each child whose placement now picks another node is handed over to
+    /// it, with its last checkpoint.
+    Active,
+}
+
+/// Work for the supervisor's background loop.
+pub(crate) enum Work {
+    /// A local actor stopped.
+    Stopped(u64, ExitReason),
+    /// A node left the cluster with these children.
+    Failover(Vec<ChildRecord>),
+    /// This node was declared down and came back as a new incarnation.
+    Rejoined,
+    /// Another node runs this child too, and its start was earlier.
+    Duplicate(String),
+    /// Another node declared its types: placement may have moved.
+    TypesChanged,
+}
+
+/// The work a change of the children table makes, if any (run under the
+/// table's lock, with the table after the change).
+pub(crate) fn child_work(
+    replica: &SchemaReplica<ChildrenSchema>,
+    me: &NodeId,
+    change: Change<'_, Arc<str>, ChildRecord>,
+) -> Option<Work> {
+    match change {
+        Change::Purged {
+            departed: false, ..
+        } => None,
+        Change::Purged { owner, .. } if owner == me => Some(Work::Rejoined),
+        Change::Purged { slots, .. } => {
+            let records: Vec<ChildRecord> = slots.iter().filter_map(|(_, v)| v.clone()).collect();
+            (!records.is_empty()).then_some(Work::Failover(records))
+        }
+        Change::Applied {
+            owner,
+            op: Op::Put { key, .. },
+        } if owner != me => {
+            // Another node runs a child this node also runs: the later
+            // start gives way.
+            let mine = replica
+                .slots(&**key)
+                .any(|s| s.owner == me && s.value.is_some());
+            (mine && winner(replica, key).is_some_and(|(o, _, _)| o != me))
+                .then(|| Work::Duplicate(key.to_string()))
+        }
+        Change::Applied { .. } => None,
+    }
+}
+
+/// The work a change of the types table makes: another node declared its
+/// types, so placement may have moved.
+pub(crate) fn types_work(
+    _: &SchemaReplica<TypesSchema>,
+    me: &NodeId,
+    change: Change<'_, Arc<str>, bool>,
+) -> Option<Work> {
+    match change {
+        Change::Applied {
+            owner,
+            op: Op::Put { .. },
+        } if owner != me => Some(Work::TypesChanged),
+        _ => None,
+    }
+}
+
+/// Moves children between nodes. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Moves {
+    node: Node,
+    runner: Runner,
+    records: Records,
+    placer: Arc<Placer>,
+    redistribution: Redistribution,
+    /// A redistribution is scheduled and has not started yet.
+    rebalance_pending: Arc<AtomicBool>,
+    /// Held while a redistribution runs, so two never interleave.
+    rebalancing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Moves {
+    pub(crate) fn new(
+        node: &Node,
+        runner: &Runner,
+        records: &Records,
+        placer: &Arc<Placer>,
+        redistribution: Redistribution,
+    ) -> Self {
+        Moves {
+            node: node.clone(),
+            runner: runner.clone(),
+            records: records.clone(),
+            placer: placer.clone(),
+            redistribution,
+            rebalance_pending: Arc::default(),
+            rebalancing: Arc::default(),
+        }
+    }
+
     /// The background loop: local stops, and what the children and types
     /// tables report.
     pub(crate) async fn work(
@@ -44,37 +154,31 @@ impl Supervisor {
                 else => return,
             };
             match work {
-                Work::Stopped(local, reason) => self.on_stopped(local, reason).await,
+                Work::Stopped(local, reason) => self.runner.on_stopped(local, reason).await,
                 Work::Failover(records) => {
                     // Its fencing wait must not hold up the other work.
-                    let sup = self.clone();
-                    tokio::spawn(async move { sup.failover(records).await });
+                    let moves = self.clone();
+                    tokio::spawn(async move { moves.failover(records).await });
                 }
-                Work::Rejoined => self.drop_all_local(),
+                Work::Rejoined => self.runner.drop_all_local(),
                 Work::Duplicate(id) => {
                     tracing::warn!(child = %id, "another node runs this child too; stopping this copy");
-                    let _ = self.terminate_local(&id);
+                    let _ = self.runner.terminate_local(&id);
                 }
                 Work::TypesChanged => self.schedule_rebalance(),
             }
         }
     }
 
-    pub(crate) fn declare_types(&self, types: &[Arc<str>]) {
-        self.inner.types.write(|w| {
-            for t in types {
-                w.put(t.clone(), None, true);
-            }
-        });
-    }
-
+    /// Declares `types` again whenever this node rejoins as a new
+    /// incarnation (the old one's declarations were purged with it).
     pub(crate) async fn redeclare_on_rejoin(self, types: Vec<Arc<str>>) {
-        let mut events = self.inner.node.subscribe();
+        let mut events = self.node.subscribe();
         while let Ok(event) = events.recv().await {
             if let MembershipEvent::Rejoined { .. } = event {
                 // Give the types service time to purge the old incarnation.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                self.declare_types(&types);
+                self.placer.declare(&types);
             }
         }
     }
@@ -83,58 +187,36 @@ impl Supervisor {
     /// side loses its majority. Their records stay, for the majority to
     /// fail them over.
     pub(crate) async fn watch_quorum(self) {
-        let mut events = self.inner.node.subscribe();
+        let mut events = self.node.subscribe();
         loop {
             match events.recv().await {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
-            if !self.has_quorum() {
-                let n = self.ledger().by_id.len();
+            if !self.placer.has_quorum() {
+                let n = self.runner.count();
                 if n > 0 {
                     tracing::warn!(children = n, "no quorum: stopping every local child");
-                    self.drop_all_local();
+                    self.runner.drop_all_local();
                 }
             }
         }
     }
 
-    /// Up members that declared `type_name`, this node included.
-    pub(crate) fn candidates(&self, type_name: &str) -> Vec<NodeId> {
-        let up: Vec<NodeId> = self
-            .inner
-            .node
-            .members()
-            .into_iter()
-            .filter(|m| m.status == MemberStatus::Up)
-            .map(|m| m.info.id)
-            .collect();
-        let mut c: Vec<NodeId> = self.inner.types.read(|r, _| {
-            r.slots(type_name)
-                .filter(|s| s.value.is_some() && up.contains(s.owner))
-                .map(|s| s.owner.clone())
-                .collect()
-        });
-        c.sort();
-        c.dedup();
-        c
-    }
-
     /// A node died: start each of its children that should run again, if
     /// placement among the survivors picks this node.
     async fn failover(&self, records: Vec<ChildRecord>) {
-        let me = self.me();
+        let me = self.node.id();
         let alone = !self
-            .inner
             .node
             .members()
             .iter()
             .any(|m| m.status == MemberStatus::Up && m.info.id != me);
-        if let Some(q) = self.inner.quorum {
+        if let Some(q) = self.placer.quorum() {
             // Fencing: the minority stops its copies when it loses its
             // majority; give it that long before starting ours.
             tokio::time::sleep(q.fencing_margin).await;
-            if !self.has_quorum() {
+            if !self.placer.has_quorum() {
                 tracing::warn!("no quorum: not failing children over");
                 return;
             }
@@ -144,12 +226,12 @@ impl Supervisor {
             // down. Every failover waits a moment; a node that is alone, or
             // that has just woken, waits longer.
             tokio::time::sleep(FAILOVER_SETTLE).await;
-            let suspect = alone || self.inner.node.woke_within(Duration::from_secs(5));
-            if suspect && self.me() == me {
+            let suspect = alone || self.node.woke_within(Duration::from_secs(5));
+            if suspect && self.node.id() == me {
                 tokio::time::sleep(ALONE_SETTLE).await;
             }
         }
-        if self.me() != me {
+        if self.node.id() != me {
             tracing::info!("rejoined meanwhile: the survivors own these children");
             return;
         }
@@ -161,12 +243,12 @@ impl Supervisor {
             if !unfinished || record.spec.restart == Restart::Temporary {
                 continue;
             }
-            let candidates = self.candidates(&record.spec.type_name);
-            if self.inner.placement.place(&record.spec.id, &candidates) != Some(&me) {
+            if self.placer.place(&record.spec.id, &record.spec.type_name) != Some(me.clone()) {
                 continue;
             }
             let id = record.spec.id.clone();
             match self
+                .runner
                 .start_local(record.spec, record.checkpoint, record.restarts + 1)
                 .await
             {
@@ -186,13 +268,12 @@ impl Supervisor {
         record: ChildRecord,
         target: &NodeId,
     ) -> Result<ActorAddr, (String, ChildRecord)> {
-        self.stop_and_wait(id).await;
-        let record = self.my_record(id).unwrap_or(record);
-        self.remove_record(id);
+        self.runner.stop_and_wait(id).await;
+        let record = self.records.mine(id).unwrap_or(record);
+        self.records.remove(id);
         let remote: Handle<SupMsg> = Handle::named(target.clone(), SUPERVISOR_NAME);
         let sent = record.clone();
         match self
-            .inner
             .node
             .call(&remote, |r| SupMsg::Adopt(sent, r), Duration::from_secs(10))
             .await
@@ -203,35 +284,14 @@ impl Supervisor {
         }
     }
 
-    /// The running local children, with their records.
-    fn running_here(&self) -> Vec<ChildRecord> {
-        let ids: Vec<String> = self
-            .ledger()
-            .by_id
-            .iter()
-            .filter(|(_, c)| !c.terminating)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.iter()
-            .filter_map(|id| self.my_record(id))
-            .filter(|r| r.status == ChildStatus::Running)
-            .collect()
-    }
-
     /// Before a graceful leave: stops each child here and hands it, with its
     /// last checkpoint, to the node placement picks among the others.
     /// Returns how many were handed over.
-    pub async fn handoff(&self) -> usize {
-        let me = self.me();
+    pub(crate) async fn handoff(&self) -> usize {
         let mut handed = 0;
-        for record in self.running_here() {
+        for record in self.runner.running_here() {
             let id = record.spec.id.clone();
-            let candidates: Vec<NodeId> = self
-                .candidates(&record.spec.type_name)
-                .into_iter()
-                .filter(|n| *n != me)
-                .collect();
-            let Some(target) = self.inner.placement.place(&id, &candidates).cloned() else {
+            let Some(target) = self.placer.place_elsewhere(&id, &record.spec.type_name) else {
                 tracing::warn!(child = %id, "no other node runs its type; it stops with this node");
                 continue;
             };
@@ -250,17 +310,17 @@ impl Supervisor {
     /// local child that placement now puts elsewhere over to that node,
     /// once the joins settle.
     fn schedule_rebalance(&self) {
-        if self.inner.redistribution != Redistribution::Active
-            || self.inner.rebalance_pending.swap(true, Ordering::SeqCst)
+        if self.redistribution != Redistribution::Active
+            || self.rebalance_pending.swap(true, Ordering::SeqCst)
         {
             return;
         }
-        let sup = self.clone();
+        let moves = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(REBALANCE_SETTLE).await;
-            let _one_at_a_time = sup.inner.rebalancing.lock().await;
-            sup.inner.rebalance_pending.store(false, Ordering::SeqCst);
-            let moved = sup.rebalance().await;
+            let _one_at_a_time = moves.rebalancing.lock().await;
+            moves.rebalance_pending.store(false, Ordering::SeqCst);
+            let moved = moves.rebalance().await;
             if moved > 0 {
                 tracing::info!(moved, "children redistributed");
             }
@@ -270,16 +330,15 @@ impl Supervisor {
     /// Hands over every local child that placement puts on another node;
     /// returns how many moved. A child whose new node refuses it runs here
     /// again.
-    pub(crate) async fn rebalance(&self) -> usize {
-        if !self.has_quorum() {
+    async fn rebalance(&self) -> usize {
+        if !self.placer.has_quorum() {
             return 0;
         }
-        let me = self.me();
+        let me = self.node.id();
         let mut moved = 0;
-        for record in self.running_here() {
+        for record in self.runner.running_here() {
             let id = record.spec.id.clone();
-            let candidates = self.candidates(&record.spec.type_name);
-            let Some(target) = self.inner.placement.place(&id, &candidates).cloned() else {
+            let Some(target) = self.placer.place(&id, &record.spec.type_name) else {
                 continue;
             };
             if target == me {
@@ -294,13 +353,14 @@ impl Supervisor {
                     tracing::warn!(child = %id, %target, error = %e, "redistribution failed; running it here again");
                     let mut kept = record.clone();
                     if let Err(e) = self
+                        .runner
                         .start_local(record.spec, record.checkpoint, record.restarts)
                         .await
                     {
                         tracing::error!(child = %id, error = %e, "restart after a failed move failed; giving up");
                         kept.status = ChildStatus::GivenUp;
                         kept.local = None;
-                        self.write_record(Arc::from(id.as_str()), kept);
+                        self.records.write(&id, kept);
                     }
                 }
             }

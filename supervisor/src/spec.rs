@@ -1,10 +1,12 @@
-//! Child specs and the replicated record of each child.
+//! Child specs, the replicated record of each child, and the views of
+//! records that the supervisor answers with.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use drove_replication::Schema;
+use drove_runtime::NodeId;
 
 /// When a child is started again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +84,57 @@ pub struct ChildRecord {
     pub local: Option<u64>,
     /// Its last checkpoint, JSON text.
     pub checkpoint: Option<Arc<str>>,
+}
+
+/// One row of [`Supervisor::which_children`](crate::Supervisor::which_children).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildInfo {
+    /// The child's id.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Its global name.
+    pub name: Option<String>,
+    /// The node that runs (or last ran) it.
+    pub node: String,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Its state.
+    pub status: ChildStatus,
+    /// Its last checkpoint, JSON.
+    pub checkpoint: Option<serde_json::Value>,
+}
+
+/// Counts by status, cluster-wide.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildCounts {
+    /// Running.
+    pub running: usize,
+    /// Restarting.
+    pub restarting: usize,
+    /// Stopped (finished).
+    pub stopped: usize,
+    /// Given up.
+    pub given_up: usize,
+}
+
+impl ChildInfo {
+    /// The row of `rec`, owned by `node`.
+    pub(crate) fn of(node: &NodeId, rec: &ChildRecord) -> ChildInfo {
+        ChildInfo {
+            id: rec.spec.id.clone(),
+            type_name: rec.spec.type_name.clone(),
+            name: rec.spec.name.clone(),
+            node: node.name.clone(),
+            restarts: rec.restarts,
+            status: rec.status,
+            checkpoint: rec
+                .checkpoint
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
+        }
+    }
 }
 
 /// What a type's factory gets to build a child, undecoded.

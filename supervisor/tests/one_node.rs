@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use drove_registry::Registry;
 use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, Reply};
 use drove_supervisor::{
-    checkpoint, Child, ChildSpec, Restart, Started, Supervisor, SupervisorError,
+    checkpoint, Child, ChildSpec, Restart, Started, SupervisorBuilder, SupervisorError,
 };
 
 fn free_port() -> u16 {
@@ -109,7 +109,7 @@ async fn typed_children_on_one_node() {
     let node = Node::start(config).await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
 
-    let duplicate = Supervisor::builder(&node, &registry)
+    let duplicate = SupervisorBuilder::new(&node, &registry)
         .child(Keeper)
         .child(Impostor)
         .start()
@@ -119,7 +119,7 @@ async fn typed_children_on_one_node() {
         "{duplicate:?}"
     );
 
-    let sup = Supervisor::builder(&node, &registry)
+    let sup = SupervisorBuilder::new(&node, &registry)
         .child(Keeper)
         .start()
         .await

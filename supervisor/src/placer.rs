@@ -1,0 +1,127 @@
+//! [`Placer`]: where children go on this node's view of the cluster: the
+//! replicated table of declared types, the placement strategy, and the
+//! quorum strategy.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drove_replication::Replicated;
+use drove_runtime::{MemberStatus, Node, NodeId};
+
+use crate::placement::{Placement, Quorum};
+use crate::spec::TypesSchema;
+
+/// The quorum strategy's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct QuorumConfig {
+    /// The cluster size majorities are counted against; `None` for the
+    /// largest membership seen.
+    pub size: Option<usize>,
+    /// How long after a node is declared down the majority waits before
+    /// starting its children elsewhere, so the minority has stopped them.
+    pub fencing_margin: Duration,
+}
+
+/// Placement on this node's view of the cluster.
+pub(crate) struct Placer {
+    node: Node,
+    types: Replicated<TypesSchema>,
+    placement: Box<dyn Placement>,
+    quorum: Option<QuorumConfig>,
+    quorum_state: Mutex<Quorum>,
+}
+
+impl std::fmt::Debug for Placer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placer")
+            .field("node", &self.node.id())
+            .field("quorum", &self.quorum)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Placer {
+    pub(crate) fn new(
+        node: &Node,
+        types: Replicated<TypesSchema>,
+        placement: Box<dyn Placement>,
+        quorum: Option<QuorumConfig>,
+    ) -> Arc<Self> {
+        Arc::new(Placer {
+            node: node.clone(),
+            types,
+            placement,
+            quorum,
+            quorum_state: Mutex::new(Quorum::new(quorum.and_then(|q| q.size))),
+        })
+    }
+
+    /// Says that this node runs `types`.
+    pub(crate) fn declare(&self, types: &[Arc<str>]) {
+        self.types.write(|w| {
+            for t in types {
+                w.put(t.clone(), None, true);
+            }
+        });
+    }
+
+    /// Up members that declared `type_name`, this node included.
+    pub(crate) fn candidates(&self, type_name: &str) -> Vec<NodeId> {
+        let up: Vec<NodeId> = self
+            .node
+            .members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .map(|m| m.info.id)
+            .collect();
+        let mut c: Vec<NodeId> = self.types.read(|r, _| {
+            r.slots(type_name)
+                .filter(|s| s.value.is_some() && up.contains(s.owner))
+                .map(|s| s.owner.clone())
+                .collect()
+        });
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    /// The node that runs child `id` of type `type_name`, if any can.
+    pub(crate) fn place(&self, id: &str, type_name: &str) -> Option<NodeId> {
+        let candidates = self.candidates(type_name);
+        self.placement.place(id, &candidates).cloned()
+    }
+
+    /// The node other than this one that would run child `id` (where it
+    /// goes when this node leaves).
+    pub(crate) fn place_elsewhere(&self, id: &str, type_name: &str) -> Option<NodeId> {
+        let me = self.node.id();
+        let candidates: Vec<NodeId> = self
+            .candidates(type_name)
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
+        self.placement.place(id, &candidates).cloned()
+    }
+
+    /// The quorum strategy, when on.
+    pub(crate) fn quorum(&self) -> Option<QuorumConfig> {
+        self.quorum
+    }
+
+    /// Whether this node may run children: always, unless the quorum
+    /// strategy is on and this side of the cluster has no majority.
+    pub(crate) fn has_quorum(&self) -> bool {
+        if self.quorum.is_none() {
+            return true;
+        }
+        let up = self
+            .node
+            .members()
+            .iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .count();
+        let mut q = self.quorum_state.lock().unwrap_or_else(|p| p.into_inner());
+        q.observe(up);
+        q.has_quorum(up)
+    }
+}

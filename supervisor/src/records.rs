@@ -1,0 +1,107 @@
+//! [`Records`]: the replicated table of child records. Each node owns the
+//! slots of the children it runs; a child's record is the earliest slot
+//! under its id ([`winner`]).
+
+use std::sync::Arc;
+
+use drove_replication::{Hlc, Replicated, SchemaReplica};
+use drove_runtime::{ActorAddr, LocalRef, NodeId};
+
+use crate::spec::{ChildInfo, ChildRecord, ChildrenSchema};
+
+/// The winning record of a child: the earliest slot, then by owner.
+pub(crate) fn winner<'a>(
+    r: &'a SchemaReplica<ChildrenSchema>,
+    id: &str,
+) -> Option<(&'a NodeId, &'a ChildRecord, Hlc)> {
+    r.slots(id)
+        .filter_map(|s| s.value.map(|v| (s.owner, v, s.lineage)))
+        .min_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)))
+}
+
+/// The children table on this node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Records {
+    table: Replicated<ChildrenSchema>,
+}
+
+impl Records {
+    pub(crate) fn new(table: Replicated<ChildrenSchema>) -> Self {
+        Records { table }
+    }
+
+    /// Writes this node's record of a child (its own slot, kept across local
+    /// restarts so a restart is an update, not a new registration).
+    pub(crate) fn write(&self, id: &str, record: ChildRecord) {
+        let id: Arc<str> = Arc::from(id);
+        self.table.write(|w| {
+            let lineage = w
+                .replica()
+                .slots(&*id)
+                .find(|s| s.owner == w.me() && s.value.is_some())
+                .map(|s| s.lineage);
+            w.put(id.clone(), lineage, record);
+        });
+    }
+
+    /// This node's record of child `id`.
+    pub(crate) fn mine(&self, id: &str) -> Option<ChildRecord> {
+        self.table.read(|r, me| {
+            r.slots(id)
+                .find(|s| s.owner == me && s.value.is_some())
+                .and_then(|s| s.value.cloned())
+        })
+    }
+
+    /// Changes this node's record of child `id`, if it has one.
+    pub(crate) fn update(&self, id: &str, f: impl FnOnce(&mut ChildRecord)) {
+        if let Some(mut record) = self.mine(id) {
+            f(&mut record);
+            self.write(id, record);
+        }
+    }
+
+    /// Drops this node's record of child `id`.
+    pub(crate) fn remove(&self, id: &str) {
+        self.table.write(|w| {
+            let key: Arc<str> = Arc::from(id);
+            let mine = w
+                .replica()
+                .slots(&*key)
+                .find(|s| s.owner == w.me() && s.value.is_some())
+                .map(|s| s.lineage);
+            if let Some(lineage) = mine {
+                w.remove(key, lineage);
+            }
+        });
+    }
+
+    /// The winning record of child `id` and its owner.
+    pub(crate) fn winner(&self, id: &str) -> Option<(NodeId, ChildRecord)> {
+        self.table
+            .read(|r, _| winner(r, id).map(|(n, rec, _)| (n.clone(), rec.clone())))
+    }
+
+    /// Where child `id` runs, by its winning record.
+    pub(crate) fn winner_addr(&self, id: &str) -> Option<ActorAddr> {
+        self.table.read(|r, _| {
+            winner(r, id).and_then(|(node, rec, _)| {
+                rec.local.map(|local| ActorAddr {
+                    node: node.clone(),
+                    local: LocalRef::Id(local),
+                })
+            })
+        })
+    }
+
+    /// Every child in the cluster by its winning record, by id.
+    pub(crate) fn all(&self) -> Vec<ChildInfo> {
+        let mut out: Vec<ChildInfo> = self.table.read(|r, _| {
+            r.keys()
+                .filter_map(|k| winner(r, k).map(|(node, rec, _)| ChildInfo::of(node, rec)))
+                .collect()
+        });
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+}
