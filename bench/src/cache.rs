@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use drove_cache::Cache;
-use drove_runtime::{MemberStatus, Node, NodeConfig};
+use drove_runtime::{MemberStatus, NodeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{now_ns, percentile, Killed};
@@ -50,7 +50,7 @@ pub(crate) async fn node(a: NodeArgs) -> anyhow::Result<Option<CacheResult>> {
     config.listen = a.listen.parse()?;
     config.seeds = a.seeds.into_iter().filter(|s| !s.is_empty()).collect();
     config.cookie = COOKIE.to_string();
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let cache = Cache::start(&node).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while node

@@ -48,7 +48,10 @@ async fn wait_up(
         },
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while node.ping(&id, Duration::from_millis(500)).await.is_err() {
+    while drove_runtime::echo::ping(node, &id, Duration::from_millis(500))
+        .await
+        .is_err()
+    {
         anyhow::ensure!(Instant::now() < deadline, "{id} never answered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -61,7 +64,7 @@ pub(crate) async fn run(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Dur
     let mut config = NodeConfig::new("observer");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
     config.cookie = "failover-bench".to_string();
-    let node = Node::start(config.clone()).await?;
+    let node = config.clone().start().await?;
     let mut events = node.subscribe();
     let seeds = vec![config.listen.to_string()];
     let mut peer = NodeProc::new("n2", seeds.clone(), &config.cookie);

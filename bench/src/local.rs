@@ -111,7 +111,7 @@ pub(crate) async fn run(casts: u64, rounds: usize) -> anyhow::Result<(f64, f64)>
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("bench-local");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let (mut raw, mut drove) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         raw.push(raw_round(casts).await?);

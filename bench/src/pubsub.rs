@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use drove_pubsub::PubSub;
-use drove_runtime::{ActorError, Context, MemberStatus, Message, Node, NodeConfig};
+use drove_runtime::{ActorError, Context, MemberStatus, Message, NodeConfig};
 use ractor::ActorRef;
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
@@ -154,7 +154,7 @@ async fn drove_node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
     config.listen = a.listen.parse()?;
     config.seeds = a.seeds.clone();
     config.cookie = COOKIE.to_string();
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let pubsub = PubSub::start(&node).await?;
     let tally = Arc::new(Tally::default());
     let done = Arc::new(tokio::sync::Notify::new());

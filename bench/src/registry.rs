@@ -10,7 +10,7 @@ use drove_registry::schema::RegValue;
 use drove_registry::{Registry, RegistryEvent};
 use drove_replication::{Hlc, Op, Replica};
 use drove_runtime::echo::Echo;
-use drove_runtime::{Incarnation, MemberStatus, Node, NodeConfig, NodeId};
+use drove_runtime::{Incarnation, MemberStatus, NodeConfig, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -40,7 +40,7 @@ pub(crate) async fn visibility_node(
     config.listen = listen.parse()?;
     config.seeds = seeds;
     config.cookie = COOKIE.to_string();
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let registry = Registry::start(&node).await?;
     let mut events = registry.subscribe();
     // Stamp arrivals as they happen, from the start: an event read late
@@ -71,7 +71,9 @@ pub(crate) async fn visibility_node(
         if up.len() == nodes {
             let mut all = true;
             for id in up.iter().filter(|id| **id != node.id()) {
-                all &= node.ping(id, Duration::from_secs(1)).await.is_ok();
+                all &= drove_runtime::echo::ping(&node, id, Duration::from_secs(1))
+                    .await
+                    .is_ok();
             }
             if all {
                 break;
@@ -167,7 +169,7 @@ pub(crate) async fn rate(count: usize) -> anyhow::Result<(f64, f64)> {
     let mut config = NodeConfig::new("rate");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
     config.cookie = COOKIE.to_string();
-    let node = Node::start(config.clone()).await?;
+    let node = config.clone().start().await?;
     let registry = Registry::start(&node).await?;
     let mut peers = Vec::new();
     for i in 0..2 {

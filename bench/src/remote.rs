@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use drove_runtime::echo::{EchoMsg, ECHO_NAME};
-use drove_runtime::{Handle, Node, NodeConfig, SendError};
+use drove_runtime::{Handle, NodeConfig, SendError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ pub(crate) async fn client_drove(
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
     config.seeds = vec![seed];
     config.cookie = COOKIE.to_string();
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let server = loop {
         let found = node
@@ -160,7 +160,10 @@ pub(crate) async fn client_drove(
             .find(|m| m.info.id.name == "server")
             .map(|m| m.info.id);
         if let Some(id) = found {
-            if node.ping(&id, Duration::from_secs(1)).await.is_ok() {
+            if drove_runtime::echo::ping(&node, &id, Duration::from_secs(1))
+                .await
+                .is_ok()
+            {
                 break id;
             }
         }
@@ -169,7 +172,7 @@ pub(crate) async fn client_drove(
     };
     let echo: Handle<EchoMsg> = Handle::named(server.clone(), ECHO_NAME);
     let timeout = Duration::from_secs(60);
-    let base = node.ping(&server, timeout).await?;
+    let base = drove_runtime::echo::ping(&node, &server, timeout).await?;
     let start = Instant::now();
     for _ in 0..casts {
         loop {
@@ -183,7 +186,7 @@ pub(crate) async fn client_drove(
         }
     }
     loop {
-        if node.ping(&server, timeout).await? >= base + casts {
+        if drove_runtime::echo::ping(&node, &server, timeout).await? >= base + casts {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -192,7 +195,7 @@ pub(crate) async fn client_drove(
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let t = Instant::now();
-        node.ping(&server, timeout).await?;
+        drove_runtime::echo::ping(&node, &server, timeout).await?;
         samples.push(t.elapsed());
     }
     node.leave().await;

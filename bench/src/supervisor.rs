@@ -48,7 +48,10 @@ async fn wait_up(node: &Node, name: &str) -> anyhow::Result<NodeId> {
             .find(|m| m.info.id.name == name && m.status == MemberStatus::Up)
             .map(|m| m.info.id);
         if let Some(id) = found {
-            if node.ping(&id, Duration::from_millis(500)).await.is_ok() {
+            if drove_runtime::echo::ping(node, &id, Duration::from_millis(500))
+                .await
+                .is_ok()
+            {
                 return Ok(id);
             }
         }
@@ -177,7 +180,7 @@ pub(crate) async fn run(trials: usize, children: usize) -> anyhow::Result<Superv
     let mut config = NodeConfig::new("observer");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
     config.cookie = COOKIE.to_string();
-    let node = Node::start(config.clone()).await?;
+    let node = config.clone().start().await?;
     let registry = Registry::start(&node).await?;
     let seeds = vec![config.listen.to_string()];
     let mut quorum_procs = cluster_with_singleton(

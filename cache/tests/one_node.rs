@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use drove_cache::{Cache, CacheError, MAX_VALUE_LEN};
-use drove_runtime::{Node, NodeConfig};
+use drove_runtime::NodeConfig;
 
 fn free_port() -> u16 {
     loop {
@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 async fn the_api_on_one_node() {
     let mut config = NodeConfig::new("solo");
     config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let node = Node::start(config).await.expect("node");
+    let node = config.start().await.expect("node");
     let cache = Cache::start(&node).await.expect("cache");
 
     cache.put("a", &1u32, None).expect("put");

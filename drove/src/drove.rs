@@ -220,7 +220,10 @@ impl DroveBuilder {
     /// registry, pub/sub, the cache and the supervisor.
     pub async fn start(self) -> Result<Drove, DroveError> {
         self.config.validate()?;
-        let node = Node::start(self.config.node_config())
+        let node = self
+            .config
+            .node_config()
+            .start()
             .await
             .map_err(DroveError::Node)?;
         let registry = Registry::start(&node).await.map_err(DroveError::Registry)?;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, Reply};
+use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig, Reply};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -46,7 +46,7 @@ impl Actor for Counter {
 async fn main() -> anyhow::Result<()> {
     let mut config = NodeConfig::new("counter-example");
     config.listen = "127.0.0.1:47370".parse()?;
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let counter = node.spawn(Counter, 40).await?;
     node.cast(&counter, CounterMsg::Add(2))?;
     let n = node

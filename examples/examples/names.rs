@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, Reply};
+use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig, Reply};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -48,7 +48,7 @@ impl Actor for Counter {
 async fn main() -> anyhow::Result<()> {
     let mut config = NodeConfig::new("names-example");
     config.listen = "127.0.0.1:47372".parse()?;
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let timeout = Duration::from_secs(5);
 
     let registry = drove_registry::Registry::start(&node).await?;

@@ -86,7 +86,9 @@ fn config(name: &str, listen: &str, seeds: Vec<String>) -> anyhow::Result<NodeCo
 }
 
 async fn child() -> anyhow::Result<()> {
-    let node = Node::start(config("pong", CHILD, vec![PARENT.to_string()])?).await?;
+    let node = config("pong", CHILD, vec![PARENT.to_string()])?
+        .start()
+        .await?;
     node.spawn_named("pong", Pong, ()).await?;
     // Serve until the parent kills us.
     std::future::pending::<()>().await;
@@ -98,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--child") {
         return child().await;
     }
-    let node = Node::start(config("ping", PARENT, vec![CHILD.to_string()])?).await?;
+    let node = config("ping", PARENT, vec![CHILD.to_string()])?
+        .start()
+        .await?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("--child")
         .spawn()?;
@@ -117,8 +121,7 @@ async fn talk(node: &Node) -> anyhow::Result<()> {
             .into_iter()
             .find(|m| m.info.id.name == "pong")
         {
-            if node
-                .ping(&m.info.id, Duration::from_millis(500))
+            if drove_runtime::echo::ping(node, &m.info.id, Duration::from_millis(500))
                 .await
                 .is_ok()
             {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use drove_cache::Cache;
 use drove_pubsub::PubSub;
-use drove_runtime::{Message, Node, NodeConfig};
+use drove_runtime::{Message, NodeConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,7 +25,7 @@ impl Message for Progress {
 async fn main() -> anyhow::Result<()> {
     let mut config = NodeConfig::new("progress-example");
     config.listen = "127.0.0.1:47371".parse()?;
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let pubsub = PubSub::start(&node).await?;
     let cache = Cache::start(&node).await?;
 

@@ -4,7 +4,7 @@
 //! `cargo run -p drove-examples --example watch_members -- 127.0.0.1:4370`
 //! and kill or stop a node to watch it go down.
 
-use drove_runtime::{Node, NodeConfig};
+use drove_runtime::NodeConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     config.listen = "127.0.0.1:47390".parse()?;
     config.http = "-".to_string();
     config.seeds = vec![seed];
-    let node = Node::start(config).await?;
+    let node = config.start().await?;
     let mut events = node.subscribe();
     println!("watching from {}; Ctrl-C to stop", node.id());
     loop {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use drove_pubsub::PubSub;
-use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig};
+use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -56,7 +56,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
 async fn each_kind_of_broadcast_reaches_whom_it_says() {
     let mut config = NodeConfig::new("solo");
     config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let node = Node::start(config).await.expect("node");
+    let node = config.start().await.expect("node");
     let pubsub = PubSub::start(&node).await.expect("pubsub");
 
     let mut a = pubsub.subscribe_stream::<Note>("t").expect("subscribe");

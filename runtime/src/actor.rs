@@ -14,11 +14,13 @@ use std::sync::Arc;
 
 use ractor::{ActorProcessingErr, ActorRef};
 
-use crate::error::{CallError, SendError};
-use crate::handle::{ActorAddr, Handle, LocalRef};
-use crate::local::TypedMailbox;
+use crate::addr::{ActorAddr, LocalRef};
+use crate::error::{CallError, SendError, SpawnError};
+use crate::handle::Handle;
+use crate::lifecycle::{ConflictAction, ExitReason, NameConflict};
+use crate::mailbox::{ShellMsg, SystemMsg, TypedMailbox};
 use crate::message::{Message, Reply, ReplyValue};
-use crate::node::Node;
+use crate::node::{Node, Spawn, SpawnOptions};
 
 /// The error an actor's callbacks return; it stops the actor.
 pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -120,78 +122,65 @@ impl<A: Actor> Context<A> {
 
     /// Stops this actor after the current message.
     pub fn stop(&self) {
-        if let Some(a) = &self.myself.local {
+        if let Some(a) = self.myself.local_actor() {
             a.stop(None);
         }
     }
 }
 
-/// A notice that an actor lost a global name.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct NameConflict {
-    /// The name.
-    pub name: String,
-    /// Who holds it now, if anyone.
-    pub winner: Option<ActorAddr>,
-    /// Why it was lost.
-    pub reason: String,
+impl<A: Actor> Spawn for A {
+    type Msg = A::Msg;
+    type Args = A::Args;
+
+    async fn spawn_on(
+        self,
+        node: &Node,
+        args: A::Args,
+        options: SpawnOptions,
+    ) -> Result<Handle<A::Msg>, SpawnError> {
+        let local_id = node.next_local_id();
+        let shell = Shell {
+            actor: self,
+            node: node.clone(),
+        };
+        let shell_args = ShellArgs {
+            args,
+            local_id,
+            name: options.name,
+            extension: options.extension,
+        };
+        match ractor::Actor::spawn(None, shell, shell_args).await {
+            Ok((actor, _)) => Ok(Handle::local(
+                ActorAddr {
+                    node: node.id(),
+                    local: LocalRef::Id(local_id),
+                },
+                actor,
+            )),
+            Err(e) => Err(SpawnError::Start(e.to_string())),
+        }
+    }
 }
 
-/// What an actor does about a [`NameConflict`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConflictAction {
-    /// Stop (the default).
-    Stop,
-    /// Keep running without the name.
-    Continue,
+/// The ractor actor that runs a drove actor.
+struct Shell<A: Actor> {
+    actor: A,
+    node: Node,
 }
 
-/// Notices from the runtime's own layers to an actor.
-#[derive(Debug)]
-pub enum SystemMsg {
-    /// A global name was lost.
-    NameConflict(NameConflict),
+struct ShellArgs<A: Actor> {
+    args: A::Args,
+    local_id: u64,
+    name: Option<String>,
+    extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
-/// The message type of a shell: the user's message or a system notice,
-/// wrapped so ractor's `Message` can be implemented for it (ractor's
-/// `cluster` feature turns off its blanket implementation).
-pub enum ShellMsg<M> {
-    /// A message of the actor's own type.
-    User(M),
-    /// A notice from the runtime.
-    System(SystemMsg),
-}
-
-impl<M: Send + 'static> ractor::Message for ShellMsg<M> {}
-
-pub(crate) struct Shell<A: Actor> {
-    pub(crate) actor: A,
-    pub(crate) node: Node,
-}
-
-pub(crate) struct ShellArgs<A: Actor> {
-    pub(crate) args: A::Args,
-    pub(crate) local_id: u64,
-    pub(crate) name: Option<String>,
-    pub(crate) extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-}
-
-pub(crate) struct ShellState<A: Actor> {
+struct ShellState<A: Actor> {
     ctx: Context<A>,
     state: Option<A::State>,
     local_id: u64,
     name: Option<String>,
     failure: Option<String>,
-}
-
-/// Why an actor stopped, as told to [`crate::Node::on_actor_stopped`] hooks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExitReason {
-    /// It stopped itself, was stopped, or its node stopped it.
-    Normal,
-    /// Its `handle` returned an error or panicked.
-    Failed(String),
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {

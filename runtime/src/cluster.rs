@@ -2,7 +2,7 @@
 //! server, feeds the membership view, and carries out what it decides.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,10 +15,11 @@ use drove_membership::{
     Incarnation, MemberInfo, MembershipEvent, MembershipView, NodeId, Output, ViewConfig,
 };
 
+use crate::echo::{Echo, ECHO_NAME};
 use crate::error::StartError;
-use crate::gossip;
+use crate::gossip::{self, GossipSettings};
 use crate::link::Link;
-use crate::node::{Control, Node, NodeConfig};
+use crate::node::{Control, Node};
 use crate::transport::{self, Inbox, TransportEvent};
 use crate::wire::FrameHeader;
 
@@ -37,56 +38,81 @@ fn member_info(config: &NodeConfig, incarnation: Incarnation) -> MemberInfo {
     }
 }
 
-struct Session {
-    cluster_node: u64,
-    actor: ActorRef<NodeSessionMessage>,
+/// How a node starts. `NodeConfig::new("n1")` runs alone on the defaults.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The node's name (`[A-Za-z0-9_.-]`, at most 64 bytes).
+    pub name: String,
+    /// The cluster address: TCP for the transport, UDP for gossip.
+    pub listen: SocketAddr,
+    /// Other nodes' `listen` addresses (`host:port`), tried until one answers.
+    pub seeds: Vec<String>,
+    /// The shared secret; nodes with different cookies never mix.
+    pub cookie: String,
+    /// The admin HTTP address this node advertises to others.
+    pub http: String,
+    /// How often gossip runs.
+    pub gossip_interval: Duration,
+    /// The phi-accrual threshold: silence longer than this many mean
+    /// heartbeat intervals declares a node down.
+    pub phi_threshold: f64,
+    /// How long down declarations and dead nodes stay in gossip.
+    pub tombstone_ttl: Duration,
+    /// See `ViewConfig::concurrent_window_ms` in drove-membership.
+    pub concurrent_window: Duration,
 }
 
-struct Driver {
-    node: Node,
-    gossip: Option<ChitchatHandle>,
-    server: ActorRef<NodeServerMessage>,
-    inbox: ActorRef<Vec<u8>>,
-    transport_tx: mpsc::UnboundedSender<TransportEvent>,
-    transport_rx: mpsc::UnboundedReceiver<TransportEvent>,
-    control_rx: mpsc::UnboundedReceiver<Control>,
-    sessions: HashMap<NodeId, Session>,
-}
+impl NodeConfig {
+    /// Defaults: listen on 127.0.0.1:4370, HTTP 127.0.0.1:8370, no seeds,
+    /// cookie "drove", gossip every 200 ms, phi threshold 8.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
+            seeds: Vec::new(),
+            cookie: "drove".to_string(),
+            http: "127.0.0.1:8370".to_string(),
+            gossip_interval: Duration::from_millis(200),
+            phi_threshold: 8.0,
+            tombstone_ttl: Duration::from_secs(3600),
+            concurrent_window: Duration::from_secs(2),
+        }
+    }
 
-impl Node {
-    /// Starts a node: gossip on UDP `listen`, the transport on TCP `listen`,
-    /// and the driver that joins them. Seeds that are down are retried by
-    /// gossip for as long as the node runs.
-    pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
-        drove_membership::validate_name(&config.name)
+    /// Starts a node: gossip on UDP `listen`, the transport on TCP
+    /// `listen`, and the driver that joins them. Seeds that are down are
+    /// retried by gossip for as long as the node runs.
+    pub async fn start(self) -> Result<Node, StartError> {
+        drove_membership::validate_name(&self.name)
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let me = member_info(&config, Incarnation(rand::random()));
+        let me = member_info(&self, Incarnation(rand::random()));
         let view = MembershipView::new(
             me.clone(),
             ViewConfig {
-                concurrent_window_ms: config.concurrent_window.as_millis() as u64,
+                concurrent_window_ms: self.concurrent_window.as_millis() as u64,
             },
         );
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let node = Node::new_inner(config.clone(), me.clone(), view, control_tx);
+        let node = Node::new(&me, view, control_tx);
         // The inbox joins its process group before any peer can connect,
         // so the first group sync already carries it.
         let (inbox, _) = ractor::Actor::spawn(None, Inbox { node: node.clone() }, ())
             .await
             .map_err(|e| StartError::Transport {
-                addr: config.listen.to_string(),
+                addr: self.listen.to_string(),
                 reason: e.to_string(),
             })?;
-        let gossip = gossip::start(&config, &me).await?;
+        let gossip = gossip::start(&self.gossip_settings(), &me).await?;
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
         let server =
-            transport::start_server(config.listen, &config.cookie, &me.id, transport_tx.clone())
+            transport::start_server(self.listen, &self.cookie, &me.id, transport_tx.clone())
                 .await?;
-        node.spawn_named(crate::echo::ECHO_NAME, crate::echo::Echo, ())
+        node.spawn_named(ECHO_NAME, Echo, ())
             .await
             .map_err(|e| StartError::Config(e.to_string()))?;
-        tracing::info!(node = %me.id, listen = %config.listen, http = %config.http, "node started");
+        tracing::info!(node = %me.id, listen = %self.listen, http = %self.http, "node started");
         let driver = Driver {
+            config: self,
             node: node.clone(),
             gossip: Some(gossip),
             server,
@@ -100,37 +126,58 @@ impl Node {
         Ok(node)
     }
 
-    /// Whether the driver should (still) be connecting to `id`.
-    fn wants_connection(&self, id: &NodeId) -> bool {
-        let alive = self
-            .view()
-            .alive_member(&id.name)
-            .is_some_and(|m| m.info.id == *id);
-        let linked = self
-            .inner
-            .links
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id.name)
-            .is_some_and(|l| l.peer == *id);
-        alive && !linked
+    fn gossip_settings(&self) -> GossipSettings<'_> {
+        GossipSettings {
+            listen: self.listen,
+            cookie: &self.cookie,
+            seeds: &self.seeds,
+            interval: self.gossip_interval,
+            phi_threshold: self.phi_threshold,
+            tombstone_ttl: self.tombstone_ttl,
+        }
     }
+}
+
+/// Whether the driver should (still) be connecting to `id`: it is alive in
+/// the view and has no link yet.
+fn wants_connection(node: &Node, id: &NodeId) -> bool {
+    let alive = node
+        .view()
+        .alive_member(&id.name)
+        .is_some_and(|m| m.info.id == *id);
+    alive && !node.links().has(id)
+}
+
+struct Session {
+    cluster_node: u64,
+    actor: ActorRef<NodeSessionMessage>,
+}
+
+struct Driver {
+    config: NodeConfig,
+    node: Node,
+    gossip: Option<ChitchatHandle>,
+    server: ActorRef<NodeServerMessage>,
+    inbox: ActorRef<Vec<u8>>,
+    transport_tx: mpsc::UnboundedSender<TransportEvent>,
+    transport_rx: mpsc::UnboundedReceiver<TransportEvent>,
+    control_rx: mpsc::UnboundedReceiver<Control>,
+    sessions: HashMap<NodeId, Session>,
 }
 
 impl Driver {
     async fn run(mut self) {
-        let period = (self.node.config().gossip_interval / 2).max(Duration::from_millis(20));
+        let period = (self.config.gossip_interval / 2).max(Duration::from_millis(20));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_tick = std::time::Instant::now();
-        let freeze = (self.node.config().gossip_interval * 5).max(Duration::from_secs(1));
+        let freeze = (self.config.gossip_interval * 5).max(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     if last_tick.elapsed() > freeze {
                         tracing::warn!(gap = ?last_tick.elapsed(), "this process was frozen");
-                        *self.node.inner.woke_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(std::time::Instant::now());
+                        self.node.set_woke_at(Some(std::time::Instant::now()));
                     }
                     last_tick = std::time::Instant::now();
                     self.observe_gossip().await
@@ -173,7 +220,7 @@ impl Driver {
 
     fn emit(&self, event: MembershipEvent) {
         tracing::info!(node = %self.node.id(), %event, "membership");
-        let _ = self.node.inner.events.send(event);
+        self.node.emit(event);
     }
 
     /// The node with the smaller id dials, so a pair has one session.
@@ -185,7 +232,7 @@ impl Driver {
         let server = self.server.clone();
         tokio::spawn(async move {
             for attempt in 0..60u32 {
-                if !node.wants_connection(&info.id) {
+                if !wants_connection(&node, &info.id) {
                     return;
                 }
                 if let Err(e) = ractor_cluster::client_connect(&server, info.addr.as_str()).await {
@@ -203,21 +250,11 @@ impl Driver {
             session.actor.stop(Some("declared down".to_string()));
         }
         self.drop_link(id);
-        self.node.inner.calls.fail_node(id);
+        self.node.calls().fail_node(id);
     }
 
     fn drop_link(&self, id: &NodeId) {
-        let mut links = self
-            .node
-            .inner
-            .links
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if links.get(&id.name).is_some_and(|l| l.peer == *id) {
-            if let Some(link) = links.remove(&id.name) {
-                link.close();
-            }
-        }
+        self.node.links().remove(id);
     }
 
     async fn on_transport(&mut self, event: TransportEvent) {
@@ -246,7 +283,7 @@ impl Driver {
                         actor: session,
                     },
                 );
-                let control = self.node.inner.control.clone();
+                let control = self.node.control().clone();
                 tokio::spawn(async move {
                     for _ in 0..100 {
                         if let Some(inbox) = transport::remote_inbox(cluster_node) {
@@ -276,7 +313,7 @@ impl Driver {
                 }
                 self.sessions.remove(&peer);
                 self.drop_link(&peer);
-                self.node.inner.calls.fail_node(&peer);
+                self.node.calls().fail_node(&peer);
                 let outputs = self.node.view().connection_lost(&peer, now_ms());
                 self.apply(outputs).await;
             }
@@ -305,19 +342,10 @@ impl Driver {
                 if current != Some(cluster_node) {
                     return;
                 }
-                let counters = self.node.inner.metrics.peer(&peer.name);
+                let counters = self.node.metrics().peer(&peer.name);
                 match Link::new(self.node.id(), peer.clone(), inbox, counters) {
                     Ok(link) => {
-                        let old = self
-                            .node
-                            .inner
-                            .links
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(peer.name.clone(), link.clone());
-                        if let Some(old) = old {
-                            old.close();
-                        }
+                        self.node.links().insert(link.clone());
                         tracing::debug!(%peer, "link ready");
                         tokio::spawn(link.run());
                     }
@@ -332,19 +360,8 @@ impl Driver {
         for (_, session) in self.sessions.drain() {
             session.actor.stop(None);
         }
-        let links: Vec<Arc<Link>> = self
-            .node
-            .inner
-            .links
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, l)| l)
-            .collect();
-        for link in links {
-            link.close();
-        }
-        self.node.inner.calls.fail_all();
+        self.node.links().close_all();
+        self.node.calls().fail_all();
     }
 
     /// Declared down by the cluster: drop everything tied to the old
@@ -360,12 +377,9 @@ impl Driver {
             .stop_and_wait(None, Some(Duration::from_secs(5)))
             .await;
         self.close_all();
-        let config = self.node.config().clone();
+        let config = self.config.clone();
         let me = member_info(&config, Incarnation(rand::random()));
-        self.node
-            .inner
-            .incarnation
-            .store(me.id.incarnation.0, Ordering::Release);
+        self.node.set_incarnation(me.id.incarnation);
         self.node.view().rejoined(me.clone());
         for attempt in 0..50u32 {
             match self.restart_parts(&config, &me).await {
@@ -377,12 +391,7 @@ impl Driver {
             }
         }
         // The freeze, if there was one, has been dealt with.
-        *self
-            .node
-            .inner
-            .woke_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.node.set_woke_at(None);
         self.emit(MembershipEvent::Rejoined { old, new: me.id });
     }
 
@@ -392,7 +401,7 @@ impl Driver {
         me: &MemberInfo,
     ) -> Result<(), StartError> {
         if self.gossip.is_none() {
-            self.gossip = Some(gossip::start(config, me).await?);
+            self.gossip = Some(gossip::start(&config.gossip_settings(), me).await?);
         }
         self.server = transport::start_server(
             config.listen,
@@ -411,15 +420,7 @@ impl Driver {
         if let Some(g) = &self.gossip {
             gossip::publish_leaving(g).await;
         }
-        let links: Vec<Arc<Link>> = self
-            .node
-            .inner
-            .links
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let links: Vec<Arc<Link>> = self.node.links().all();
         for link in &links {
             let _ = link.push::<()>(&FrameHeader::Leaving, None);
         }

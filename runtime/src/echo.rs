@@ -4,8 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use drove_membership::NodeId;
+
 use crate::actor::{Actor, ActorError, Context};
+use crate::error::CallError;
+use crate::handle::Handle;
 use crate::message::{Message, Reply};
+use crate::node::Node;
 
 /// The local name of the echo actor on every node.
 pub const ECHO_NAME: &str = "drove.echo";
@@ -55,4 +62,11 @@ impl Actor for Echo {
         }
         Ok(())
     }
+}
+
+/// Round trip from `node` to `peer`'s echo service; the answer is how many
+/// `EchoMsg::Count` casts that service has received.
+pub async fn ping(node: &Node, peer: &NodeId, timeout: Duration) -> Result<u64, CallError> {
+    let echo = Handle::named(peer.clone(), ECHO_NAME);
+    node.call(&echo, EchoMsg::Ping, timeout).await
 }

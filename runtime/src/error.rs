@@ -4,8 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use drove_membership::NodeId;
 
-use crate::wire::WireError;
-
 /// Why a message was not delivered to an actor. Travels back to a remote
 /// caller, so it is serializable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -102,4 +100,34 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
+}
+
+/// Why bytes are not a valid batch or frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The batch is shorter than its own length fields say.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// A batch of a version this node does not speak.
+    #[error("unsupported envelope version {0}")]
+    Version(u8),
+    /// A frame larger than the frame limit.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A header or payload that bincode cannot decode.
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// Which part failed.
+        what: &'static str,
+        /// bincode's explanation.
+        reason: String,
+    },
+    /// A value that bincode cannot encode.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
 }

@@ -2,6 +2,7 @@
 //! keys, and reading snapshots for the membership view.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use sha2::{Digest, Sha256};
 use drove_membership::{Announced, GossipNode, MemberInfo, NodeId};
 
 use crate::error::StartError;
-use crate::node::NodeConfig;
 
 const KEY_ADDR: &str = "addr";
 const KEY_HTTP: &str = "http";
@@ -45,8 +45,24 @@ fn gossip_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
         .map_err(Clone::clone)
 }
 
+/// What gossip needs from the node's configuration.
+pub(crate) struct GossipSettings<'a> {
+    /// The UDP address (the node's `listen`).
+    pub(crate) listen: SocketAddr,
+    /// The cluster's shared secret (the cluster id derives from it).
+    pub(crate) cookie: &'a str,
+    /// Other nodes' addresses.
+    pub(crate) seeds: &'a [String],
+    /// How often gossip runs.
+    pub(crate) interval: Duration,
+    /// The failure detector's threshold.
+    pub(crate) phi_threshold: f64,
+    /// How long dead nodes stay in gossip.
+    pub(crate) tombstone_ttl: Duration,
+}
+
 pub(crate) async fn start(
-    config: &NodeConfig,
+    config: &GossipSettings<'_>,
     me: &MemberInfo,
 ) -> Result<ChitchatHandle, StartError> {
     let listen = config.listen;
@@ -56,15 +72,15 @@ pub(crate) async fn start(
     };
     let chitchat_config = ChitchatConfig {
         chitchat_id: ChitchatId::new(me.id.name.clone(), me.id.incarnation.0, listen),
-        cluster_id: cluster_id(&config.cookie),
-        gossip_interval: config.gossip_interval,
+        cluster_id: cluster_id(config.cookie),
+        gossip_interval: config.interval,
         listen_addr: listen,
-        seed_nodes: config.seeds.clone(),
+        seed_nodes: config.seeds.to_vec(),
         failure_detector_config: FailureDetectorConfig {
             phi_threshold: config.phi_threshold,
             sampling_window_size: 1000,
-            max_interval: Duration::from_secs(2).max(config.gossip_interval * 4),
-            initial_interval: config.gossip_interval,
+            max_interval: Duration::from_secs(2).max(config.interval * 4),
+            initial_interval: config.interval,
             dead_node_grace_period: config.tombstone_ttl,
         },
         marked_for_deletion_grace_period: config.tombstone_ttl,

@@ -8,41 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use drove_membership::NodeId;
 
-use crate::actor::ShellMsg;
-
-/// An actor on its node: by the id it got at spawn, or by a local name
-/// (as Erlang's `{Name, Node}`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum LocalRef {
-    /// The id assigned at spawn; never reused within an incarnation.
-    Id(u64),
-    /// A name given with `Node::spawn_named`.
-    Name(String),
-}
-
-impl fmt::Display for LocalRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LocalRef::Id(id) => write!(f, "<{id}>"),
-            LocalRef::Name(name) => write!(f, "{name}"),
-        }
-    }
-}
-
-/// An untyped location handle: (node name, incarnation, local id).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ActorAddr {
-    /// The node (name and incarnation) the actor runs on.
-    pub node: NodeId,
-    /// The actor on that node.
-    pub local: LocalRef,
-}
-
-impl fmt::Display for ActorAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.node, self.local)
-    }
-}
+use crate::addr::{ActorAddr, LocalRef};
+use crate::mailbox::ShellMsg;
 
 /// A typed location handle for an actor taking messages of type `M`.
 ///
@@ -51,7 +18,7 @@ impl fmt::Display for ActorAddr {
 /// a local cast goes straight into the mailbox without a table lookup.
 pub struct Handle<M> {
     addr: ActorAddr,
-    pub(crate) local: Option<ractor::ActorRef<ShellMsg<M>>>,
+    local: Option<ractor::ActorRef<ShellMsg<M>>>,
     _msg: PhantomData<fn(M)>,
 }
 
@@ -80,6 +47,11 @@ impl<M> Handle<M> {
             local: Some(actor),
             _msg: PhantomData,
         }
+    }
+
+    /// The local actor behind a handle minted on this node.
+    pub(crate) fn local_actor(&self) -> Option<&ractor::ActorRef<ShellMsg<M>>> {
+        self.local.as_ref()
     }
 
     /// Where the actor lives.

@@ -29,38 +29,51 @@
 //!
 //! # Layout
 //!
-//! - [`node`]: [`Node`], [`NodeConfig`]; spawn, cast, call, reply, leave.
-//! - `cluster`: the driver task (gossip + transport + membership view).
+//! Bottom up (each module uses only those above it in this list):
+//!
+//! - [`addr`], [`message`], [`error`]: plain data: where an actor lives,
+//!   what a message is, what can go wrong.
+//! - [`wire`]: the envelope format.
+//! - [`lifecycle`]: why an actor stopped, lost names.
+//! - [`mailbox`]: how messages reach a local actor.
+//! - [`handle`]: [`Handle`], typed and serializable.
+//! - `local_actors`, `calls`, `link`, [`metrics`]: the local actor table,
+//!   calls waiting for replies, per-peer outbound batching, counters.
+//! - [`node`]: [`Node`]: spawn, cast, call, reply, members, leave.
+//! - [`actor`]: [`Actor`] and its [`Context`]; the shell that runs an
+//!   actor on ractor.
+//! - [`echo`]: the echo service every node runs (`drove.echo`), [`echo::ping`].
 //! - `gossip`: chitchat setup and snapshots.
 //! - `transport`: ractor_cluster server, session events, the inbox actor.
-//! - `link`: per-peer outbound batching.
-//! - [`wire`]: the envelope format.
-//! - [`actor`], [`handle`], [`message`]: the actor API.
-//! - `local`, `calls`: the local actor table and waiting calls.
-//! - [`echo`]: the echo service every node runs (`drove.echo`).
-//! - [`metrics`]: counters and Prometheus rendering.
-//! - [`error`]: error enums.
+//! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
+//!   (gossip + transport + membership view).
 
 pub mod actor;
+pub mod addr;
 mod calls;
-mod cluster;
+pub mod cluster;
 pub mod echo;
 pub mod error;
 mod gossip;
 pub mod handle;
+pub mod lifecycle;
 mod link;
-mod local;
+mod local_actors;
+pub mod mailbox;
 pub mod message;
 pub mod metrics;
 pub mod node;
 mod transport;
 pub mod wire;
 
-pub use actor::{Actor, ActorError, ConflictAction, Context, ExitReason, NameConflict};
+pub use actor::{Actor, ActorError, Context};
+pub use addr::{ActorAddr, LocalRef};
+pub use cluster::NodeConfig;
 pub use drove_membership::{
     Incarnation, Member, MemberInfo, MemberStatus, MembershipEvent, NodeId,
 };
-pub use error::{CallError, DeliveryError, SendError, SpawnError, StartError};
-pub use handle::{ActorAddr, Handle, LocalRef};
+pub use error::{CallError, DeliveryError, SendError, SpawnError, StartError, WireError};
+pub use handle::Handle;
+pub use lifecycle::{ConflictAction, ExitReason, NameConflict};
 pub use message::{Message, Reply, ReplyValue};
-pub use node::{Node, NodeConfig};
+pub use node::{Node, Spawn, SpawnOptions};

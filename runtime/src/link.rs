@@ -5,9 +5,9 @@
 //! ractor_cluster. Under load many frames share one transport message, which
 //! is what lifts remote throughput above one ractor_cluster cast per message.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ractor::ActorRef;
 use serde::Serialize;
@@ -29,8 +29,8 @@ struct Buffers {
 }
 
 pub(crate) struct Link {
-    pub(crate) peer: NodeId,
-    pub(crate) inbox: ActorRef<Vec<u8>>,
+    peer: NodeId,
+    inbox: ActorRef<Vec<u8>>,
     prefix: Vec<u8>,
     buffers: Mutex<Buffers>,
     notify: Notify,
@@ -107,6 +107,11 @@ impl Link {
     }
 
     /// Whether every queued frame has been handed to the transport.
+    /// Casts raw bytes to the peer's inbox, bypassing the batcher.
+    pub(crate) fn send_raw(&self, bytes: Vec<u8>) -> bool {
+        self.inbox.cast(bytes).is_ok()
+    }
+
     pub(crate) fn is_drained(&self) -> bool {
         let b = self.lock();
         b.frames_in_current == 0 && b.full.is_empty()
@@ -138,6 +143,67 @@ impl Link {
                     .fetch_add(frames, Ordering::Relaxed);
                 self.counters.bytes_out.fetch_add(len, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// The links of one node, by peer name: at most one per peer, to the
+/// peer's current incarnation.
+#[derive(Default)]
+pub(crate) struct Links {
+    by_name: RwLock<HashMap<String, Arc<Link>>>,
+}
+
+impl Links {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Link>>> {
+        self.by_name.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Link>>> {
+        self.by_name.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The link to `peer` (that incarnation), if there is one.
+    pub(crate) fn get(&self, peer: &NodeId) -> Option<Arc<Link>> {
+        self.read()
+            .get(&peer.name)
+            .filter(|l| l.peer == *peer)
+            .cloned()
+    }
+
+    /// Every link.
+    pub(crate) fn all(&self) -> Vec<Arc<Link>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Whether there is a link to `peer` (that incarnation).
+    pub(crate) fn has(&self, peer: &NodeId) -> bool {
+        self.read().get(&peer.name).is_some_and(|l| l.peer == *peer)
+    }
+
+    /// Adds a link, closing the one it replaces.
+    pub(crate) fn insert(&self, link: Arc<Link>) {
+        let old = self.write().insert(link.peer.name.clone(), link);
+        if let Some(old) = old {
+            old.close();
+        }
+    }
+
+    /// Closes and drops the link to `peer` (that incarnation).
+    pub(crate) fn remove(&self, peer: &NodeId) {
+        let mut links = self.write();
+        if links.get(&peer.name).is_some_and(|l| l.peer == *peer) {
+            if let Some(link) = links.remove(&peer.name) {
+                link.close();
+            }
+        }
+    }
+
+    /// Closes and drops every link.
+    pub(crate) fn close_all(&self) {
+        let links: Vec<Arc<Link>> = self.write().drain().map(|(_, l)| l).collect();
+        for link in links {
+            link.close();
         }
     }
 }

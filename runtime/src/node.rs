@@ -1,68 +1,28 @@
 //! The node: its identity, its actors, and typed messaging to any actor in
 //! the cluster.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::any::Any;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument;
 
 use drove_membership::{Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId};
 
-use crate::actor::{Actor, ExitReason, NameConflict, Shell, ShellArgs, ShellMsg, SystemMsg};
+use crate::addr::LocalRef;
 use crate::calls::{PendingCalls, ReplyPayload};
 use crate::error::{CallError, DeliveryError, SendError, SpawnError};
-use crate::handle::{Handle, LocalRef};
-use crate::link::Link;
-use crate::local::{LocalActors, TypedMailbox};
+use crate::handle::Handle;
+use crate::lifecycle::{ExitReason, NameConflict};
+use crate::link::{Link, Links};
+use crate::local_actors::LocalActors;
+use crate::mailbox::{ShellMsg, SystemMsg, TypedMailbox};
 use crate::message::{Message, Reply, ReplyValue};
 use crate::metrics::Metrics;
 use crate::wire::{self, FrameHeader};
-
-/// How a node starts. `NodeConfig::new("n1")` runs alone on the defaults.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// The node's name (`[A-Za-z0-9_.-]`, at most 64 bytes).
-    pub name: String,
-    /// The cluster address: TCP for the transport, UDP for gossip.
-    pub listen: SocketAddr,
-    /// Other nodes' `listen` addresses (`host:port`), tried until one answers.
-    pub seeds: Vec<String>,
-    /// The shared secret; nodes with different cookies never mix.
-    pub cookie: String,
-    /// The admin HTTP address this node advertises to others.
-    pub http: String,
-    /// How often gossip runs.
-    pub gossip_interval: Duration,
-    /// The phi-accrual threshold: silence longer than this many mean
-    /// heartbeat intervals declares a node down.
-    pub phi_threshold: f64,
-    /// How long down declarations and dead nodes stay in gossip.
-    pub tombstone_ttl: Duration,
-    /// See `ViewConfig::concurrent_window_ms` in drove-membership.
-    pub concurrent_window: Duration,
-}
-
-impl NodeConfig {
-    /// Defaults: listen on 127.0.0.1:4370, HTTP 127.0.0.1:8370, no seeds,
-    /// cookie "drove", gossip every 200 ms, phi threshold 8.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
-            seeds: Vec::new(),
-            cookie: "drove".to_string(),
-            http: "127.0.0.1:8370".to_string(),
-            gossip_interval: Duration::from_millis(200),
-            phi_threshold: 8.0,
-            tombstone_ttl: Duration::from_secs(3600),
-            concurrent_window: Duration::from_secs(2),
-        }
-    }
-}
 
 /// Requests from anywhere in the runtime to the cluster driver task.
 pub(crate) enum Control {
@@ -75,21 +35,48 @@ pub(crate) enum Control {
     Leave(oneshot::Sender<()>),
 }
 
-pub(crate) struct NodeInner {
-    pub(crate) config: NodeConfig,
-    pub(crate) incarnation: AtomicU64,
-    pub(crate) local: LocalActors,
+struct NodeInner {
+    name: String,
+    incarnation: AtomicU64,
+    local: LocalActors,
     next_local_id: AtomicU64,
     next_call: AtomicU64,
-    pub(crate) calls: PendingCalls,
-    pub(crate) links: RwLock<HashMap<String, Arc<Link>>>,
-    pub(crate) view: Mutex<MembershipView>,
-    pub(crate) events: broadcast::Sender<MembershipEvent>,
-    pub(crate) metrics: Metrics,
-    pub(crate) control: mpsc::UnboundedSender<Control>,
+    calls: PendingCalls,
+    links: Links,
+    view: Mutex<MembershipView>,
+    events: broadcast::Sender<MembershipEvent>,
+    metrics: Metrics,
+    control: mpsc::UnboundedSender<Control>,
     stop_hooks: RwLock<Vec<StopHook>>,
     /// When the driver last found that this process had been frozen.
-    pub(crate) woke_at: Mutex<Option<std::time::Instant>>,
+    woke_at: Mutex<Option<Instant>>,
+}
+
+/// How [`Spawn::spawn_on`] starts an actor: under a local name, with an
+/// extension for its context.
+#[derive(Default)]
+pub struct SpawnOptions {
+    /// A local name, reachable as `Handle::named(node, name)`.
+    pub name: Option<String>,
+    /// What [`crate::Context::extension`] hands the actor.
+    pub extension: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// What [`Node::spawn`] starts. The runtime implements it for every
+/// [`Actor`](crate::Actor); there is no need to implement it by hand.
+pub trait Spawn: Send + Sized + 'static {
+    /// The messages it takes.
+    type Msg: Message;
+    /// What it starts from.
+    type Args: Send + 'static;
+
+    /// Starts it on `node`.
+    fn spawn_on(
+        self,
+        node: &Node,
+        args: Self::Args,
+        options: SpawnOptions,
+    ) -> impl Future<Output = Result<Handle<Self::Msg>, SpawnError>> + Send;
 }
 
 /// Called with the local id of every actor that stops on this node, and why.
@@ -101,7 +88,7 @@ pub type StopHook = Box<dyn Fn(u64, &ExitReason) + Send + Sync>;
 /// process-wide, and so is the inbox this node advertises.
 #[derive(Clone)]
 pub struct Node {
-    pub(crate) inner: Arc<NodeInner>,
+    inner: Arc<NodeInner>,
 }
 
 impl std::fmt::Debug for Node {
@@ -111,9 +98,10 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    pub(crate) fn new_inner(
-        config: NodeConfig,
-        me: MemberInfo,
+    /// A node named by `me`, whose membership is `view` and whose driver
+    /// takes `control` (made by the driver when it starts).
+    pub(crate) fn new(
+        me: &MemberInfo,
         view: MembershipView,
         control: mpsc::UnboundedSender<Control>,
     ) -> Self {
@@ -121,12 +109,12 @@ impl Node {
         Node {
             inner: Arc::new(NodeInner {
                 incarnation: AtomicU64::new(me.id.incarnation.0),
-                config,
+                name: me.id.name.clone(),
                 local: LocalActors::default(),
                 next_local_id: AtomicU64::new(1),
                 next_call: AtomicU64::new(1),
                 calls: PendingCalls::default(),
-                links: RwLock::new(HashMap::new()),
+                links: Links::default(),
                 view: Mutex::new(view),
                 events,
                 metrics: Metrics::default(),
@@ -140,24 +128,19 @@ impl Node {
     /// This node's current identity (the incarnation changes on a rejoin).
     pub fn id(&self) -> NodeId {
         NodeId::new(
-            self.inner.config.name.clone(),
+            self.inner.name.clone(),
             Incarnation(self.inner.incarnation.load(Ordering::Acquire)),
         )
     }
 
     /// This node's name.
     pub fn name(&self) -> &str {
-        &self.inner.config.name
-    }
-
-    /// The configuration it started with.
-    pub fn config(&self) -> &NodeConfig {
-        &self.inner.config
+        &self.inner.name
     }
 
     fn is_me(&self, node: &NodeId) -> bool {
         node.incarnation.0 == self.inner.incarnation.load(Ordering::Acquire)
-            && node.name == self.inner.config.name
+            && node.name == self.inner.name
     }
 
     pub(crate) fn local(&self) -> &LocalActors {
@@ -166,6 +149,38 @@ impl Node {
 
     pub(crate) fn view(&self) -> std::sync::MutexGuard<'_, MembershipView> {
         self.inner.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The links to peers.
+    pub(crate) fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    /// Calls waiting for replies.
+    pub(crate) fn calls(&self) -> &PendingCalls {
+        &self.inner.calls
+    }
+
+    /// Tells membership subscribers.
+    pub(crate) fn emit(&self, event: MembershipEvent) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Where requests for the driver go.
+    pub(crate) fn control(&self) -> &mpsc::UnboundedSender<Control> {
+        &self.inner.control
+    }
+
+    /// This node is now incarnation `incarnation` (after a rejoin).
+    pub(crate) fn set_incarnation(&self, incarnation: Incarnation) {
+        self.inner
+            .incarnation
+            .store(incarnation.0, Ordering::Release);
+    }
+
+    /// Records that this process woke from a freeze at `at` (or forgets it).
+    pub(crate) fn set_woke_at(&self, at: Option<Instant>) {
+        *self.inner.woke_at.lock().unwrap_or_else(|p| p.into_inner()) = at;
     }
 
     /// The member table: this node first, then every other known
@@ -194,70 +209,55 @@ impl Node {
     }
 
     /// Spawns an actor on this node.
-    pub async fn spawn<A: Actor>(
+    pub async fn spawn<A: Spawn>(
         &self,
         actor: A,
         args: A::Args,
     ) -> Result<Handle<A::Msg>, SpawnError> {
-        self.spawn_inner(actor, args, None, None).await
+        actor.spawn_on(self, args, SpawnOptions::default()).await
     }
 
     /// Spawns an actor whose context carries `extension` (see
     /// [`crate::Context::extension`]).
-    pub async fn spawn_with_extension<A: Actor>(
+    pub async fn spawn_with_extension<A: Spawn>(
         &self,
         actor: A,
         args: A::Args,
-        extension: Arc<dyn std::any::Any + Send + Sync>,
+        extension: Arc<dyn Any + Send + Sync>,
     ) -> Result<Handle<A::Msg>, SpawnError> {
-        self.spawn_inner(actor, args, None, Some(extension)).await
+        let options = SpawnOptions {
+            name: None,
+            extension: Some(extension),
+        };
+        actor.spawn_on(self, args, options).await
     }
 
     /// Spawns an actor under a local name, reachable from any node as
     /// `Handle::named(node_id, name)`.
-    pub async fn spawn_named<A: Actor>(
+    pub async fn spawn_named<A: Spawn>(
         &self,
         name: &str,
         actor: A,
         args: A::Args,
     ) -> Result<Handle<A::Msg>, SpawnError> {
-        self.spawn_inner(actor, args, Some(name.to_string()), None)
-            .await
+        if self
+            .inner
+            .local
+            .id_of(&LocalRef::Name(name.to_string()))
+            .is_some()
+        {
+            return Err(SpawnError::NameTaken(name.to_string()));
+        }
+        let options = SpawnOptions {
+            name: Some(name.to_string()),
+            extension: None,
+        };
+        actor.spawn_on(self, args, options).await
     }
 
-    async fn spawn_inner<A: Actor>(
-        &self,
-        actor: A,
-        args: A::Args,
-        name: Option<String>,
-        extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
-    ) -> Result<Handle<A::Msg>, SpawnError> {
-        if let Some(n) = &name {
-            if self.inner.local.get(&LocalRef::Name(n.clone())).is_some() {
-                return Err(SpawnError::NameTaken(n.clone()));
-            }
-        }
-        let local_id = self.inner.next_local_id.fetch_add(1, Ordering::Relaxed);
-        let shell = Shell {
-            actor,
-            node: self.clone(),
-        };
-        let shell_args = ShellArgs {
-            args,
-            local_id,
-            name: name.clone(),
-            extension,
-        };
-        match ractor::Actor::spawn(None, shell, shell_args).await {
-            Ok((actor, _)) => Ok(Handle::local(
-                crate::handle::ActorAddr {
-                    node: self.id(),
-                    local: LocalRef::Id(local_id),
-                },
-                actor,
-            )),
-            Err(e) => Err(SpawnError::Start(e.to_string())),
-        }
+    /// A fresh local actor id (never reused within this process).
+    pub(crate) fn next_local_id(&self) -> u64 {
+        self.inner.next_local_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Sends `msg` to the actor behind `to`, on this node or any other.
@@ -272,7 +272,7 @@ impl Node {
         let no_actor = || DeliveryError::NoSuchActor(addr.local.to_string());
         // A handle minted here carries its actor: an incarnation check is
         // all that stands between a local cast and the mailbox.
-        if let Some(actor) = &to.local {
+        if let Some(actor) = to.local_actor() {
             if addr.node.incarnation.0 == self.inner.incarnation.load(Ordering::Acquire) {
                 return actor
                     .cast(ShellMsg::User(msg))
@@ -304,11 +304,9 @@ impl Node {
     }
 
     fn link_to(&self, node: &NodeId) -> Result<Arc<Link>, SendError> {
-        let links = self.inner.links.read().unwrap_or_else(|p| p.into_inner());
-        links
-            .get(&node.name)
-            .filter(|l| l.peer == *node)
-            .cloned()
+        self.inner
+            .links
+            .get(node)
             .ok_or_else(|| SendError::NodeUnreachable(node.clone()))
     }
 
@@ -418,7 +416,7 @@ impl Node {
     }
 
     /// Tells a local actor it lost a global name (see
-    /// [`Actor::name_conflict`]).
+    /// [`Actor::name_conflict`](crate::Actor::name_conflict)).
     pub fn notify_name_conflict(
         &self,
         local_id: u64,
@@ -432,20 +430,15 @@ impl Node {
         mailbox.deliver_system(SystemMsg::NameConflict(notice))
     }
 
-    /// Round trip to `node`'s echo service; the answer is how many
-    /// `EchoMsg::Count` casts it has received.
-    pub async fn ping(&self, node: &NodeId, timeout: Duration) -> Result<u64, CallError> {
-        let echo = Handle::named(node.clone(), crate::echo::ECHO_NAME);
-        self.call(&echo, crate::echo::EchoMsg::Ping, timeout).await
-    }
-
     /// Sends raw bytes to a peer's inbox, bypassing the envelope encoder.
     /// For robustness tests of the envelope decoder; never needed otherwise.
     pub fn send_raw_batch(&self, peer: &NodeId, bytes: Vec<u8>) -> Result<(), SendError> {
         let link = self.link_to(peer)?;
-        link.inbox
-            .cast(bytes)
-            .map_err(|_| SendError::NodeUnreachable(peer.clone()))
+        if link.send_raw(bytes) {
+            Ok(())
+        } else {
+            Err(SendError::NodeUnreachable(peer.clone()))
+        }
     }
 
     /// Leaves the cluster gracefully: peers see this node as leaving at

@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use drove_membership::{Incarnation, NodeId};
 
+use crate::addr::LocalRef;
+pub use crate::error::WireError;
+
 use crate::error::DeliveryError;
-use crate::handle::LocalRef;
 
 /// Largest encoded message (frame) accepted or sent: 8 MiB, half of
 /// ractor_cluster's 16 MiB inbound frame limit.
@@ -52,31 +54,6 @@ pub const fn tag_of(name: &str) -> u64 {
         i += 1;
     }
     hash
-}
-
-/// Why bytes are not a valid batch or frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    /// The batch is shorter than its own length fields say.
-    #[error("truncated {0}")]
-    Truncated(&'static str),
-    /// A batch of a version this node does not speak.
-    #[error("unsupported envelope version {0}")]
-    Version(u8),
-    /// A frame larger than [`MAX_FRAME`].
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
-    TooLarge(usize),
-    /// A header or payload that bincode cannot decode.
-    #[error("cannot decode {what}: {reason}")]
-    Decode {
-        /// Which part failed.
-        what: &'static str,
-        /// bincode's explanation.
-        reason: String,
-    },
-    /// A value that bincode cannot encode.
-    #[error("cannot encode message: {0}")]
-    Encode(String),
 }
 
 /// Who sent a batch, and to which incarnation of the receiver.
@@ -141,7 +118,10 @@ pub fn push_frame<P: Serialize + ?Sized>(
         }
         let len = buf.len() - start - 4;
         if len > MAX_FRAME {
-            return Err(WireError::TooLarge(len));
+            return Err(WireError::TooLarge {
+                len,
+                max: MAX_FRAME,
+            });
         }
         Ok(len as u32)
     })();
@@ -164,7 +144,10 @@ fn read_u32<'a>(bytes: &'a [u8], what: &'static str) -> Result<(usize, &'a [u8])
     let (len, rest) = bytes.split_at(4);
     let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
     if len > MAX_FRAME {
-        return Err(WireError::TooLarge(len));
+        return Err(WireError::TooLarge {
+            len,
+            max: MAX_FRAME,
+        });
     }
     if rest.len() < len {
         return Err(WireError::Truncated(what));
@@ -286,7 +269,7 @@ mod tests {
         );
         assert!(matches!(
             err,
-            Err(WireError::Encode(_) | WireError::TooLarge(_))
+            Err(WireError::Encode(_) | WireError::TooLarge { .. })
         ));
         assert_eq!(buf, before);
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use drove_registry::Registry;
-use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, Reply};
+use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig, Reply};
 use drove_supervisor::{
     checkpoint, Child, ChildSpec, Restart, Started, SupervisorBuilder, SupervisorError,
 };
@@ -106,7 +106,7 @@ impl Child for Impostor {
 async fn typed_children_on_one_node() {
     let mut config = NodeConfig::new("solo");
     config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let node = Node::start(config).await.expect("node");
+    let node = config.start().await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
 
     let duplicate = SupervisorBuilder::new(&node, &registry)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use drove_runtime::{
     Actor, ActorError, CallError, Context, DeliveryError, ExitReason, Handle, LocalRef, Message,
-    Node, NodeConfig, Reply, SendError, SpawnError,
+    NodeConfig, Reply, SendError, SpawnError,
 };
 use drove_tests::{free_port, fresh_loopback_ip};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ async fn local_actor_api() {
     let ip = fresh_loopback_ip();
     let mut config = NodeConfig::new("solo");
     config.listen = format!("{ip}:{}", free_port(&ip)).parse().expect("addr");
-    let node = Node::start(config).await.expect("node starts");
+    let node = config.start().await.expect("node starts");
 
     let (stops_tx, mut stops) = tokio::sync::mpsc::unbounded_channel();
     node.on_actor_stopped(Box::new(move |id, reason| {

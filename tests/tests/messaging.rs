@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use drove_runtime::echo::{EchoMsg, ECHO_NAME};
 use drove_runtime::wire::{self, BatchHeader, FrameHeader};
 use drove_runtime::{
-    ActorAddr, CallError, DeliveryError, Handle, Incarnation, LocalRef, Message, Node, NodeConfig,
+    ActorAddr, CallError, DeliveryError, Handle, Incarnation, LocalRef, Message, NodeConfig,
     NodeId, Reply, SendError,
 };
 use drove_tests::{free_port, fresh_loopback_ip, wait_for, TestCluster};
@@ -55,7 +55,7 @@ async fn remote_messaging_and_bad_envelopes() {
     config.http = format!("{ip}:1");
     config.seeds = vec![c.nodes[0].listen.to_string()];
     config.cookie = c.cookie.clone();
-    let node = Node::start(config).await.expect("in-process node starts");
+    let node = config.start().await.expect("in-process node starts");
 
     let peers: Vec<NodeId> = wait_for(
         Duration::from_secs(30),
@@ -77,7 +77,9 @@ async fn remote_messaging_and_bad_envelopes() {
     let n2 = peers.iter().find(|p| p.name == "n2").expect("n2").clone();
     // Links are up shortly after membership.
     wait_for(Duration::from_secs(10), "links", || async {
-        (node.ping(&n1, T).await.is_ok() && node.ping(&n2, T).await.is_ok()).then_some(())
+        (drove_runtime::echo::ping(&node, &n1, T).await.is_ok()
+            && drove_runtime::echo::ping(&node, &n2, T).await.is_ok())
+        .then_some(())
     })
     .await;
 
@@ -91,11 +93,18 @@ async fn remote_messaging_and_bad_envelopes() {
     assert_eq!(back, big);
 
     // Casts then a call from one sender arrive in order: the call sees all.
-    let before = node.ping(&n1, T).await.expect("ping");
+    let before = drove_runtime::echo::ping(&node, &n1, T)
+        .await
+        .expect("ping");
     for _ in 0..1000 {
         node.cast(&echo1, EchoMsg::Count).expect("cast");
     }
-    assert_eq!(node.ping(&n1, T).await.expect("ping"), before + 1000);
+    assert_eq!(
+        drove_runtime::echo::ping(&node, &n1, T)
+            .await
+            .expect("ping"),
+        before + 1000
+    );
     let http1 = c.nodes[0].http_addr();
     assert!(
         metric(
@@ -109,7 +118,7 @@ async fn remote_messaging_and_bad_envelopes() {
     // A handle travels inside a message and still works.
     let bytes = wire::encode(&echo1).expect("encode handle");
     let echo1_again: Handle<EchoMsg> = wire::decode(&bytes, "handle").expect("decode handle");
-    node.ping(echo1_again.node(), T)
+    drove_runtime::echo::ping(&node, echo1_again.node(), T)
         .await
         .expect("ping via decoded handle");
 
@@ -196,7 +205,7 @@ async fn remote_messaging_and_bad_envelopes() {
     })
     .await;
     // n1 survived all of it and still answers.
-    node.ping(&n1, T)
+    drove_runtime::echo::ping(&node, &n1, T)
         .await
         .expect("n1 still answers after garbage");
     assert!(c.nodes[0].is_running());
@@ -224,7 +233,12 @@ async fn remote_messaging_and_bad_envelopes() {
     wait_for(
         Duration::from_secs(30),
         "n2 down in the tester's view",
-        || async { (node.ping(&n2, Duration::from_millis(200)).await.is_err()).then_some(()) },
+        || async {
+            (drove_runtime::echo::ping(&node, &n2, Duration::from_millis(200))
+                .await
+                .is_err())
+            .then_some(())
+        },
     )
     .await;
     let started = Instant::now();

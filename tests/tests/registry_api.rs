@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use drove_registry::{Registry, RegistryError, RegistryEvent, Spawned};
-use drove_runtime::{Actor, ActorError, Context, Message, Node, NodeConfig, NodeId, Reply};
+use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig, NodeId, Reply};
 use drove_tests::{
     free_port, fresh_loopback_ip, register_names, registry_at, wait_for, TestCluster,
 };
@@ -62,7 +62,7 @@ async fn registry_api_against_a_real_peer() {
     config.listen = format!("{ip}:{}", free_port(&ip)).parse().expect("addr");
     config.seeds = vec![c.nodes[0].listen.to_string()];
     config.cookie = c.cookie.clone();
-    let node = Node::start(config).await.expect("node");
+    let node = config.start().await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
     let peer: NodeId = wait_for(Duration::from_secs(30), "n1 up", || async {
         let n1 = node
@@ -71,7 +71,10 @@ async fn registry_api_against_a_real_peer() {
             .find(|m| m.info.id.name == "n1")?
             .info
             .id;
-        node.ping(&n1, T).await.ok().map(|_| n1)
+        drove_runtime::echo::ping(&node, &n1, T)
+            .await
+            .ok()
+            .map(|_| n1)
     })
     .await;
     let mut events = registry.subscribe();

@@ -1,70 +1,11 @@
 //! The node's table of local actors, by id and by local name.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use ractor::ActorRef;
-
-use crate::actor::{ShellMsg, SystemMsg};
-use crate::error::{DeliveryError, SpawnError};
-use crate::handle::LocalRef;
-use crate::message::Message;
-use crate::wire;
-
-/// A local actor as seen by the inbox: it can take an encoded message.
-pub(crate) trait Mailbox: Send + Sync {
-    fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError>;
-    fn deliver_system(&self, msg: SystemMsg) -> Result<(), DeliveryError>;
-    fn stop(&self);
-    fn as_any(&self) -> &dyn Any;
-}
-
-pub(crate) struct TypedMailbox<M> {
-    actor: ActorRef<ShellMsg<M>>,
-}
-
-impl<M: Message> TypedMailbox<M> {
-    pub(crate) fn new(actor: ActorRef<ShellMsg<M>>) -> Self {
-        Self { actor }
-    }
-
-    pub(crate) fn actor(&self) -> &ActorRef<ShellMsg<M>> {
-        &self.actor
-    }
-}
-
-impl<M: Message> Mailbox for TypedMailbox<M> {
-    fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError> {
-        let expected = wire::tag_of(M::TAG);
-        if tag != expected {
-            return Err(DeliveryError::WrongType {
-                actor: self.actor.get_id().to_string(),
-                expected,
-                got: tag,
-            });
-        }
-        let msg: M =
-            wire::decode(payload, "message").map_err(|e| DeliveryError::Decode(e.to_string()))?;
-        self.actor
-            .cast(ShellMsg::User(msg))
-            .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))
-    }
-
-    fn deliver_system(&self, msg: SystemMsg) -> Result<(), DeliveryError> {
-        self.actor
-            .cast(ShellMsg::System(msg))
-            .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))
-    }
-
-    fn stop(&self) {
-        self.actor.stop(None);
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
+use crate::addr::LocalRef;
+use crate::error::SpawnError;
+use crate::mailbox::Mailbox;
 
 #[derive(Default)]
 struct Tables {
