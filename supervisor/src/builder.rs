@@ -10,7 +10,7 @@ use drove_registry::Registry;
 use drove_replication::Replicated;
 use drove_runtime::Node;
 
-use crate::child::{factory, Child, Factory};
+use crate::child::{factory, Factory};
 use crate::error::SupervisorError;
 use crate::moves::{child_work, types_work, Moves, Redistribution, Work};
 use crate::placement::{Placement, Uniform};
@@ -18,6 +18,7 @@ use crate::placer::{Placer, QuorumConfig};
 use crate::protocol::{SupervisorActor, SUPERVISOR_NAME};
 use crate::records::Records;
 use crate::runner::Runner;
+use crate::spec::Child;
 use crate::supervisor::Supervisor;
 
 /// Declares the child types this node can run, then starts the supervisor.

@@ -10,7 +10,8 @@ use drove_runtime::echo::Echo;
 use drove_runtime::{Actor, ActorError, Context, Message, Reply};
 
 use crate::builder::SupervisorBuilder;
-use crate::child::{checkpoint, Child, Started};
+use crate::child::checkpoint;
+use crate::spec::{Child, Started};
 
 /// A ticker's start arguments.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

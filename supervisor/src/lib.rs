@@ -57,12 +57,13 @@
 //! Bottom up (each module uses only those above it):
 //!
 //! - [`error`]: why an operation failed, [`SupervisorError`].
-//! - [`spec`]: child specs, records and their views; the two tables' schemas.
+//! - [`spec`]: the [`Child`] trait, typed and untyped specs, records and
+//!   their views; the two tables' schemas.
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
 //! - `ledger`: the children this node runs now (plain data).
 //! - `records`: the replicated children table.
 //! - `checkpoint`: how a child's context reaches its record.
-//! - [`child`]: the [`Child`] trait, [`TypedSpec`], [`checkpoint`].
+//! - [`child`]: [`checkpoint`], and the factory that starts a child type.
 //! - `placer`: placement over the declared types, the quorum strategy.
 //! - `runner`: local starts, restarts and stops.
 //! - [`protocol`]: [`SupMsg`] between supervisors, and the actor that
@@ -88,11 +89,13 @@ pub mod spec;
 pub mod supervisor;
 
 pub use builder::SupervisorBuilder;
-pub use child::{checkpoint, Child, Started, TypedSpec};
+pub use child::checkpoint;
 pub use error::SupervisorError;
 pub use moves::Redistribution;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
 pub use placer::QuorumConfig;
 pub use protocol::{SupMsg, SUPERVISOR_NAME};
-pub use spec::{ChildCounts, ChildInfo, ChildRecord, ChildSpec, ChildStatus, Restart};
+pub use spec::{
+    Child, ChildCounts, ChildInfo, ChildRecord, ChildSpec, ChildStatus, Restart, Started, TypedSpec,
+};
 pub use supervisor::Supervisor;

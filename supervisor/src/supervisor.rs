@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use drove_runtime::{ActorAddr, Handle, Node, NodeId};
 
-use crate::child::{Child, TypedSpec};
 use crate::error::SupervisorError;
 use crate::moves::Moves;
 use crate::placer::Placer;
 use crate::protocol::{SupMsg, SUPERVISOR_NAME};
 use crate::records::Records;
 use crate::runner::Runner;
+use crate::spec::{Child, TypedSpec};
 use crate::spec::{ChildCounts, ChildInfo, ChildSpec, ChildStatus};
 
 /// The supervisor on one node. Cheap to clone.
