@@ -20,7 +20,7 @@ use std::time::Duration;
 use drove::cache::Cache;
 use drove::Drove;
 
-use crate::reply::error;
+use crate::reply::{error, error_of};
 
 /// The body of `PUT /api/cache/{key}`.
 #[derive(Debug, Deserialize)]
@@ -81,7 +81,7 @@ async fn put_entry(State(cache): State<Cache>, Path(key): Path<String>, body: By
     match result {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::CONFLICT, format!("{key:?} already has a value")),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error_of(StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -89,7 +89,7 @@ async fn delete_entry(State(cache): State<Cache>, Path(key): Path<String>) -> Re
     match cache.delete(&key) {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no live entry {key:?}")),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error_of(StatusCode::BAD_REQUEST, &e),
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use drove::supervisor::{ChildSpec, Restart, Supervisor, SupervisorError};
 use drove::Drove;
 
-use crate::reply::{error, JsonBody};
+use crate::reply::{error, error_of, JsonBody};
 
 /// The body of `POST /api/children`.
 #[derive(Debug, Deserialize)]
@@ -72,12 +72,10 @@ async fn spawn(State(sup): State<Supervisor>, JsonBody(body): JsonBody<SpawnBody
         )
             .into_response(),
         Err(e @ (SupervisorError::NoNodeForType(_) | SupervisorError::Start(_))) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            error_of(StatusCode::UNPROCESSABLE_ENTITY, &e)
         }
-        Err(e @ SupervisorError::AlreadyRunning { .. }) => {
-            error(StatusCode::CONFLICT, e.to_string())
-        }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ SupervisorError::AlreadyRunning { .. }) => error_of(StatusCode::CONFLICT, &e),
+        Err(e) => error_of(StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
 

@@ -26,7 +26,7 @@ use drove::pubsub::{JsonMessage, PubSub};
 use drove::runtime::MemberStatus;
 use drove::Drove;
 
-use crate::reply::error;
+use crate::reply::{error, error_of};
 
 /// One row of `GET /api/pubsub`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -94,7 +94,7 @@ async fn publish(
     };
     match result {
         Ok(published) => (StatusCode::ACCEPTED, Json(published)).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error_of(StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -108,7 +108,7 @@ async fn events(State(pubsub): State<PubSub>, Path(topic): Path<String>) -> Resp
                 .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
                 .into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error_of(StatusCode::BAD_REQUEST, &e),
     }
 }
 

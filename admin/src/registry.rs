@@ -17,7 +17,7 @@ use drove::registry::{Registry, RegistryError};
 use drove::runtime::echo::Echo;
 use drove::Drove;
 
-use crate::reply::{error, JsonBody};
+use crate::reply::{error, error_of, JsonBody};
 
 /// One row of `GET /api/registry`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ async fn register(
     }
     let holder = match registry.node().spawn(Echo, ()).await {
         Ok(h) => h,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error_of(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let mut answer = RegisterAnswer {
         registered: Vec::new(),
@@ -144,7 +144,7 @@ async fn unregister(
                 name,
                 error: e.to_string(),
             }),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(e) => return error_of(StatusCode::INTERNAL_SERVER_ERROR, &e),
         }
     }
     Json(serde_json::json!({ "unregistered": dropped, "refused": refused })).into_response()

@@ -14,6 +14,12 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+/// A JSON error answer for `e`, its causes included:
+/// `{"error": "what failed: why: ..."}` with `status`.
+pub fn error_of(status: StatusCode, e: &dyn std::error::Error) -> Response {
+    error(status, drove::runtime::error::chain(e))
+}
+
 /// A JSON request body; anything else is answered 400 with [`error`].
 pub(crate) struct JsonBody<T>(pub(crate) T);
 

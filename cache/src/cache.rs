@@ -31,8 +31,8 @@ pub enum CacheError {
     #[error("value too large: {0} bytes of JSON, at most {MAX_VALUE_LEN}")]
     TooLarge(usize),
     /// A value that does not (de)serialize as the type asked for.
-    #[error("value: {0}")]
-    Value(String),
+    #[error("value does not (de)serialize as the type asked for")]
+    Value(#[source] serde_json::Error),
     /// The service could not be started.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -87,7 +87,7 @@ fn check_key(key: &str) -> Result<(), CacheError> {
 }
 
 fn encode<V: Serialize>(value: &V) -> Result<Arc<str>, CacheError> {
-    let json = serde_json::to_string(value).map_err(|e| CacheError::Value(e.to_string()))?;
+    let json = serde_json::to_string(value).map_err(CacheError::Value)?;
     if json.len() > MAX_VALUE_LEN {
         return Err(CacheError::TooLarge(json.len()));
     }
@@ -95,7 +95,7 @@ fn encode<V: Serialize>(value: &V) -> Result<Arc<str>, CacheError> {
 }
 
 fn decode<V: DeserializeOwned>(json: &str) -> Result<V, CacheError> {
-    serde_json::from_str(json).map_err(|e| CacheError::Value(e.to_string()))
+    serde_json::from_str(json).map_err(CacheError::Value)
 }
 
 impl Cache {

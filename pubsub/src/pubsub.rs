@@ -34,8 +34,8 @@ pub enum PubSubError {
     #[error("{0} is not a live actor on this node")]
     NotLocal(String),
     /// The message does not encode.
-    #[error("cannot encode the message: {0}")]
-    Encode(String),
+    #[error("cannot encode the message")]
+    Encode(#[source] drove_runtime::WireError),
     /// The service's actor could not be spawned.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -294,7 +294,7 @@ impl PubSub {
             Scope::Cluster => self.remote_subscribers(topic),
         };
         if !targets.is_empty() {
-            let payload = wire::encode(msg).map_err(|e| PubSubError::Encode(e.to_string()))?;
+            let payload = wire::encode(msg).map_err(PubSubError::Encode)?;
             for target in targets {
                 if self.send_to(&target, topic, wire::tag_of(M::TAG), payload.clone()) {
                     published.nodes += 1;

@@ -56,8 +56,11 @@ pub enum RegistryError {
     #[error("invalid name: must be 1 to {MAX_NAME_LEN} bytes")]
     InvalidName,
     /// Metadata that does not (de)serialize.
-    #[error("metadata: {0}")]
-    Meta(String),
+    #[error("metadata does not (de)serialize")]
+    Meta(#[source] serde_json::Error),
+    /// Metadata over the size limit.
+    #[error("metadata of {0} bytes is over the {MAX_META_LEN}-byte limit")]
+    MetaTooLarge(usize),
     /// A cast by name failed.
     #[error(transparent)]
     Send(#[from] SendError),
@@ -397,12 +400,9 @@ impl Registry {
     /// Sets `name`'s metadata (only on the node that holds it).
     pub fn put_meta<T: Serialize>(&self, name: &str, meta: &T) -> Result<(), RegistryError> {
         let key = check_name(name)?;
-        let text = serde_json::to_string(meta).map_err(|e| RegistryError::Meta(e.to_string()))?;
+        let text = serde_json::to_string(meta).map_err(RegistryError::Meta)?;
         if text.len() > MAX_META_LEN {
-            return Err(RegistryError::Meta(format!(
-                "{} bytes of JSON; at most {MAX_META_LEN}",
-                text.len()
-            )));
+            return Err(RegistryError::MetaTooLarge(text.len()));
         }
         self.repl
             .write(|w| match my_slot(w.replica(), w.me(), &key) {
@@ -428,7 +428,7 @@ impl Registry {
             Some(None) => Ok(None),
             Some(Some(t)) => serde_json::from_str(&t)
                 .map(Some)
-                .map_err(|e| RegistryError::Meta(e.to_string())),
+                .map_err(RegistryError::Meta),
         }
     }
 

@@ -157,7 +157,7 @@ impl<A: Actor> Spawn for A {
                 },
                 actor,
             )),
-            Err(e) => Err(SpawnError::Start(e.to_string())),
+            Err(e) => Err(SpawnError::Start(e)),
         }
     }
 }

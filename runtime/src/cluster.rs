@@ -83,8 +83,7 @@ impl NodeConfig {
     /// `listen`, and the driver that joins them. Seeds that are down are
     /// retried by gossip for as long as the node runs.
     pub async fn start(self) -> Result<Node, StartError> {
-        drove_membership::validate_name(&self.name)
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        drove_membership::validate_name(&self.name).map_err(StartError::Name)?;
         let me = member_info(&self, Incarnation(rand::random()));
         let view = MembershipView::new(
             me.clone(),
@@ -100,7 +99,7 @@ impl NodeConfig {
             .await
             .map_err(|e| StartError::Transport {
                 addr: self.listen.to_string(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         let gossip = gossip::start(&self.gossip_settings(), &me).await?;
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
@@ -109,7 +108,7 @@ impl NodeConfig {
                 .await?;
         node.spawn_named(ECHO_NAME, Echo, ())
             .await
-            .map_err(|e| StartError::Config(e.to_string()))?;
+            .map_err(StartError::Echo)?;
         tracing::info!(node = %me.id, listen = %self.listen, http = %self.http, "node started");
         let driver = Driver {
             config: self,

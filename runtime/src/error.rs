@@ -74,32 +74,37 @@ pub enum SpawnError {
     #[error("local name {0:?} is already taken")]
     NameTaken(String),
     /// The actor's `init` failed, or ractor refused the spawn.
-    #[error("actor failed to start: {0}")]
-    Start(String),
+    #[error("actor failed to start")]
+    Start(#[source] ractor::SpawnErr),
 }
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A bad flag value.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The node's name is not a valid name.
+    #[error("invalid node name")]
+    Name(#[source] drove_membership::NodeIdParseError),
     /// The gossip socket could not be opened.
-    #[error("gossip failed to start on {addr}: {reason}")]
+    #[error("gossip failed to start on {addr}")]
     Gossip {
         /// The UDP address.
         addr: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The cluster listener could not be started.
-    #[error("transport failed to start on {addr}: {reason}")]
+    #[error("transport failed to start on {addr}")]
     Transport {
         /// The TCP address.
         addr: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The node's echo service could not be spawned.
+    #[error("starting the echo service")]
+    Echo(#[source] SpawnError),
 }
 
 /// Why bytes are not a valid batch or frame.
@@ -130,4 +135,17 @@ pub enum WireError {
     /// A value that bincode cannot encode.
     #[error("cannot encode message: {0}")]
     Encode(String),
+}
+
+/// `e` and its causes as one line, `what failed: why: ...` (for an answer
+/// that leaves the process, where the error itself cannot go).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -66,9 +66,9 @@ pub(crate) async fn start(
     me: &MemberInfo,
 ) -> Result<ChitchatHandle, StartError> {
     let listen = config.listen;
-    let gossip_err = |reason: String| StartError::Gossip {
+    let gossip_err = |source: Box<dyn std::error::Error + Send + Sync>| StartError::Gossip {
         addr: listen.to_string(),
-        reason,
+        source,
     };
     let chitchat_config = ChitchatConfig {
         chitchat_id: ChitchatId::new(me.id.name.clone(), me.id.incarnation.0, listen),
@@ -93,12 +93,12 @@ pub(crate) async fn start(
         (KEY_HTTP.to_string(), me.http.clone()),
         (KEY_STATUS.to_string(), "up".to_string()),
     ];
-    let runtime = gossip_runtime().map_err(gossip_err)?;
+    let runtime = gossip_runtime().map_err(|e| gossip_err(e.into()))?;
     runtime
         .spawn(async move { spawn_chitchat(chitchat_config, initial, &UdpTransport).await })
         .await
-        .map_err(|e| gossip_err(e.to_string()))?
-        .map_err(|e| gossip_err(e.to_string()))
+        .map_err(|e| gossip_err(e.into()))?
+        .map_err(|e| gossip_err(e.into()))
 }
 
 /// What chitchat knows now, as the view's input.

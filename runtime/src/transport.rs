@@ -84,16 +84,16 @@ pub(crate) async fn start_server(
     me: &NodeId,
     events: mpsc::UnboundedSender<TransportEvent>,
 ) -> Result<ActorRef<NodeServerMessage>, StartError> {
-    let err = |reason: String| StartError::Transport {
+    let err = |source: Box<dyn std::error::Error + Send + Sync>| StartError::Transport {
         addr: listen.to_string(),
-        reason,
+        source,
     };
     // Bind once ourselves first: ractor_cluster binds inside a child actor,
     // where a taken port would only surface as a log line.
     drop(
         tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| err(e.to_string()))?,
+            .map_err(|e| err(e.into()))?,
     );
     let server = NodeServer::new(
         listen.port(),
@@ -106,13 +106,13 @@ pub(crate) async fn start_server(
     .with_listen_addr(listen.ip());
     let (server, _) = ractor::Actor::spawn(None, server, ())
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     server
         .cast(NodeServerMessage::SubscribeToEvents {
             id: "drove".to_string(),
             subscription: Box::new(Subscription(events)),
         })
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     Ok(server)
 }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use drove_runtime::{Context, LocalRef, Node};
 
 use crate::checkpoint::{checkpoint_json, ChildExt};
-use crate::error::{chain, SupervisorError};
+use drove_runtime::error::chain;
+
+use crate::error::SupervisorError;
 use crate::spec::{Child, StartInfo, Started};
 
 /// Saves a supervised child's state: replicated at once, and handed back

@@ -63,16 +63,3 @@ pub enum SupervisorError {
     #[error("two child types declared as {0:?}")]
     DuplicateType(&'static str),
 }
-
-/// `e` and its causes, as one line of text (for answers that cross the
-/// wire, where the error itself cannot).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}

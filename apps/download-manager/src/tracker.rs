@@ -79,12 +79,9 @@ impl Tracker {
 
     /// Writes the download as it is now and tells the user's pages.
     fn report(&self, d: &Download) -> Result<(), ActorError> {
-        self.cache
-            .put(&download::download_key(&d.user), d, None)
-            .map_err(|e| ActorError::from(e.to_string()))?;
+        self.cache.put(&download::download_key(&d.user), d, None)?;
         self.pubsub
-            .broadcast(&download::topic(&d.user), &Update::Changed(d.clone()))
-            .map_err(|e| ActorError::from(e.to_string()))?;
+            .broadcast(&download::topic(&d.user), &Update::Changed(d.clone()))?;
         Ok(())
     }
 
@@ -203,17 +200,15 @@ impl Actor for Tracker {
         };
         if s.step < s.args.steps {
             let chunk = Self::chunk(&s.args, s.step, &node);
-            self.cache
-                .put(
-                    &download::chunk_key(&s.args.download_id, s.step),
-                    &chunk,
-                    Some(FILE_TTL),
-                )
-                .map_err(|e| ActorError::from(e.to_string()))?;
+            self.cache.put(
+                &download::chunk_key(&s.args.download_id, s.step),
+                &chunk,
+                Some(FILE_TTL),
+            )?;
             s.step += 1;
             // Checkpoint before telling anyone, so a resumed tracker never
             // reports less than the page has seen.
-            checkpoint(ctx, &s.step).map_err(|e| ActorError::from(e.to_string()))?;
+            checkpoint(ctx, &s.step)?;
             d.state = State::Processing;
             d.progress = d.progress.max(progress(s.step, s.args.steps));
             self.report(&d)?;
