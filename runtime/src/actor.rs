@@ -261,7 +261,7 @@ impl<A: Actor> ractor::Actor for Shell<A> {
             }
             ShellMsg::System(SystemMsg::NameConflict(notice)) => {
                 tracing::info!(actor = %state.ctx.myself, name = %notice.name, reason = %notice.reason, "lost a global name");
-                if self.actor.name_conflict(&state.ctx, s, notice).await == ConflictAction::Stop {
+                if self.actor.name_conflict(&state.ctx, s, *notice).await == ConflictAction::Stop {
                     state.ctx.stop();
                 }
                 Ok(())

@@ -11,11 +11,13 @@ use crate::lifecycle::NameConflict;
 use crate::message::Message;
 use crate::wire;
 
-/// Notices from the runtime's own layers to an actor.
+/// Notices from the runtime's own layers to an actor. Boxed: every
+/// message to a local actor is as large as the largest variant of
+/// [`ShellMsg`], and these notices are rare.
 #[derive(Debug)]
 pub enum SystemMsg {
     /// A global name was lost.
-    NameConflict(NameConflict),
+    NameConflict(Box<NameConflict>),
 }
 
 /// The message type of a shell: the user's message or a system notice,
@@ -81,5 +83,17 @@ impl<M: Message> Mailbox for TypedMailbox<M> {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_notice_does_not_grow_every_message() {
+        // ractor boxes each message: its size is an allocation per cast.
+        assert!(std::mem::size_of::<ShellMsg<u64>>() <= 16);
+        assert!(std::mem::size_of::<ShellMsg<[u8; 64]>>() <= 72);
     }
 }

@@ -427,7 +427,7 @@ impl Node {
             .local
             .get(&LocalRef::Id(local_id))
             .ok_or_else(|| DeliveryError::NoSuchActor(LocalRef::Id(local_id).to_string()))?;
-        mailbox.deliver_system(SystemMsg::NameConflict(notice))
+        mailbox.deliver_system(SystemMsg::NameConflict(Box::new(notice)))
     }
 
     /// Sends raw bytes to a peer's inbox, bypassing the envelope encoder.
