@@ -17,6 +17,7 @@
 //!   rejoin purges this node's old incarnation and relearns the rest.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use drove_runtime::NodeId;
 
@@ -27,11 +28,12 @@ use crate::replica::{Op, Replica};
 use crate::schema::{ReplMsg, Schema, SchemaOp, SchemaReplica};
 use crate::writer::Writer;
 
-/// One message to send, to the channel's service on node `to`.
+/// One message to send, to the channel's service on node `to` (shared, so
+/// a delta to every peer does not copy their names).
 #[derive(Debug)]
 pub struct Outgoing<S: Schema> {
     /// The receiving node.
-    pub to: NodeId,
+    pub to: Arc<NodeId>,
     /// The message.
     pub msg: ReplMsg<S>,
 }
@@ -52,7 +54,7 @@ pub struct Channel<S: Schema> {
     me: NodeId,
     replica: SchemaReplica<S>,
     clock: Clock,
-    peers: BTreeSet<NodeId>,
+    peers: BTreeSet<Arc<NodeId>>,
     /// Chunks of a partition resync, until its last chunk.
     staging: HashMap<NodeId, Vec<SchemaOp<S>>>,
     /// Owners asked for their partition, and when (ms).
@@ -169,15 +171,15 @@ impl<S: Schema> Channel<S> {
         if peer == self.me {
             return Vec::new();
         }
-        self.peers.insert(peer.clone());
+        self.peers.insert(Arc::new(peer.clone()));
         self.digest_for(&peer).into_iter().collect()
     }
 
     /// This node's digest for `peer`, if it is a peer (to offer it again
     /// when the first offer could not be sent).
     pub fn digest_for(&self, peer: &NodeId) -> Option<Outgoing<S>> {
-        self.peers.contains(peer).then(|| Outgoing {
-            to: peer.clone(),
+        self.peers.get(peer).map(|to| Outgoing {
+            to: to.clone(),
             msg: ReplMsg::Digest {
                 owner: self.me.clone(),
                 digest: self.replica.digest(&self.me),
@@ -195,7 +197,7 @@ impl<S: Schema> Channel<S> {
     /// node missed membership events).
     pub fn set_peers(&mut self, up: impl IntoIterator<Item = NodeId>) {
         let me = self.me.clone();
-        self.peers = up.into_iter().filter(|p| *p != me).collect();
+        self.peers = up.into_iter().filter(|p| *p != me).map(Arc::new).collect();
     }
 
     /// This node rejoined as incarnation `new`. The old incarnation's view
@@ -263,7 +265,7 @@ impl<S: Schema> Channel<S> {
                 }
                 self.requested.insert(owner.clone(), now_ms);
                 vec![Outgoing {
-                    to: owner,
+                    to: Arc::new(owner),
                     msg: ReplMsg::SyncRequest {
                         requester: self.me.clone(),
                     },
@@ -277,6 +279,7 @@ impl<S: Schema> Channel<S> {
                     chunks.push(Vec::new());
                 }
                 let n = chunks.len();
+                let requester = Arc::new(requester);
                 chunks
                     .into_iter()
                     .enumerate()

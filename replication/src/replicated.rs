@@ -218,17 +218,21 @@ impl<S: Schema> Replicated<S> {
     /// peer never gets a later part of a batch without an earlier one.
     /// Returns whether everything was sent.
     fn send(&self, locked: &mut Locked<S>, out: Vec<Outgoing<S>>) -> bool {
-        let mut failed: Vec<NodeId> = Vec::new();
+        let mut failed: Vec<Arc<NodeId>> = Vec::new();
         for Outgoing { to, msg } in out {
             if failed.contains(&to) {
                 continue;
             }
             let is_delta = matches!(msg, ReplMsg::Delta { .. });
-            let handle = locked
+            if !locked.handles.contains_key(&*to) {
+                let handle = Handle::named((*to).clone(), self.shared.name.clone());
+                locked.handles.insert((*to).clone(), handle);
+            }
+            let sent = locked
                 .handles
-                .entry(to.clone())
-                .or_insert_with(|| Handle::named(to.clone(), self.shared.name.clone()));
-            if self.shared.node.cast(handle, msg).is_ok() {
+                .get(&*to)
+                .is_some_and(|handle| self.shared.node.cast(handle, msg).is_ok());
+            if sent {
                 if is_delta {
                     self.shared.deltas_sent.fetch_add(1, Ordering::Relaxed);
                 }

@@ -17,6 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -60,7 +61,7 @@ fn config() -> ReplicationConfig {
 struct InFlight {
     at: u64,
     seq: u64,
-    to: NodeId,
+    to: Arc<NodeId>,
     msg: Wire,
 }
 
