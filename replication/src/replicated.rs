@@ -11,7 +11,7 @@
 //! One service per channel (the registry, the cache...), each a local actor
 //! named `drove.repl.<channel>` on every node.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,9 +49,11 @@ pub struct ReplStats {
 }
 
 /// The channel and the handles of its peers' services, under one lock.
+/// A B-tree: a handful of peers, found by comparing short names, which is
+/// cheaper than hashing them on every send.
 struct Locked<S: Schema> {
     channel: Channel<S>,
-    handles: HashMap<NodeId, Handle<ReplMsg<S>>>,
+    handles: BTreeMap<NodeId, Handle<ReplMsg<S>>>,
 }
 
 struct Shared<S: Schema> {
@@ -139,7 +141,7 @@ impl<S: Schema> ReplicatedBuilder<S> {
             interval: self.config.anti_entropy_interval,
             locked: Mutex::new(Locked {
                 channel,
-                handles: HashMap::new(),
+                handles: BTreeMap::new(),
             }),
             deltas_sent: AtomicU64::new(0),
             node: node.clone(),
@@ -224,14 +226,15 @@ impl<S: Schema> Replicated<S> {
                 continue;
             }
             let is_delta = matches!(msg, ReplMsg::Delta { .. });
-            if !locked.handles.contains_key(&*to) {
-                let handle = Handle::named((*to).clone(), self.shared.name.clone());
-                locked.handles.insert((*to).clone(), handle);
-            }
-            let sent = locked
-                .handles
-                .get(&*to)
-                .is_some_and(|handle| self.shared.node.cast(handle, msg).is_ok());
+            let sent = match locked.handles.get(&*to) {
+                Some(handle) => self.shared.node.cast(handle, msg).is_ok(),
+                None => {
+                    let handle = Handle::named((*to).clone(), self.shared.name.clone());
+                    let sent = self.shared.node.cast(&handle, msg).is_ok();
+                    locked.handles.insert((*to).clone(), handle);
+                    sent
+                }
+            };
             if sent {
                 if is_delta {
                     self.shared.deltas_sent.fetch_add(1, Ordering::Relaxed);
