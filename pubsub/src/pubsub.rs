@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use drove_replication::{Change, Replicated};
-use drove_runtime::{wire, Handle, LocalRef, MemberStatus, Message, Node, NodeId, SpawnError};
+use drove_runtime::{wire, Handle, LocalRef, Message, Node, NodeId, SpawnError};
 
 use drove_runtime::{Actor, ActorError, Context};
 
@@ -383,14 +383,7 @@ impl PubSub {
     /// Other nodes that have subscribers to `topic`, as far as this node
     /// knows (up members only).
     fn remote_subscribers(&self, topic: &str) -> Vec<NodeId> {
-        let up: Vec<NodeId> = self
-            .shared
-            .node
-            .members()
-            .into_iter()
-            .filter(|m| m.status == MemberStatus::Up)
-            .map(|m| m.info.id)
-            .collect();
+        let up = self.shared.node.up_members();
         self.shared.subscriptions.read(|r, me| {
             r.slots(topic)
                 .filter(|s| s.value.is_some() && s.owner != me && up.contains(s.owner))

@@ -20,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use drove_runtime::{
-    Actor, ActorError, Context, Handle, MemberStatus, MembershipEvent, Node, NodeId, SpawnError,
+    Actor, ActorError, Context, Handle, MembershipEvent, Node, NodeId, SpawnError,
 };
 
 use crate::channel::{Channel, Outgoing};
@@ -266,14 +266,7 @@ impl<S: Schema> Replicated<S> {
     }
 
     fn refresh_peers(&self) {
-        let up: Vec<NodeId> = self
-            .shared
-            .node
-            .members()
-            .into_iter()
-            .filter(|m| m.status == MemberStatus::Up)
-            .map(|m| m.info.id)
-            .collect();
+        let up = self.shared.node.up_members();
         let mut locked = self.lock();
         locked.handles.retain(|id, _| up.contains(id));
         locked.channel.set_peers(up);

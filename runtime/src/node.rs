@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument;
 
-use drove_membership::{Incarnation, Member, MemberInfo, MembershipEvent, MembershipView, NodeId};
+use drove_membership::{
+    Incarnation, Member, MemberInfo, MemberStatus, MembershipEvent, MembershipView, NodeId,
+};
 
 use crate::addr::LocalRef;
 use crate::calls::{PendingCalls, ReplyPayload};
@@ -187,6 +189,15 @@ impl Node {
     /// incarnation's latest status.
     pub fn members(&self) -> Vec<Member> {
         self.view().members()
+    }
+
+    /// The members that are up, this node included.
+    pub fn up_members(&self) -> Vec<NodeId> {
+        self.members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .map(|m| m.info.id)
+            .collect()
     }
 
     /// Membership events from now on (NodeUp, NodeDown, NodeLeaving,

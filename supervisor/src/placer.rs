@@ -67,13 +67,7 @@ impl Placer {
 
     /// Up members that declared `type_name`, this node included.
     pub(crate) fn candidates(&self, type_name: &str) -> Vec<NodeId> {
-        let up: Vec<NodeId> = self
-            .node
-            .members()
-            .into_iter()
-            .filter(|m| m.status == MemberStatus::Up)
-            .map(|m| m.info.id)
-            .collect();
+        let up = self.node.up_members();
         let mut c: Vec<NodeId> = self.types.read(|r, _| {
             r.slots(type_name)
                 .filter(|s| s.value.is_some() && up.contains(s.owner))
