@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use drove_runtime::{Context, LocalRef, Node};
 
-use crate::checkpoint::{checkpoint_json, ChildExt};
+use crate::child_ext::{checkpoint_json, ChildExt};
 use drove_runtime::error::chain;
 
 use crate::error::SupervisorError;

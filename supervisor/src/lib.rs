@@ -62,7 +62,7 @@
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
 //! - `ledger`: the children this node runs now (plain data).
 //! - `records`: the replicated children table.
-//! - `checkpoint`: how a child's context reaches its record.
+//! - `child_ext`: how a child's context reaches its record.
 //! - [`child`]: [`checkpoint`], and the factory that starts a child type.
 //! - `placer`: placement over the declared types, the quorum strategy.
 //! - `runner`: local starts, restarts and stops.
@@ -75,8 +75,8 @@
 
 pub mod builder;
 pub mod builtin;
-mod checkpoint;
 pub mod child;
+mod child_ext;
 pub mod error;
 mod ledger;
 mod moves;

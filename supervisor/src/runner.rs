@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use drove_registry::{Registry, RegistryError};
 use drove_runtime::{ActorAddr, ExitReason, Handle, LocalRef, MemberStatus, Node};
 
-use crate::checkpoint::ChildExt;
 use crate::child::Factory;
+use crate::child_ext::ChildExt;
 use crate::error::SupervisorError;
 use crate::ledger::Ledger;
 use crate::records::Records;
