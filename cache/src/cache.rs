@@ -239,6 +239,23 @@ impl Cache {
         }))
     }
 
+    /// Withdraws this node's own write of `key`, if it has one, so that
+    /// another node's older write shows again (where [`delete`](Self::delete)
+    /// hides every older write). Returns whether there was one. For undoing
+    /// a write that lost a race.
+    pub fn retract(&self, key: &str) -> Result<bool, CacheError> {
+        check_key(key)?;
+        Ok(self
+            .repl
+            .write(|w| match my_lineage(w.replica(), w.me(), key) {
+                Some(lineage) => {
+                    w.remove(Arc::from(key), lineage);
+                    true
+                }
+                None => false,
+            }))
+    }
+
     /// Keys with a live value, read locally.
     pub fn keys(&self) -> Vec<String> {
         let now = self.now_ms();

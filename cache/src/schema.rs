@@ -208,6 +208,31 @@ mod tests {
         (node(w), op)
     }
 
+    /// A writer that withdraws its slot (what `Cache::retract` writes)
+    /// lets the other writers' latest value show again, where a deletion
+    /// would hide it.
+    #[test]
+    fn a_withdrawn_slot_lets_an_older_write_show() {
+        let mut r = Replica::new();
+        for w in [(0, 0, 5, false), (1, 0, 9, false)] {
+            let (owner, op) = op(w);
+            r.apply(&owner, op);
+        }
+        assert_eq!(shown(&r, 0).as_deref(), Some("\"1-9\""));
+        r.apply(
+            &node(1),
+            Op::Remove {
+                key: Arc::from("k0"),
+                lineage: Hlc(1),
+                stamp: Hlc(10 * 4 + 1),
+            },
+        );
+        assert_eq!(shown(&r, 0).as_deref(), Some("\"0-5\""));
+        let (owner, hide) = op((1, 0, 11, true));
+        r.apply(&owner, hide);
+        assert_eq!(shown(&r, 0), None, "a deletion hides it");
+    }
+
     /// One writer never makes two writes with the same stamp.
     fn unique_stamps(mut writes: Vec<(u8, u8, u16, bool)>) -> Vec<(u8, u8, u16, bool)> {
         let mut seen = std::collections::HashSet::new();

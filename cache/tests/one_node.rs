@@ -61,6 +61,13 @@ async fn the_api_on_one_node() {
         .put_new("short", &"y", None)
         .expect("put_new after expiry"));
 
+    // Withdrawing this node's own write: alone, the key is gone.
+    cache.put("r", &7u32, None).expect("put");
+    assert!(cache.retract("r").expect("retract"));
+    assert!(!cache.retract("r").expect("retract again"));
+    assert_eq!(cache.get::<u32>("r").expect("get"), None);
+    assert!(matches!(cache.retract(""), Err(CacheError::InvalidKey)));
+
     assert!(cache.delete("a").expect("delete"));
     assert!(!cache.delete("a").expect("delete again"));
     assert_eq!(cache.get::<u32>("a").expect("get"), None);

@@ -105,28 +105,20 @@ impl App {
                 Ok(d)
             }
             Err(e) => {
-                // Undo only our own record: a second request of the same
-                // user on another node may have won meanwhile (its tracker
-                // holds the user's global name, which is why ours failed).
-                if self.current(user).is_some_and(|c| c.id == id) {
-                    let _ = self.drove.cache().delete(&key);
-                }
-                // The user's tracker name is held: a request of the same
-                // user on another node came first; answer with its download
-                // once its record arrives here.
-                if self
-                    .drove
-                    .registry()
-                    .lookup(&download::tracker_name(user))
-                    .is_some()
-                {
-                    let deadline = Instant::now() + Duration::from_secs(2);
-                    while Instant::now() < deadline {
-                        if let Some(other) = self.current(user).filter(|c| c.id != id) {
-                            return Err(AppError::InProgress(Box::new(other)));
-                        }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                // Withdraw our record: a request of the same user on
+                // another node may have won (its tracker holds the user's
+                // name, which is why ours failed), and its record must show
+                // again, not be hidden behind a deletion.
+                let _ = self.drove.cache().retract(&key);
+                // Answer with the winner's download once its record is
+                // here; trackers are placed by user, so the two requests
+                // met on one node and one of them won there.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline {
+                    if let Some(other) = self.current(user).filter(|c| c.id != id) {
+                        return Err(AppError::InProgress(Box::new(other)));
                     }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(AppError::Unavailable(e.to_string()))
             }

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use drove_runtime::Message;
+use drove_runtime::{Message, NodeId};
+use drove_supervisor::{rendezvous, Placement};
 
 /// Where a download is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,4 +97,53 @@ pub(crate) fn tracker_id(user: &str, download_id: &str) -> String {
 /// The global name of a user's running tracker.
 pub(crate) fn tracker_name(user: &str) -> String {
     format!("download:{user}")
+}
+
+/// Places a user's trackers by the user, not by the download: two requests
+/// of one user on two nodes then start their trackers on the same node,
+/// where the second finds the user's tracker name taken at once, instead
+/// of on two nodes that have not heard of each other's yet. Other children
+/// are placed by their id, as usual.
+pub(crate) struct ByUser;
+
+impl Placement for ByUser {
+    fn place<'a>(&self, child: &str, candidates: &'a [NodeId]) -> Option<&'a NodeId> {
+        let key = match child.strip_prefix("download:") {
+            Some(rest) => rest.rsplit_once(':').map_or(child, |(user, _)| user),
+            None => child,
+        };
+        rendezvous(key, candidates)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drove_runtime::Incarnation;
+
+    #[test]
+    fn a_users_trackers_go_to_one_node_and_users_spread() {
+        let nodes: Vec<NodeId> = (0..3)
+            .map(|i| NodeId::new(format!("n{i}"), Incarnation(i * 7 + 1)))
+            .collect();
+        let place = |id: &str| ByUser.place(id, &nodes).cloned();
+        for user in ["u1", "u2", "u3"] {
+            let first = place(&tracker_id(user, "aaa"));
+            for other in ["bbb", "ccc", "ddd"] {
+                assert_eq!(place(&tracker_id(user, other)), first);
+            }
+            assert_eq!(
+                first,
+                rendezvous(&tracker_name(user)["download:".len()..], &nodes).cloned()
+            );
+        }
+        let spread: std::collections::BTreeSet<_> = (0..60)
+            .filter_map(|u| place(&tracker_id(&format!("user{u}"), "x")))
+            .collect();
+        assert_eq!(spread.len(), 3, "users spread over every node");
+        assert_eq!(
+            place("singleton:x"),
+            rendezvous("singleton:x", &nodes).cloned()
+        );
+    }
 }

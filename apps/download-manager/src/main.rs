@@ -135,6 +135,7 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     let listener = drove_admin::bind(http).await?;
     let drove = Drove::builder(config)
         .child_with(|s| Tracker::new(s.cache(), s.pubsub()))
+        .supervisor(|b| b.placement(download::ByUser))
         .start()
         .await?;
     let app = App {
