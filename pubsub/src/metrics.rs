@@ -58,7 +58,6 @@ impl Counters {
 
     /// Prometheus text for node `node` with `topics` local topics.
     pub(crate) fn render(&self, node: &str, topics: usize) -> String {
-        let c = self;
         let mut out = String::new();
         let peers = self.peers();
         let per_peer: [PeerRow; 3] = [
@@ -93,19 +92,19 @@ impl Counters {
                 "drove_pubsub_delivered_total",
                 "counter",
                 "Messages handed to subscribers on this node.",
-                c.delivered.load(Ordering::Relaxed),
+                self.delivered.load(Ordering::Relaxed),
             ),
             (
                 "drove_pubsub_undecodable_total",
                 "counter",
                 "Messages from peers that did not decode as their subscribers' type.",
-                c.undecodable.load(Ordering::Relaxed),
+                self.undecodable.load(Ordering::Relaxed),
             ),
             (
                 "drove_pubsub_send_failures_total",
                 "counter",
                 "Messages that could not be sent to a peer (no link).",
-                c.send_failures.load(Ordering::Relaxed),
+                self.send_failures.load(Ordering::Relaxed),
             ),
             (
                 "drove_pubsub_local_topics",
