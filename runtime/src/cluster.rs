@@ -15,6 +15,7 @@ use drove_membership::{
     Incarnation, MemberInfo, MembershipEvent, MembershipView, NodeId, Output, ViewConfig,
 };
 
+use crate::cookie::{check_cookie, random_cookie, ClusterKeys};
 use crate::echo::{Echo, ECHO_NAME};
 use crate::error::StartError;
 use crate::gossip::{self, GossipSettings};
@@ -47,7 +48,8 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Other nodes' `listen` addresses (`host:port`), tried until one answers.
     pub seeds: Vec<String>,
-    /// The shared secret; nodes with different cookies never mix.
+    /// The shared secret; nodes with different cookies never mix. On a
+    /// non-loopback `listen` a well-known or short cookie is refused.
     pub cookie: String,
     /// The admin HTTP address this node advertises to others.
     pub http: String,
@@ -64,13 +66,14 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Defaults: listen on 127.0.0.1:4370, HTTP 127.0.0.1:8370, no seeds,
-    /// cookie "drove", gossip every 200 ms, phi threshold 8.
+    /// a random cookie (set the same one on every node of a cluster),
+    /// gossip every 200 ms, phi threshold 8.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
             seeds: Vec::new(),
-            cookie: "drove".to_string(),
+            cookie: random_cookie(),
             http: "127.0.0.1:8370".to_string(),
             gossip_interval: Duration::from_millis(200),
             phi_threshold: 8.0,
@@ -84,6 +87,11 @@ impl NodeConfig {
     /// retried by gossip for as long as the node runs.
     pub async fn start(self) -> Result<Node, StartError> {
         drove_membership::validate_name(&self.name).map_err(StartError::Name)?;
+        if !crate::gossip::check::addr_usable(self.listen) {
+            return Err(StartError::Listen(self.listen));
+        }
+        check_cookie(&self.cookie, self.listen).map_err(StartError::Cookie)?;
+        let keys = ClusterKeys::derive(&self.cookie);
         let me = member_info(&self, Incarnation(rand::random()));
         let view = MembershipView::new(
             me.clone(),
@@ -101,7 +109,8 @@ impl NodeConfig {
                 addr: self.listen.to_string(),
                 source: e.into(),
             })?;
-        let gossip = gossip::start(&self.gossip_settings(), &me).await?;
+        let gossip = gossip::start(&self.gossip_settings(&keys, &node), &me).await?;
+        watch_gossip(&gossip, &node);
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
         let server =
             transport::start_server(self.listen, &self.cookie, &me.id, transport_tx.clone())
@@ -112,6 +121,7 @@ impl NodeConfig {
         tracing::info!(node = %me.id, listen = %self.listen, http = %self.http, "node started");
         let driver = Driver {
             config: self,
+            keys,
             node: node.clone(),
             gossip: Some(gossip),
             server,
@@ -125,16 +135,32 @@ impl NodeConfig {
         Ok(node)
     }
 
-    fn gossip_settings(&self) -> GossipSettings<'_> {
+    fn gossip_settings<'a>(&'a self, keys: &'a ClusterKeys, node: &Node) -> GossipSettings<'a> {
         GossipSettings {
             listen: self.listen,
-            cookie: &self.cookie,
+            keys,
+            counters: node.metrics().gossip.clone(),
             seeds: &self.seeds,
             interval: self.gossip_interval,
             phi_threshold: self.phi_threshold,
             tombstone_ttl: self.tombstone_ttl,
         }
     }
+}
+
+/// Tells the driver if this incarnation's gossip task ends by itself (a
+/// panic inside chitchat): a node without gossip must not run on.
+fn watch_gossip(gossip: &ChitchatHandle, node: &Node) {
+    let done = gossip.termination_watcher();
+    let incarnation = node.id().incarnation.0;
+    let control = node.control().clone();
+    tokio::spawn(async move {
+        let reason = match done.await {
+            Ok(()) => "stopped".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let _ = control.send(Control::GossipDied(incarnation, reason));
+    });
 }
 
 /// Whether the driver should (still) be connecting to `id`: it is alive in
@@ -154,6 +180,7 @@ struct Session {
 
 struct Driver {
     config: NodeConfig,
+    keys: ClusterKeys,
     node: Node,
     gossip: Option<ChitchatHandle>,
     server: ActorRef<NodeServerMessage>,
@@ -351,8 +378,29 @@ impl Driver {
                     Err(e) => tracing::error!(%peer, error = %e, "cannot build link"),
                 }
             }
+            Control::GossipDied(incarnation, reason) => {
+                // A shutdown for a rejoin or a leave also ends gossip; only
+                // the current incarnation's own death counts.
+                let current = self.node.id().incarnation.0;
+                if incarnation == current && self.gossip.is_some() {
+                    self.gossip_died(&reason).await;
+                }
+            }
             Control::Leave(_) => {}
         }
+    }
+
+    /// Gossip died under a running node: peers will declare it down and
+    /// restart its work elsewhere, so it must not go on running that work.
+    /// The process exits (code 70), as a node whose net kernel died would.
+    async fn gossip_died(&mut self, reason: &str) {
+        tracing::error!(node = %self.node.id(), %reason, "gossip stopped by itself; taking this node down");
+        let _ = self
+            .server
+            .stop_and_wait(None, Some(Duration::from_secs(2)))
+            .await;
+        self.close_all();
+        std::process::exit(70);
     }
 
     fn close_all(&mut self) {
@@ -400,7 +448,9 @@ impl Driver {
         me: &MemberInfo,
     ) -> Result<(), StartError> {
         if self.gossip.is_none() {
-            self.gossip = Some(gossip::start(&config.gossip_settings(), me).await?);
+            let gossip = gossip::start(&config.gossip_settings(&self.keys, &self.node), me).await?;
+            watch_gossip(&gossip, &self.node);
+            self.gossip = Some(gossip);
         }
         self.server = transport::start_server(
             config.listen,

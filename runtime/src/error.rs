@@ -105,6 +105,13 @@ pub enum StartError {
     /// The node's echo service could not be spawned.
     #[error("starting the echo service")]
     Echo(#[source] SpawnError),
+    /// `listen` is an address no peer can reach (a wildcard, multicast,
+    /// port 0): it is also the address gossip advertises.
+    #[error("listen address {0} cannot be advertised to peers; give a specific one")]
+    Listen(std::net::SocketAddr),
+    /// The cookie may not be used on this address.
+    #[error("refusing to start")]
+    Cookie(#[source] crate::cookie::CookieError),
 }
 
 /// Why bytes are not a valid batch or frame.

@@ -43,7 +43,8 @@
 //! - [`actor`]: [`Actor`] and its [`Context`]; the shell that runs an
 //!   actor on ractor.
 //! - [`echo`]: the echo service every node runs (`drove.echo`), [`echo::ping`].
-//! - `gossip`: chitchat setup and snapshots.
+//! - [`cookie`]: what a cookie must be; the keys derived from it.
+//! - [`gossip`]: chitchat over sealed, checked UDP; snapshots.
 //! - `transport`: ractor_cluster server, session events, the inbox actor.
 //! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
 //!   (gossip + transport + membership view).
@@ -52,9 +53,10 @@ pub mod actor;
 pub mod addr;
 mod calls;
 pub mod cluster;
+pub mod cookie;
 pub mod echo;
 pub mod error;
-mod gossip;
+pub mod gossip;
 pub mod handle;
 pub mod lifecycle;
 mod link;

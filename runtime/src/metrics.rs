@@ -20,6 +20,21 @@ pub struct PeerCounters {
     pub bytes_in: AtomicU64,
 }
 
+/// What the gossip socket refused and passed.
+#[derive(Debug, Default)]
+pub struct GossipCounters {
+    /// Datagrams that opened and passed the checks.
+    pub accepted: AtomicU64,
+    /// Datagrams without a valid MAC (no cookie, another cookie, tampered).
+    pub unauthenticated: AtomicU64,
+    /// Sealed datagrams outside the time window or seen before.
+    pub replayed: AtomicU64,
+    /// Authenticated datagrams that failed the checks.
+    pub malformed: AtomicU64,
+    /// Datagrams this node could not send.
+    pub dropped_sends: AtomicU64,
+}
+
 /// Picks one counter out of a peer's set.
 type CounterOf = fn(&PeerCounters) -> &AtomicU64;
 
@@ -33,6 +48,8 @@ pub struct Metrics {
     pub dropped_frames: AtomicU64,
     /// Calls answered with a delivery error.
     pub failed_calls: AtomicU64,
+    /// The gossip socket's counters.
+    pub gossip: Arc<GossipCounters>,
 }
 
 impl Metrics {
@@ -113,6 +130,31 @@ impl Metrics {
                 "drove_failed_calls_total",
                 "Calls answered with a delivery error.",
                 &self.failed_calls,
+            ),
+            (
+                "drove_gossip_accepted_total",
+                "Gossip datagrams that were authenticated and passed the checks.",
+                &self.gossip.accepted,
+            ),
+            (
+                "drove_gossip_unauthenticated_total",
+                "Gossip datagrams dropped before decoding: no valid MAC.",
+                &self.gossip.unauthenticated,
+            ),
+            (
+                "drove_gossip_replayed_total",
+                "Gossip datagrams dropped: outside the time window or replayed.",
+                &self.gossip.replayed,
+            ),
+            (
+                "drove_gossip_malformed_total",
+                "Authenticated gossip datagrams that failed the checks.",
+                &self.gossip.malformed,
+            ),
+            (
+                "drove_gossip_dropped_sends_total",
+                "Gossip datagrams this node could not send.",
+                &self.gossip.dropped_sends,
             ),
         ];
         for (name, help, v) in totals {

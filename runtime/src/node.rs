@@ -35,6 +35,8 @@ pub(crate) enum Control {
         inbox: ractor::ActorRef<Vec<u8>>,
     },
     Leave(oneshot::Sender<()>),
+    /// Gossip of this incarnation stopped by itself.
+    GossipDied(u64, String),
 }
 
 struct NodeInner {

@@ -569,3 +569,8 @@ pub fn download_manager_nodes(
     }
     nodes
 }
+
+/// 128 random bits as hex: a cookie strong enough for any address.
+pub fn random_hex() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

@@ -31,7 +31,7 @@ async fn partition_then_heal() {
         return;
     }
     let net = NetNs::create(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
-    let cookie = "partition-test";
+    let cookie = &format!("partition-{}", drove_tests::random_hex());
     let seed = format!("{}:4370", net.data_ip(0));
     let mut nodes: Vec<NodeProc> = (0..3)
         .map(|i| {

@@ -1,31 +1,36 @@
-//! Gossip membership through chitchat: starting it, publishing this node's
-//! keys, and reading snapshots for the membership view.
+//! Gossip membership through chitchat: starting it over sealed UDP,
+//! publishing this node's keys, and reading snapshots for the membership
+//! view.
+//!
+//! - [`seal`]: the MAC, timestamp and nonce on every datagram.
+//! - [`check`]: what an authenticated datagram may hold before chitchat
+//!   decodes it.
+//! - `socket`: chitchat's transport built from the two.
+
+pub mod check;
+pub mod seal;
+mod socket;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use chitchat::transport::UdpTransport;
+use std::sync::Arc;
+
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
-use sha2::{Digest, Sha256};
 
 use drove_membership::{Announced, GossipNode, MemberInfo, NodeId};
 
+use crate::cookie::ClusterKeys;
 use crate::error::StartError;
+use crate::metrics::GossipCounters;
+use socket::SealedUdp;
 
 const KEY_ADDR: &str = "addr";
 const KEY_HTTP: &str = "http";
 const KEY_STATUS: &str = "status";
 const DOWN_PREFIX: &str = "down:";
-
-/// Nodes with different cookies get different cluster ids, so their gossip
-/// never merges; the cookie itself never goes on the wire.
-pub(crate) fn cluster_id(cookie: &str) -> String {
-    let digest = Sha256::digest(format!("drove-cluster:{cookie}").as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("drove-{hex}")
-}
 
 /// Gossip and the failure detector run on a runtime of their own, one
 /// thread, so a busy application runtime cannot delay heartbeats and get
@@ -49,8 +54,10 @@ fn gossip_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
 pub(crate) struct GossipSettings<'a> {
     /// The UDP address (the node's `listen`).
     pub(crate) listen: SocketAddr,
-    /// The cluster's shared secret (the cluster id derives from it).
-    pub(crate) cookie: &'a str,
+    /// The keys derived from the cluster's cookie.
+    pub(crate) keys: &'a ClusterKeys,
+    /// Where the gossip socket counts what it refuses.
+    pub(crate) counters: Arc<GossipCounters>,
     /// Other nodes' addresses.
     pub(crate) seeds: &'a [String],
     /// How often gossip runs.
@@ -72,7 +79,7 @@ pub(crate) async fn start(
     };
     let chitchat_config = ChitchatConfig {
         chitchat_id: ChitchatId::new(me.id.name.clone(), me.id.incarnation.0, listen),
-        cluster_id: cluster_id(config.cookie),
+        cluster_id: config.keys.cluster_id().to_string(),
         gossip_interval: config.interval,
         listen_addr: listen,
         seed_nodes: config.seeds.to_vec(),
@@ -93,12 +100,27 @@ pub(crate) async fn start(
         (KEY_HTTP.to_string(), me.http.clone()),
         (KEY_STATUS.to_string(), "up".to_string()),
     ];
+    let transport = SealedUdp {
+        key: *config.keys.gossip_key(),
+        counters: config.counters.clone(),
+    };
     let runtime = gossip_runtime().map_err(|e| gossip_err(e.into()))?;
     runtime
-        .spawn(async move { spawn_chitchat(chitchat_config, initial, &UdpTransport).await })
+        .spawn(async move { spawn_chitchat(chitchat_config, initial, &transport).await })
         .await
         .map_err(|e| gossip_err(e.into()))?
         .map_err(|e| gossip_err(e.into()))
+}
+
+/// A member's cluster address must be its gossip address (the transport
+/// and gossip share the port), and both addresses must be reachable ones.
+fn addresses_valid(cid: &ChitchatId, addr: &str, http: &str) -> bool {
+    let addr_ok = addr
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a == cid.gossip_advertise_addr && check::addr_usable(a));
+    // The admin address is informational and may be a wildcard.
+    let http_ok = http.is_empty() || http.parse::<SocketAddr>().is_ok_and(|a| a.port() != 0);
+    addr_ok && http_ok
 }
 
 /// What chitchat knows now, as the view's input.
@@ -122,6 +144,10 @@ pub(crate) async fn snapshot(handle: &ChitchatHandle) -> Vec<GossipNode> {
         let (Some(addr), Some(http)) = (state.get(KEY_ADDR), state.get(KEY_HTTP)) else {
             continue;
         };
+        if !addresses_valid(cid, addr, http) {
+            tracing::warn!(node = %cid.node_id, %addr, %http, "ignoring a member whose gossiped addresses are not valid");
+            continue;
+        }
         let announced = match state.get(KEY_STATUS) {
             Some("leaving") => Announced::Leaving,
             _ => Announced::Up,
