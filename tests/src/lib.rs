@@ -11,6 +11,7 @@
 //! - [`netns`]: network namespaces for partition tests (root only).
 //! - `tests/`: the test cases, one binary per file.
 
+pub mod forge;
 pub mod netns;
 pub mod sse;
 
