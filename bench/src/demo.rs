@@ -44,6 +44,8 @@ pub(crate) async fn run(
 ) -> anyhow::Result<DemoResults> {
     // One KiB per step: the file grows, but slowly.
     let (steps_s, step_ms_s) = (steps.to_string(), step_ms.to_string());
+    let secret = drove_tests::secret_file();
+    let secret_s = secret.to_string_lossy().into_owned();
     let mut nodes = drove_tests::download_manager_nodes(
         3,
         "d",
@@ -55,6 +57,8 @@ pub(crate) async fn run(
             &step_ms_s,
             "--file-kb",
             &steps_s,
+            "--secret-file",
+            &secret_s,
         ],
     );
     for n in &mut nodes {

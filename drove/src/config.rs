@@ -2,7 +2,7 @@
 //! fills from a TOML file or from `DROVE_*` environment variables.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use drove_cache::CacheConfig;
 use drove_runtime::NodeConfig;
 use drove_supervisor::{QuorumConfig, Redistribution};
+
+use crate::cookie_file::{self, CookieFileError};
 
 /// Why a configuration could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum ConfigError {
     /// A value that parses but cannot be used.
     #[error("invalid config: {0}")]
     Invalid(&'static str),
+    /// The cookie file cannot be used.
+    #[error("no usable cookie")]
+    Cookie(#[source] CookieFileError),
 }
 
 /// A node's configuration. Every field has a default except `name`;
@@ -59,8 +64,13 @@ pub struct Config {
     /// Other nodes' `listen` addresses, tried until one answers. Seeds may
     /// be down at start: the node runs alone and merges later.
     pub seeds: Vec<String>,
-    /// The shared secret; nodes with different cookies never mix.
-    pub cookie: String,
+    /// The shared secret; nodes with different cookies never mix. Prefer
+    /// `cookie_file`: a cookie given on a command line shows in `ps`.
+    pub cookie: Option<String>,
+    /// A file holding the cookie, readable by its owner only. With neither
+    /// this nor `cookie`, `~/.drove.cookie` (made with a random cookie and
+    /// mode 0600 if missing).
+    pub cookie_file: Option<PathBuf>,
     /// The admin HTTP address, advertised to the other nodes.
     pub http: SocketAddr,
     /// Gossip interval, milliseconds (at least 10).
@@ -87,7 +97,8 @@ impl Default for Config {
             name: String::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
             seeds: Vec::new(),
-            cookie: "drove".to_string(),
+            cookie: None,
+            cookie_file: None,
             http: SocketAddr::from(([127, 0, 0, 1], 8370)),
             gossip_ms: 200,
             phi: 8.0,
@@ -100,11 +111,12 @@ impl Default for Config {
 }
 
 /// The keys [`Config`] reads, to pick its variables out of the environment.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "name",
     "listen",
     "seeds",
     "cookie",
+    "cookie_file",
     "http",
     "gossip_ms",
     "phi",
@@ -163,8 +175,22 @@ impl Config {
         Ok(())
     }
 
-    /// The runtime's part.
-    pub fn node_config(&self) -> NodeConfig {
+    /// The cookie: `cookie`, else the one in `cookie_file`, else the one
+    /// in `~/.drove.cookie` (made if missing).
+    pub fn resolve_cookie(&self) -> Result<String, ConfigError> {
+        if let Some(c) = &self.cookie {
+            return Ok(c.clone());
+        }
+        let cookie = match &self.cookie_file {
+            Some(path) => cookie_file::read(path),
+            None => cookie_file::default_path().and_then(|p| cookie_file::read_or_create(&p)),
+        };
+        cookie.map_err(ConfigError::Cookie)
+    }
+
+    /// The runtime's part (this reads the cookie file, see
+    /// [`Config::resolve_cookie`]).
+    pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
         let mut node = NodeConfig::new(self.name.clone());
         node.listen = self.listen;
         node.seeds = self
@@ -173,11 +199,11 @@ impl Config {
             .filter(|s| !s.is_empty())
             .cloned()
             .collect();
-        node.cookie = self.cookie.clone();
+        node.cookie = self.resolve_cookie()?;
         node.http = self.http.to_string();
         node.gossip_interval = Duration::from_millis(self.gossip_ms.max(10));
         node.phi_threshold = self.phi;
-        node
+        Ok(node)
     }
 
     /// The cache's part.
@@ -249,7 +275,7 @@ mod tests {
         assert_eq!(c.phi, 10.5);
         assert_eq!(c.quorum, Some(3));
         assert_eq!(c.clock_offset_ms, -400);
-        assert_eq!(c.node_config().gossip_interval, Duration::from_millis(50));
+        assert_eq!(c.node_config().unwrap().gossip_interval, Duration::from_millis(50));
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl DroveBuilder {
         self.config.validate()?;
         let node = self
             .config
-            .node_config()
+            .node_config()?
             .start()
             .await
             .map_err(DroveError::Node)?;

@@ -60,6 +60,7 @@
 //! lives above this crate, in `drove-admin`.
 
 pub mod config;
+pub mod cookie_file;
 mod drove;
 pub mod error;
 

@@ -571,6 +571,27 @@ pub fn download_manager_nodes(
     nodes
 }
 
+/// A file of mode 0600 holding 128 random bits as hex (a cookie or a
+/// session secret), in the temporary directory.
+pub fn secret_file() -> PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!("drove-test-secret-{}", random_hex()));
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => panic!("making {}: {e}", path.display()),
+    };
+    if let Err(e) = writeln!(f, "{}", random_hex()) {
+        panic!("writing {}: {e}", path.display());
+    }
+    path
+}
+
 /// 128 random bits as hex: a cookie strong enough for any address.
 pub fn random_hex() -> String {
     format!("{:032x}", rand::random::<u128>())

@@ -171,6 +171,7 @@ async fn demo_survives_node_kills_in_a_real_browser() {
 
 fn dm_nodes() -> Vec<NodeProc> {
     let cookie = format!("browser-{}", rand::random::<u64>());
+    let secret = drove_tests::secret_file();
     drove_tests::download_manager_nodes(
         3,
         "n",
@@ -182,8 +183,8 @@ fn dm_nodes() -> Vec<NodeProc> {
             "700",
             "--file-kb",
             "64",
-            "--secret",
-            "browser-test",
+            "--secret-file",
+            secret.to_str().expect("utf-8 path"),
         ],
     )
 }

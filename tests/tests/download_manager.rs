@@ -16,6 +16,7 @@ const LONG: Duration = Duration::from_secs(60);
 /// `n` download-manager nodes with these download settings.
 fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc> {
     let cookie = format!("dm-{}", rand::random::<u64>());
+    let secret = drove_tests::secret_file();
     let (steps, step_ms, file_kb) = (steps.to_string(), step_ms.to_string(), file_kb.to_string());
     drove_tests::download_manager_nodes(
         n,
@@ -28,8 +29,8 @@ fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc>
             &step_ms,
             "--file-kb",
             &file_kb,
-            "--secret",
-            "test-secret",
+            "--secret-file",
+            secret.to_str().expect("utf-8 path"),
         ],
     )
 }

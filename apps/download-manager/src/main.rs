@@ -5,7 +5,7 @@
 //!   the URLs; Ctrl-C stops every node.
 //! - `download-manager --name n1 --listen .. --http .. --seeds ..`: one
 //!   node, to join others by hand (the same flags as `drove node`, plus
-//!   `--steps`, `--step-ms`, `--file-kb`, `--secret`).
+//!   `--steps`, `--step-ms`, `--file-kb`, `--secret-file`).
 //!
 //! A user (a signed cookie session) asks for a report; a tracker (a
 //! transient child of drove's distributed supervisor, globally named by the
@@ -85,10 +85,10 @@ struct NodeWithApp {
 
 #[derive(Args)]
 struct AppArgs {
-    /// Key that signs session cookies; the same on every node (defaults to
-    /// one derived from the cluster cookie).
-    #[arg(long, env = "DM_SECRET", hide_env_values = true)]
-    secret: Option<String>,
+    /// A file (mode 0600) holding the key that signs session cookies; the
+    /// same on every node. Required: `demo` makes a random one per run.
+    #[arg(long, env = "DM_SECRET_FILE")]
+    secret_file: std::path::PathBuf,
     /// Steps (file chunks) per download.
     #[arg(long, env = "DM_STEPS", default_value_t = 60)]
     steps: u32,
@@ -126,11 +126,8 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
         "--file-kb / --steps must stay under 512 KiB per chunk"
     );
     let config = args.node.to_config()?;
-    let secret = args
-        .app
-        .secret
-        .clone()
-        .unwrap_or_else(|| format!("derived-from-cookie:{}", config.cookie));
+    let secret = drove::cookie_file::read(&args.app.secret_file)
+        .context("reading the session secret (--secret-file)")?;
     let http = config.http;
     let listener = drove_admin::bind(http).await?;
     let drove = Drove::builder(config)
@@ -167,7 +164,21 @@ async fn run_demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<
             "warn,ractor_cluster=error,download_manager::tracker=info",
         );
     }
-    let cluster = LocalCluster::start(&exe, &[], nodes, base_port, base_http)?;
+    // One cookie and one session secret per run, in files only this user
+    // can read, shared with every node started here.
+    let dir = std::env::temp_dir().join(format!("download-manager-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("making the demo's secrets directory")?;
+    let cookie_file = dir.join("cookie");
+    let secret_file = dir.join("session-secret");
+    drove::cookie_file::read_or_create(&cookie_file)?;
+    drove::cookie_file::read_or_create(&secret_file)?;
+    let command = [
+        "--cookie-file".into(),
+        cookie_file.into_os_string(),
+        "--secret-file".into(),
+        secret_file.into_os_string(),
+    ];
+    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http)?;
     cluster.wait_formed().await?;
     println!("The download manager runs on a {nodes}-node drove cluster:");
     for (i, (http, pid)) in cluster.https.iter().zip(cluster.pids()).enumerate() {
@@ -182,5 +193,6 @@ async fn run_demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<
         .await
         .context("waiting for Ctrl-C")?;
     cluster.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

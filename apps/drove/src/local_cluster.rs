@@ -35,10 +35,10 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts `nodes` children running `exe` with `command` (e.g.
-    /// `["node"]`) followed by the node flags.
+    /// `["node", "--cookie-file", PATH]`) followed by each node's flags.
     pub fn start(
         exe: &std::path::Path,
-        command: &[&str],
+        command: &[std::ffi::OsString],
         nodes: u16,
         base_port: u16,
         base_http: u16,

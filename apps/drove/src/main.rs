@@ -1,6 +1,6 @@
 //! `drove`: run a node, inspect a cluster, or start a local one.
 //!
-//! - `drove node --name n1 [--listen ..] [--seeds ..] [--cookie ..] [--http ..]`
+//! - `drove node --name n1 [--listen ..] [--seeds ..] [--cookie-file ..] [--http ..]`
 //! - `drove status --http ADDR`: print the member table of the node at ADDR.
 //! - `drove cluster [--nodes 3]`: start a local cluster of child nodes on
 //!   127.0.0.1, print its member table, and stop it all on Ctrl-C.
@@ -121,7 +121,10 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
 
 async fn run_cluster(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the drove binary")?;
-    let cluster = LocalCluster::start(&exe, &["node"], nodes, base_port, base_http)?;
+    let cookie_file = drove::cookie_file::default_path()?;
+    drove::cookie_file::read_or_create(&cookie_file)?;
+    let command = ["node".into(), "--cookie-file".into(), cookie_file.into_os_string()];
+    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http)?;
     cluster.wait_formed().await?;
     println!("A {nodes}-node drove cluster is up:");
     print_status(&cluster.https[0]).await?;

@@ -26,9 +26,14 @@ pub struct NodeArgs {
     /// Other nodes' --listen addresses, comma-separated.
     #[arg(long, env = "DROVE_SEEDS", value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
-    /// The shared secret of the cluster [default: drove].
+    /// The shared secret of the cluster (it shows in `ps`: prefer
+    /// --cookie-file).
     #[arg(long, env = "DROVE_COOKIE", hide_env_values = true)]
     pub cookie: Option<String>,
+    /// A file holding the cookie, mode 0600 [default: ~/.drove.cookie,
+    /// made with a random cookie if missing].
+    #[arg(long, env = "DROVE_COOKIE_FILE")]
+    pub cookie_file: Option<PathBuf>,
     /// The admin HTTP address [default: 127.0.0.1:8370].
     #[arg(long, env = "DROVE_HTTP")]
     pub http: Option<SocketAddr>,
@@ -70,7 +75,8 @@ impl NodeArgs {
         c.name = a.name.unwrap_or(c.name);
         c.listen = a.listen.unwrap_or(c.listen);
         c.seeds = a.seeds.unwrap_or(c.seeds);
-        c.cookie = a.cookie.unwrap_or(c.cookie);
+        c.cookie = a.cookie.or(c.cookie);
+        c.cookie_file = a.cookie_file.or(c.cookie_file);
         c.http = a.http.unwrap_or(c.http);
         c.gossip_ms = a.gossip_ms.unwrap_or(c.gossip_ms);
         c.phi = a.phi_threshold.unwrap_or(c.phi);
@@ -121,7 +127,7 @@ mod tests {
         assert_eq!(c.quorum, Some(3));
         assert_eq!(c.fencing_ms, 900);
         assert_eq!(c.redistribution, Redistribution::Active);
-        assert_eq!(c.cookie, "drove");
+        assert_eq!(c.cookie, None);
     }
 
     #[test]
