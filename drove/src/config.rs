@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use drove_cache::CacheConfig;
+use drove_runtime::tls::{Tls, TlsFiles};
 use drove_runtime::NodeConfig;
 use drove_supervisor::{QuorumConfig, Redistribution};
 
@@ -37,6 +38,9 @@ pub enum ConfigError {
     /// The cookie file cannot be used.
     #[error("no usable cookie")]
     Cookie(#[source] CookieFileError),
+    /// The TLS files cannot be used.
+    #[error("TLS files")]
+    Tls(#[source] drove_runtime::tls::TlsError),
 }
 
 /// A node's configuration. Every field has a default except `name`;
@@ -71,6 +75,13 @@ pub struct Config {
     /// this nor `cookie`, `~/.drove.cookie` (made with a random cookie and
     /// mode 0600 if missing).
     pub cookie_file: Option<PathBuf>,
+    /// This node's certificate (PEM), for mutual TLS between nodes; with
+    /// `tls_key` and `tls_ca`, or none of the three (plaintext).
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM): peers must hold one it signed.
+    pub tls_ca: Option<PathBuf>,
     /// The admin HTTP address, advertised to the other nodes.
     pub http: SocketAddr,
     /// Gossip interval, milliseconds (at least 10).
@@ -99,6 +110,9 @@ impl Default for Config {
             seeds: Vec::new(),
             cookie: None,
             cookie_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             http: SocketAddr::from(([127, 0, 0, 1], 8370)),
             gossip_ms: 200,
             phi: 8.0,
@@ -111,12 +125,15 @@ impl Default for Config {
 }
 
 /// The keys [`Config`] reads, to pick its variables out of the environment.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 15] = [
     "name",
     "listen",
     "seeds",
     "cookie",
     "cookie_file",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
     "http",
     "gossip_ms",
     "phi",
@@ -167,12 +184,29 @@ impl Config {
         envy::from_iter(ours).map_err(ConfigError::Env)
     }
 
-    /// Checks what serde cannot: a name is given.
+    /// Checks what serde cannot: a name is given; the TLS files come
+    /// together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.name.is_empty() {
             return Err(ConfigError::Invalid("name is empty"));
         }
+        self.tls_files()?;
         Ok(())
+    }
+
+    /// The TLS files, if TLS is on.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })),
+            (None, None, None) => Ok(None),
+            _ => Err(ConfigError::Invalid(
+                "tls_cert, tls_key and tls_ca go together",
+            )),
+        }
     }
 
     /// The cookie: `cookie`, else the one in `cookie_file`, else the one
@@ -203,6 +237,10 @@ impl Config {
         node.http = self.http.to_string();
         node.gossip_interval = Duration::from_millis(self.gossip_ms.max(10));
         node.phi_threshold = self.phi;
+        node.tls = match self.tls_files()? {
+            Some(files) => Some(Tls::load(&files).map_err(ConfigError::Tls)?),
+            None => None,
+        };
         Ok(node)
     }
 
@@ -275,7 +313,10 @@ mod tests {
         assert_eq!(c.phi, 10.5);
         assert_eq!(c.quorum, Some(3));
         assert_eq!(c.clock_offset_ms, -400);
-        assert_eq!(c.node_config().unwrap().gossip_interval, Duration::from_millis(50));
+        assert_eq!(
+            c.node_config().unwrap().gossip_interval,
+            Duration::from_millis(50)
+        );
     }
 
     #[test]

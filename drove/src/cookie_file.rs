@@ -75,15 +75,18 @@ fn create(path: &Path) -> Result<(), CookieFileError> {
         path: path.display().to_string(),
         source,
     };
-    let aside = path.with_extension(format!("new.{}", &drove_runtime::cookie::random_cookie()[..16]));
+    let aside = path.with_extension(format!(
+        "new.{}",
+        &drove_runtime::cookie::random_cookie()[..16]
+    ));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&aside)
         .map_err(io)?;
-    let written = writeln!(file, "{}", drove_runtime::cookie::random_cookie())
-        .and_then(|()| file.sync_all());
+    let written =
+        writeln!(file, "{}", drove_runtime::cookie::random_cookie()).and_then(|()| file.sync_all());
     let linked = written.and_then(|()| match std::fs::hard_link(&aside, path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
@@ -132,10 +135,16 @@ mod tests {
         let path = temp("exposed");
         std::fs::write(&path, "some-cookie\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(read(&path), Err(CookieFileError::Exposed { mode: 0o644, .. })));
+        assert!(matches!(
+            read(&path),
+            Err(CookieFileError::Exposed { mode: 0o644, .. })
+        ));
         std::fs::write(&path, "  \n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(read(&path), Err(CookieFileError::Empty(_))));
-        assert!(matches!(read(&path.with_extension("none")), Err(CookieFileError::Io { .. })));
+        assert!(matches!(
+            read(&path.with_extension("none")),
+            Err(CookieFileError::Io { .. })
+        ));
     }
 }

@@ -21,6 +21,7 @@ use crate::error::StartError;
 use crate::gossip::{self, GossipSettings};
 use crate::link::Link;
 use crate::node::{Control, Node};
+use crate::tls::{self, Tls};
 use crate::transport::{self, Inbox, TransportEvent};
 use crate::wire::FrameHeader;
 
@@ -62,6 +63,9 @@ pub struct NodeConfig {
     pub tombstone_ttl: Duration,
     /// See `ViewConfig::concurrent_window_ms` in drove-membership.
     pub concurrent_window: Duration,
+    /// Mutual TLS for the transport; plaintext (cookie handshake only)
+    /// when `None`.
+    pub tls: Option<Tls>,
 }
 
 impl NodeConfig {
@@ -79,6 +83,7 @@ impl NodeConfig {
             phi_threshold: 8.0,
             tombstone_ttl: Duration::from_secs(3600),
             concurrent_window: Duration::from_secs(2),
+            tls: None,
         }
     }
 
@@ -112,9 +117,17 @@ impl NodeConfig {
         let gossip = gossip::start(&self.gossip_settings(&keys, &node), &me).await?;
         watch_gossip(&gossip, &node);
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
-        let server =
-            transport::start_server(self.listen, &self.cookie, &me.id, transport_tx.clone())
-                .await?;
+        if self.tls.is_some() {
+            tls::server_name(&self.name).map_err(StartError::Tls)?;
+        }
+        let server = transport::start_server(
+            self.listen,
+            &self.cookie,
+            &me.id,
+            transport_tx.clone(),
+            self.tls.as_ref(),
+        )
+        .await?;
         node.spawn_named(ECHO_NAME, Echo, ())
             .await
             .map_err(StartError::Echo)?;
@@ -256,12 +269,29 @@ impl Driver {
         }
         let node = self.node.clone();
         let server = self.server.clone();
+        let tls = self.config.tls.clone();
         tokio::spawn(async move {
             for attempt in 0..60u32 {
                 if !wants_connection(&node, &info.id) {
                     return;
                 }
-                if let Err(e) = ractor_cluster::client_connect(&server, info.addr.as_str()).await {
+                let dialed = match &tls {
+                    None => ractor_cluster::client_connect(&server, info.addr.as_str())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Some(tls) => match tls::server_name(&info.id.name) {
+                        Ok(name) => ractor_cluster::client_connect_enc(
+                            &server,
+                            info.addr.as_str(),
+                            tls.connector(),
+                            name,
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                if let Err(e) = dialed {
                     tracing::debug!(peer = %info.id, attempt, error = %e, "connect failed; retrying");
                 }
                 let wait = Duration::from_millis(250 * u64::from(attempt.min(8) + 1));
@@ -457,6 +487,7 @@ impl Driver {
             &config.cookie,
             &me.id,
             self.transport_tx.clone(),
+            config.tls.as_ref(),
         )
         .await?;
         Ok(())

@@ -16,8 +16,18 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Cookies anyone would try first; refused on a non-loopback address.
 const WELL_KNOWN: &[&str] = &[
-    "", "drove", "cookie", "secret", "changeme", "change-me", "password", "test", "dev",
-    "default", "erlang", "nocookie",
+    "",
+    "drove",
+    "cookie",
+    "secret",
+    "changeme",
+    "change-me",
+    "password",
+    "test",
+    "dev",
+    "default",
+    "erlang",
+    "nocookie",
 ];
 
 /// Shortest cookie accepted on a non-loopback address.
@@ -121,8 +131,14 @@ mod tests {
         assert_eq!(check_cookie("", addr("[::1]:4370")), Ok(()));
         let lan = addr("198.18.0.1:4370");
         assert_eq!(check_cookie("drove", lan), Err(CookieError::WellKnown(lan)));
-        assert_eq!(check_cookie(" secret ", lan), Err(CookieError::WellKnown(lan)));
-        assert_eq!(check_cookie("short-one", lan), Err(CookieError::TooShort(lan)));
+        assert_eq!(
+            check_cookie(" secret ", lan),
+            Err(CookieError::WellKnown(lan))
+        );
+        assert_eq!(
+            check_cookie("short-one", lan),
+            Err(CookieError::TooShort(lan))
+        );
         assert_eq!(check_cookie(&random_cookie(), lan), Ok(()));
     }
 
@@ -132,7 +148,10 @@ mod tests {
         let b = ClusterKeys::derive("another cookie");
         assert_ne!(a.cluster_id(), b.cluster_id());
         assert_ne!(a.gossip_key(), b.gossip_key());
-        assert_eq!(a.cluster_id(), ClusterKeys::derive("one cookie").cluster_id());
+        assert_eq!(
+            a.cluster_id(),
+            ClusterKeys::derive("one cookie").cluster_id()
+        );
         // Debug output never shows the key.
         assert!(!format!("{a:?}").contains(&hex_of(a.gossip_key())));
     }

@@ -109,6 +109,10 @@ pub enum StartError {
     /// port 0): it is also the address gossip advertises.
     #[error("listen address {0} cannot be advertised to peers; give a specific one")]
     Listen(std::net::SocketAddr),
+    /// TLS is on but this node's name cannot be checked against a
+    /// certificate.
+    #[error("TLS setup")]
+    Tls(#[source] crate::tls::TlsError),
     /// The cookie may not be used on this address.
     #[error("refusing to start")]
     Cookie(#[source] crate::cookie::CookieError),

@@ -45,6 +45,7 @@
 //! - [`echo`]: the echo service every node runs (`drove.echo`), [`echo::ping`].
 //! - [`cookie`]: what a cookie must be; the keys derived from it.
 //! - [`gossip`]: chitchat over sealed, checked UDP; snapshots.
+//! - [`tls`]: mutual TLS material for the transport.
 //! - `transport`: ractor_cluster server, session events, the inbox actor.
 //! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
 //!   (gossip + transport + membership view).
@@ -65,6 +66,7 @@ pub mod mailbox;
 pub mod message;
 pub mod metrics;
 pub mod node;
+pub mod tls;
 mod transport;
 pub mod wire;
 

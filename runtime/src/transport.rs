@@ -5,13 +5,17 @@ use std::net::SocketAddr;
 
 use ractor::{ActorCell, ActorProcessingErr, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, NodeSessionMessage};
+use ractor_cluster::{
+    IncomingEncryptionMode, NodeEventSubscription, NodeServer, NodeServerMessage,
+    NodeSessionMessage,
+};
 use tokio::sync::mpsc;
 
 use drove_membership::NodeId;
 
 use crate::error::StartError;
 use crate::node::Node;
+use crate::tls::Tls;
 
 /// The process group every node's inbox joins; ractor_cluster synchronizes
 /// it, which is how a node finds a peer's inbox after the handshake.
@@ -77,12 +81,14 @@ impl NodeEventSubscription for Subscription {
     }
 }
 
-/// Starts ractor_cluster's server on `listen`, named `me` (`name#inc`).
+/// Starts ractor_cluster's server on `listen`, named `me` (`name#inc`);
+/// with `tls`, every connection must present a certificate of the CA.
 pub(crate) async fn start_server(
     listen: SocketAddr,
     cookie: &str,
     me: &NodeId,
     events: mpsc::UnboundedSender<TransportEvent>,
+    tls: Option<&Tls>,
 ) -> Result<ActorRef<NodeServerMessage>, StartError> {
     let err = |source: Box<dyn std::error::Error + Send + Sync>| StartError::Transport {
         addr: listen.to_string(),
@@ -100,7 +106,7 @@ pub(crate) async fn start_server(
         cookie.to_string(),
         me.to_string(),
         listen.ip().to_string(),
-        None,
+        tls.map(|t| IncomingEncryptionMode::Tls(t.acceptor())),
         Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(listen.ip());

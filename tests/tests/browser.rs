@@ -171,7 +171,7 @@ async fn demo_survives_node_kills_in_a_real_browser() {
 
 fn dm_nodes() -> Vec<NodeProc> {
     let cookie = format!("browser-{}", rand::random::<u64>());
-    let secret = drove_tests::secret_file();
+    let secret = drove_tests::secret_file().to_string_lossy().into_owned();
     drove_tests::download_manager_nodes(
         3,
         "n",
@@ -184,7 +184,7 @@ fn dm_nodes() -> Vec<NodeProc> {
             "--file-kb",
             "64",
             "--secret-file",
-            secret.to_str().expect("utf-8 path"),
+            &secret,
         ],
     )
 }

@@ -16,7 +16,7 @@ const LONG: Duration = Duration::from_secs(60);
 /// `n` download-manager nodes with these download settings.
 fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc> {
     let cookie = format!("dm-{}", rand::random::<u64>());
-    let secret = drove_tests::secret_file();
+    let secret = drove_tests::secret_file().to_string_lossy().into_owned();
     let (steps, step_ms, file_kb) = (steps.to_string(), step_ms.to_string(), file_kb.to_string());
     drove_tests::download_manager_nodes(
         n,
@@ -30,7 +30,7 @@ fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc>
             "--file-kb",
             &file_kb,
             "--secret-file",
-            secret.to_str().expect("utf-8 path"),
+            &secret,
         ],
     )
 }

@@ -3,6 +3,9 @@
 //! gossip or inflated to hundreds of MB; an insider's malformed and replayed
 //! datagrams are refused too. Nothing may change.
 
+// Helpers outside #[test] functions fail the test as loudly as an assert.
+#![allow(clippy::expect_used)]
+
 use std::time::Duration;
 
 use drove_tests::forge::{self, ForgedId, Op};
@@ -66,12 +69,19 @@ async fn attacks(c: &TestCluster) -> Vec<(&'static str, Vec<u8>)> {
     let far = 1_000_000_000;
     vec![
         ("empty-digest SynAck", forge::syn_ack(&forge::delta(&[]))),
-        ("forged member", forge::ack(&forge::delta(&member_keys(&ghost)))),
+        (
+            "forged member",
+            forge::ack(&forge::delta(&member_keys(&ghost))),
+        ),
         (
             "forged down declaration",
             forge::ack(&forge::delta(&[
                 Op::Node(n1.clone()),
-                Op::Kv(format!("down:n2#{n2_inc}"), forge::now_ms().to_string(), far),
+                Op::Kv(
+                    format!("down:n2#{n2_inc}"),
+                    forge::now_ms().to_string(),
+                    far,
+                ),
             ])),
         ),
         (

@@ -2,6 +2,8 @@
 //!
 //! - `drove node --name n1 [--listen ..] [--seeds ..] [--cookie-file ..] [--http ..]`
 //! - `drove status --http ADDR`: print the member table of the node at ADDR.
+//! - `drove certs --out DIR --nodes n1,n2,n3`: a development CA and node
+//!   certificates for `--tls-cert`, `--tls-key`, `--tls-ca`.
 //! - `drove cluster [--nodes 3]`: start a local cluster of child nodes on
 //!   127.0.0.1, print its member table, and stop it all on Ctrl-C.
 
@@ -27,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Print the member table of a running node.
     Status {
         /// The node's admin HTTP address.
@@ -70,6 +72,15 @@ enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// Make a development CA and node certificates for mutual TLS.
+    Certs {
+        /// The output directory (an existing CA there is reused).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Node names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+    },
     /// Start a local cluster (child `drove node` processes on 127.0.0.1),
     /// show it, and stop it on Ctrl-C.
     Cluster {
@@ -91,7 +102,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Node(args) => run_node(args).await,
+            Command::Node(args) => run_node(*args).await,
             Command::Status { http } => print_status(&http).await,
             Command::Registry { http, prefix } => print_registry(&http, &prefix).await,
             Command::Spawn {
@@ -102,6 +113,12 @@ fn main() -> anyhow::Result<()> {
                 args,
             } => spawn_child(&http, &type_name, name, &restart, &args).await,
             Command::Children { http, local } => print_children(&http, local).await,
+            Command::Certs { out, nodes } => {
+                for path in drove_cli::certs::make(&out, &nodes)? {
+                    println!("wrote {}", path.display());
+                }
+                Ok(())
+            }
             Command::Cluster {
                 nodes,
                 base_port,
@@ -123,7 +140,11 @@ async fn run_cluster(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Resu
     let exe = std::env::current_exe().context("locating the drove binary")?;
     let cookie_file = drove::cookie_file::default_path()?;
     drove::cookie_file::read_or_create(&cookie_file)?;
-    let command = ["node".into(), "--cookie-file".into(), cookie_file.into_os_string()];
+    let command = [
+        "node".into(),
+        "--cookie-file".into(),
+        cookie_file.into_os_string(),
+    ];
     let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http)?;
     cluster.wait_formed().await?;
     println!("A {nodes}-node drove cluster is up:");

@@ -34,6 +34,16 @@ pub struct NodeArgs {
     /// made with a random cookie if missing].
     #[arg(long, env = "DROVE_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
+    /// This node's certificate (PEM) for mutual TLS between nodes (with
+    /// --tls-key and --tls-ca; `drove certs` makes a development set).
+    #[arg(long, env = "DROVE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, env = "DROVE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM).
+    #[arg(long, env = "DROVE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// The admin HTTP address [default: 127.0.0.1:8370].
     #[arg(long, env = "DROVE_HTTP")]
     pub http: Option<SocketAddr>,
@@ -77,6 +87,9 @@ impl NodeArgs {
         c.seeds = a.seeds.unwrap_or(c.seeds);
         c.cookie = a.cookie.or(c.cookie);
         c.cookie_file = a.cookie_file.or(c.cookie_file);
+        c.tls_cert = a.tls_cert.or(c.tls_cert);
+        c.tls_key = a.tls_key.or(c.tls_key);
+        c.tls_ca = a.tls_ca.or(c.tls_ca);
         c.http = a.http.unwrap_or(c.http);
         c.gossip_ms = a.gossip_ms.unwrap_or(c.gossip_ms);
         c.phi = a.phi_threshold.unwrap_or(c.phi);

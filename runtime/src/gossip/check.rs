@@ -216,7 +216,10 @@ fn delta(buf: &mut &[u8], limits: &Limits, budget: &mut usize) -> Result<(), Che
                 let set = u64::deserialize(&mut cursor)
                     .map_err(|_| CheckError::Malformed("set max version"))?;
                 if set < *max {
-                    return Err(CheckError::MaxVersionBelowKey { max: set, key: *max });
+                    return Err(CheckError::MaxVersionBelowKey {
+                        max: set,
+                        key: *max,
+                    });
                 }
                 *max = set;
             }
@@ -355,7 +358,12 @@ mod tests {
 
     #[test]
     fn bad_addresses_and_names_are_refused() {
-        for (addr, port) in [([0, 0, 0, 0], 4370), ([224, 0, 0, 1], 4370), ([255; 4], 1), ([127, 0, 0, 1], 0)] {
+        for (addr, port) in [
+            ([0, 0, 0, 0], 4370),
+            ([224, 0, 0, 1], 4370),
+            ([255; 4], 1),
+            ([127, 0, 0, 1], 0),
+        ] {
             let ops = node_op("n1", addr, port);
             assert!(matches!(
                 check_datagram(&ack(&ops), &Limits::DEFAULT),

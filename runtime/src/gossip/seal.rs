@@ -128,7 +128,8 @@ impl Sealer {
         self.seen.insert(nonce);
         // Remembered for as long as the datagram could pass the timestamp
         // check.
-        self.by_time.push_back((sent_ms.saturating_add(WINDOW_MS), nonce));
+        self.by_time
+            .push_back((sent_ms.saturating_add(WINDOW_MS), nonce));
         Ok(&signed[HEADER_LEN..])
     }
 

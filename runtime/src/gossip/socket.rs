@@ -238,7 +238,9 @@ impl Socket for SealedSocket {
                             });
                         }
                         None => {
-                            self.counters.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                            self.counters
+                                .unauthenticated
+                                .fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(from = %outcome.from_addr, "gossip datagram on the private socket refused");
                         }
                     }
