@@ -117,4 +117,15 @@ impl<S: Schema> std::fmt::Debug for ReplMsg<S> {
 
 impl<S: Schema> Message for ReplMsg<S> {
     const TAG: &'static str = S::TAG;
+
+    /// Every replication message speaks for its owner (or requester): a
+    /// peer cannot write into another node's partition.
+    fn claimed_sender(&self) -> Option<&NodeId> {
+        Some(match self {
+            ReplMsg::Delta { owner, .. }
+            | ReplMsg::Digest { owner, .. }
+            | ReplMsg::Sync { owner, .. } => owner,
+            ReplMsg::SyncRequest { requester } => requester,
+        })
+    }
 }

@@ -23,7 +23,7 @@ use crate::link::Link;
 use crate::node::{Control, Node};
 use crate::tls::{self, Tls};
 use crate::transport::{self, Inbox, TransportEvent};
-use crate::wire::FrameHeader;
+use crate::wire::{self, BatchHeader, FrameHeader};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -143,6 +143,8 @@ impl NodeConfig {
             transport_rx,
             control_rx,
             sessions: HashMap::new(),
+            pending_links: HashMap::new(),
+            held_grants: HashMap::new(),
         };
         tokio::spawn(driver.run());
         Ok(node)
@@ -191,6 +193,16 @@ struct Session {
     actor: ActorRef<NodeSessionMessage>,
 }
 
+/// Half of a link: the peer's inbox, found on its session, waits for the
+/// peer's grant, or the grant waits for the inbox.
+struct PendingLink {
+    cluster_node: u64,
+    inbox: ActorRef<Vec<u8>>,
+}
+
+/// Grants held for peers whose inbox is not found yet, at most.
+const MAX_HELD_GRANTS: usize = 1024;
+
 struct Driver {
     config: NodeConfig,
     keys: ClusterKeys,
@@ -202,6 +214,9 @@ struct Driver {
     transport_rx: mpsc::UnboundedReceiver<TransportEvent>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     sessions: HashMap<NodeId, Session>,
+    pending_links: HashMap<NodeId, PendingLink>,
+    /// Tokens peers granted this node, waiting for their link.
+    held_grants: HashMap<NodeId, u128>,
 }
 
 impl Driver {
@@ -309,8 +324,60 @@ impl Driver {
         self.node.calls().fail_node(id);
     }
 
-    fn drop_link(&self, id: &NodeId) {
+    fn drop_link(&mut self, id: &NodeId) {
         self.node.links().remove(id);
+        self.node.grants().revoke(id);
+        self.pending_links.remove(id);
+        self.held_grants.remove(id);
+    }
+
+    /// Grants `peer` its token, over `peer`'s own session (`inbox` was
+    /// found on it), in a batch of its own.
+    fn send_grant(&self, peer: &NodeId, inbox: &ActorRef<Vec<u8>>) {
+        let token = self.node.grants().grant(peer);
+        let header = BatchHeader {
+            from: self.node.id(),
+            to: peer.incarnation,
+            token: 0,
+        };
+        let batch = wire::begin_batch(&header).and_then(|mut b| {
+            wire::push_frame::<()>(&mut b, &FrameHeader::Grant { token }, None)?;
+            Ok(b)
+        });
+        match batch {
+            Ok(b) => {
+                if inbox.cast(b).is_err() {
+                    tracing::warn!(%peer, "cannot send the grant; the session is gone");
+                }
+            }
+            Err(e) => tracing::error!(%peer, error = %e, "cannot encode a grant"),
+        }
+    }
+
+    /// Builds the link to `peer` once both its inbox and its grant are here.
+    fn try_link(&mut self, peer: &NodeId) {
+        if !self.pending_links.contains_key(peer) || !self.held_grants.contains_key(peer) {
+            return;
+        }
+        let (Some(pending), Some(token)) = (
+            self.pending_links.remove(peer),
+            self.held_grants.remove(peer),
+        ) else {
+            return;
+        };
+        let current = self.sessions.get(peer).map(|s| s.cluster_node);
+        if current != Some(pending.cluster_node) {
+            return;
+        }
+        let counters = self.node.metrics().peer(&peer.name);
+        match Link::new(self.node.id(), peer.clone(), token, pending.inbox, counters) {
+            Ok(link) => {
+                self.node.links().insert(link.clone());
+                tracing::debug!(%peer, "link ready");
+                tokio::spawn(link.run());
+            }
+            Err(e) => tracing::error!(%peer, error = %e, "cannot build link"),
+        }
     }
 
     async fn on_transport(&mut self, event: TransportEvent) {
@@ -329,6 +396,13 @@ impl Driver {
                 );
                 if finished || peer.name == self.node.name() {
                     tracing::info!(%peer, "refusing a session from a finished incarnation");
+                    session.stop(None);
+                    return;
+                }
+                // The first session for a name keeps it until it closes: a
+                // second one claiming the same node does not take its link.
+                if self.sessions.keys().any(|id| id.name == peer.name) {
+                    tracing::warn!(%peer, "refusing a second session for a node that has one");
                     session.stop(None);
                     return;
                 }
@@ -398,14 +472,38 @@ impl Driver {
                 if current != Some(cluster_node) {
                     return;
                 }
-                let counters = self.node.metrics().peer(&peer.name);
-                match Link::new(self.node.id(), peer.clone(), inbox, counters) {
-                    Ok(link) => {
-                        self.node.links().insert(link.clone());
-                        tracing::debug!(%peer, "link ready");
-                        tokio::spawn(link.run());
-                    }
-                    Err(e) => tracing::error!(%peer, error = %e, "cannot build link"),
+                self.send_grant(&peer, &inbox);
+                self.pending_links.insert(
+                    peer.clone(),
+                    PendingLink {
+                        cluster_node,
+                        inbox,
+                    },
+                );
+                self.try_link(&peer);
+            }
+            Control::Granted { peer, token } => {
+                // Only the first grant while there is no link: a later one
+                // cannot redirect a working link. The grant may arrive
+                // before gossip or the session shows the peer, so it is
+                // held; when the table is full, grants of peers that are
+                // neither members nor connected make room.
+                if self.node.links().has(&peer) || self.held_grants.contains_key(&peer) {
+                    return;
+                }
+                if self.held_grants.len() >= MAX_HELD_GRANTS {
+                    let view = self.node.view();
+                    let sessions = &self.sessions;
+                    self.held_grants.retain(|id, _| {
+                        sessions.contains_key(id)
+                            || view
+                                .alive_member(&id.name)
+                                .is_some_and(|m| m.info.id == *id)
+                    });
+                }
+                if self.held_grants.len() < MAX_HELD_GRANTS {
+                    self.held_grants.insert(peer.clone(), token);
+                    self.try_link(&peer);
                 }
             }
             Control::GossipDied(incarnation, reason) => {
@@ -437,6 +535,9 @@ impl Driver {
         for (_, session) in self.sessions.drain() {
             session.actor.stop(None);
         }
+        self.pending_links.clear();
+        self.held_grants.clear();
+        self.node.grants().revoke_all();
         self.node.links().close_all();
         self.node.calls().fail_all();
     }

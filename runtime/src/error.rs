@@ -30,6 +30,15 @@ pub enum DeliveryError {
     /// The reply value did not decode as the caller's reply type.
     #[error("reply does not decode: {0}")]
     ReplyDecode(String),
+    /// The message names another node as its sender than the one it came
+    /// from (see `Message::claimed_sender`).
+    #[error("message claims to come from {claimed} but came from {from}")]
+    Impersonation {
+        /// The node the message names.
+        claimed: String,
+        /// The node it came from.
+        from: String,
+    },
 }
 
 /// Why a cast could not be sent.

@@ -37,8 +37,9 @@
 //! - [`lifecycle`]: why an actor stopped, lost names.
 //! - [`mailbox`]: how messages reach a local actor.
 //! - [`handle`]: [`Handle`], typed and serializable.
-//! - `local_actors`, `calls`, `link`, [`metrics`]: the local actor table,
-//!   calls waiting for replies, per-peer outbound batching, counters.
+//! - `local_actors`, `calls`, `grants`, `link`, [`metrics`]: the local
+//!   actor table, calls waiting for replies, the tokens that bind a batch to
+//!   its session, per-peer outbound batching, counters.
 //! - [`node`]: [`Node`]: spawn, cast, call, reply, members, leave.
 //! - [`actor`]: [`Actor`] and its [`Context`]; the shell that runs an
 //!   actor on ractor.
@@ -58,6 +59,7 @@ pub mod cookie;
 pub mod echo;
 pub mod error;
 pub mod gossip;
+mod grants;
 pub mod handle;
 pub mod lifecycle;
 mod link;

@@ -30,6 +30,7 @@ struct Buffers {
 
 pub(crate) struct Link {
     peer: NodeId,
+    header: BatchHeader,
     inbox: ActorRef<Vec<u8>>,
     prefix: Vec<u8>,
     buffers: Mutex<Buffers>,
@@ -39,18 +40,24 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    /// A link to `peer`, whose batches carry `token`, the one `peer`
+    /// granted this node.
     pub(crate) fn new(
         me: NodeId,
         peer: NodeId,
+        token: u128,
         inbox: ActorRef<Vec<u8>>,
         counters: Arc<PeerCounters>,
     ) -> Result<Arc<Self>, wire::WireError> {
-        let prefix = wire::begin_batch(&BatchHeader {
+        let header = BatchHeader {
             from: me,
             to: peer.incarnation,
-        })?;
+            token,
+        };
+        let prefix = wire::begin_batch(&header)?;
         Ok(Arc::new(Self {
             peer,
+            header,
             inbox,
             buffers: Mutex::new(Buffers {
                 current: prefix.clone(),
@@ -106,12 +113,17 @@ impl Link {
         out
     }
 
-    /// Whether every queued frame has been handed to the transport.
+    /// The header of this link's batches.
+    pub(crate) fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
     /// Casts raw bytes to the peer's inbox, bypassing the batcher.
     pub(crate) fn send_raw(&self, bytes: Vec<u8>) -> bool {
         self.inbox.cast(bytes).is_ok()
     }
 
+    /// Whether every queued frame has been handed to the transport.
     pub(crate) fn is_drained(&self) -> bool {
         let b = self.lock();
         b.frames_in_current == 0 && b.full.is_empty()

@@ -10,6 +10,7 @@ use crate::error::DeliveryError;
 use crate::lifecycle::NameConflict;
 use crate::message::Message;
 use crate::wire;
+use drove_membership::NodeId;
 
 /// Notices from the runtime's own layers to an actor. Boxed: every
 /// message to a local actor is as large as the largest variant of
@@ -34,7 +35,9 @@ impl<M: Send + 'static> ractor::Message for ShellMsg<M> {}
 
 /// A local actor as seen by the inbox: it can take an encoded message.
 pub(crate) trait Mailbox: Send + Sync {
-    fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError>;
+    /// Decodes and delivers a message that came from the node `from`.
+    fn deliver_encoded(&self, tag: u64, payload: &[u8], from: &NodeId)
+        -> Result<(), DeliveryError>;
     fn deliver_system(&self, msg: SystemMsg) -> Result<(), DeliveryError>;
     fn stop(&self);
     fn as_any(&self) -> &dyn Any;
@@ -55,7 +58,12 @@ impl<M: Message> TypedMailbox<M> {
 }
 
 impl<M: Message> Mailbox for TypedMailbox<M> {
-    fn deliver_encoded(&self, tag: u64, payload: &[u8]) -> Result<(), DeliveryError> {
+    fn deliver_encoded(
+        &self,
+        tag: u64,
+        payload: &[u8],
+        from: &NodeId,
+    ) -> Result<(), DeliveryError> {
         let expected = wire::tag_of(M::TAG);
         if tag != expected {
             return Err(DeliveryError::WrongType {
@@ -66,6 +74,14 @@ impl<M: Message> Mailbox for TypedMailbox<M> {
         }
         let msg: M =
             wire::decode(payload, "message").map_err(|e| DeliveryError::Decode(e.to_string()))?;
+        if let Some(claimed) = msg.claimed_sender() {
+            if claimed != from {
+                return Err(DeliveryError::Impersonation {
+                    claimed: claimed.to_string(),
+                    from: from.to_string(),
+                });
+            }
+        }
         self.actor
             .cast(ShellMsg::User(msg))
             .map_err(|_| DeliveryError::NoSuchActor(self.actor.get_id().to_string()))

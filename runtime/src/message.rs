@@ -28,6 +28,13 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     /// The type's wire name. Keep it stable across releases; change it when
     /// the encoding changes incompatibly (e.g. a `.v2` suffix).
     const TAG: &'static str;
+
+    /// The node this message says it speaks for, if it says so (a
+    /// replication delta names its owner). A message from another node that
+    /// claims someone else is not delivered.
+    fn claimed_sender(&self) -> Option<&NodeId> {
+        None
+    }
 }
 
 /// A value a call can return: anything serde can carry.

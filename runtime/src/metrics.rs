@@ -48,6 +48,9 @@ pub struct Metrics {
     pub dropped_frames: AtomicU64,
     /// Calls answered with a delivery error.
     pub failed_calls: AtomicU64,
+    /// Frames dropped because their batch did not carry the token granted
+    /// to the node it names as sender.
+    pub spoofed_frames: AtomicU64,
     /// The gossip socket's counters.
     pub gossip: Arc<GossipCounters>,
 }
@@ -130,6 +133,11 @@ impl Metrics {
                 "drove_failed_calls_total",
                 "Calls answered with a delivery error.",
                 &self.failed_calls,
+            ),
+            (
+                "drove_spoofed_frames_total",
+                "Frames dropped: their batch did not prove it came from the node it names.",
+                &self.spoofed_frames,
             ),
             (
                 "drove_gossip_accepted_total",

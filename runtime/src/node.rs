@@ -17,6 +17,7 @@ use drove_membership::{
 use crate::addr::LocalRef;
 use crate::calls::{PendingCalls, ReplyPayload};
 use crate::error::{CallError, DeliveryError, SendError, SpawnError};
+use crate::grants::Grants;
 use crate::handle::Handle;
 use crate::lifecycle::{ExitReason, NameConflict};
 use crate::link::{Link, Links};
@@ -37,6 +38,11 @@ pub(crate) enum Control {
     Leave(oneshot::Sender<()>),
     /// Gossip of this incarnation stopped by itself.
     GossipDied(u64, String),
+    /// A batch claiming to come from `peer` granted this node `token`.
+    Granted {
+        peer: NodeId,
+        token: u128,
+    },
 }
 
 struct NodeInner {
@@ -44,8 +50,8 @@ struct NodeInner {
     incarnation: AtomicU64,
     local: LocalActors,
     next_local_id: AtomicU64,
-    next_call: AtomicU64,
     calls: PendingCalls,
+    grants: Grants,
     links: Links,
     view: Mutex<MembershipView>,
     events: broadcast::Sender<MembershipEvent>,
@@ -116,8 +122,8 @@ impl Node {
                 name: me.id.name.clone(),
                 local: LocalActors::default(),
                 next_local_id: AtomicU64::new(1),
-                next_call: AtomicU64::new(1),
                 calls: PendingCalls::default(),
+                grants: Grants::default(),
                 links: Links::default(),
                 view: Mutex::new(view),
                 events,
@@ -332,10 +338,9 @@ impl Node {
         make: impl FnOnce(Reply<R>) -> M,
         timeout: Duration,
     ) -> Result<R, CallError> {
-        let call = self.inner.next_call.fetch_add(1, Ordering::Relaxed);
+        let (call, rx) = self.inner.calls.register(to.node().clone());
         let span = tracing::debug_span!("call", %to, call, tag = M::TAG);
         async move {
-            let rx = self.inner.calls.register(call, to.node().clone());
             let msg = make(Reply::new(self.id(), call));
             if let Err(e) = self.send(to, msg, Some(call)) {
                 self.inner.calls.forget(call);
@@ -443,6 +448,12 @@ impl Node {
         mailbox.deliver_system(SystemMsg::NameConflict(Box::new(notice)))
     }
 
+    /// The batch header this node's link to `peer` uses, token included:
+    /// for robustness tests that build batches by hand.
+    pub fn batch_header_for(&self, peer: &NodeId) -> Result<wire::BatchHeader, SendError> {
+        Ok(self.link_to(peer)?.header().clone())
+    }
+
     /// Sends raw bytes to a peer's inbox, bypassing the envelope encoder.
     /// For robustness tests of the envelope decoder; never needed otherwise.
     pub fn send_raw_batch(&self, peer: &NodeId, bytes: Vec<u8>) -> Result<(), SendError> {
@@ -463,6 +474,11 @@ impl Node {
         }
     }
 
+    /// The tokens this node granted its peers.
+    pub(crate) fn grants(&self) -> &Grants {
+        &self.inner.grants
+    }
+
     /// Handles one batch from a peer's link: called by the inbox actor.
     pub(crate) fn receive_batch(&self, bytes: &[u8]) {
         let metrics = &self.inner.metrics;
@@ -474,52 +490,75 @@ impl Node {
                 return;
             }
         };
-        let peer = metrics.peer(&header.from.name);
-        peer.bytes_in
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let from = &header.from;
+        let trusted = self.inner.grants.verify(from, header.token);
+        let peer = metrics.peer(&from.name);
+        if trusted {
+            peer.bytes_in
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
         let stale = header.to.0 != self.inner.incarnation.load(Ordering::Acquire);
         for frame in frames {
-            peer.messages_in.fetch_add(1, Ordering::Relaxed);
             let (frame, payload) = match frame {
                 Ok(f) => f,
                 Err(e) => {
                     metrics.dropped_frames.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer = %header.from, error = %e, "dropping a frame that does not decode");
+                    tracing::warn!(peer = %from, error = %e, "dropping a frame that does not decode");
                     continue;
                 }
             };
+            if let FrameHeader::Grant { token } = frame {
+                if !stale {
+                    let _ = self.inner.control.send(Control::Granted {
+                        peer: from.clone(),
+                        token,
+                    });
+                }
+                continue;
+            }
+            if !trusted {
+                // Not from the session `from` names: whoever sent it, it
+                // must not act as `from`.
+                metrics.spoofed_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(claimed = %from, "dropping a frame whose batch does not carry the token granted to its sender");
+                continue;
+            }
+            peer.messages_in.fetch_add(1, Ordering::Relaxed);
             match frame {
                 FrameHeader::Send { to, tag, call } => {
                     let result = if stale {
                         Err(DeliveryError::StaleIncarnation(header.to.to_string()))
                     } else {
                         match self.inner.local.get(&to) {
-                            Some(mailbox) => mailbox.deliver_encoded(tag, payload),
+                            Some(mailbox) => mailbox.deliver_encoded(tag, payload, from),
                             None => Err(DeliveryError::NoSuchActor(to.to_string())),
                         }
                     };
                     if let Err(error) = result {
                         metrics.dropped_frames.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(peer = %header.from, %to, %error, "message not delivered");
+                        tracing::warn!(peer = %from, %to, %error, "message not delivered");
                         if let Some(call) = call {
-                            self.reply_error(&header.from, call, error);
+                            self.reply_error(from, call, error);
                         }
                     }
                 }
-                FrameHeader::Reply { call, outcome } => match outcome {
-                    Ok(()) => {
-                        self.inner
-                            .calls
-                            .complete(call, ReplyPayload::Remote(payload.to_vec()));
+                FrameHeader::Reply { call, outcome } => {
+                    let payload = match outcome {
+                        Ok(()) => ReplyPayload::Remote(payload.to_vec()),
+                        Err(e) => ReplyPayload::Failed(CallError::Delivery(e)),
+                    };
+                    if !self.inner.calls.complete_from(call, from, payload) {
+                        metrics.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %from, call, "a reply for no call of this node to that peer");
                     }
-                    Err(e) => self.inner.calls.fail(call, e),
-                },
+                }
                 FrameHeader::Leaving => {
                     let _ = self
                         .inner
                         .control
-                        .send(Control::LeaveAnnounced(header.from.clone()));
+                        .send(Control::LeaveAnnounced(from.clone()));
                 }
+                FrameHeader::Grant { .. } => {}
             }
         }
     }

@@ -56,13 +56,17 @@ pub const fn tag_of(name: &str) -> u64 {
     hash
 }
 
-/// Who sent a batch, and to which incarnation of the receiver.
+/// Who sent a batch, to which incarnation of the receiver, and the proof
+/// that it is who it says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchHeader {
     /// The sending node.
     pub from: NodeId,
     /// The incarnation of the receiving node the sender meant.
     pub to: Incarnation,
+    /// The token the receiver granted `from` over `from`'s own session
+    /// (see [`FrameHeader::Grant`]); 0 in a batch that only carries a grant.
+    pub token: u128,
 }
 
 /// One frame's header; a payload may follow it.
@@ -86,6 +90,13 @@ pub enum FrameHeader {
     },
     /// The sender is leaving the cluster gracefully.
     Leaving,
+    /// The token the receiver must put in every later batch it sends to the
+    /// sender. It travels only over the receiver's own session, so a batch
+    /// that carries it came from the node that session authenticated.
+    Grant {
+        /// A random token.
+        token: u128,
+    },
 }
 
 /// Starts a batch buffer with its header.
@@ -231,6 +242,7 @@ mod tests {
 
     fn header() -> BatchHeader {
         BatchHeader {
+            token: 99,
             from: NodeId::new("n1", Incarnation(7)),
             to: Incarnation(9),
         }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use drove_runtime::echo::{EchoMsg, ECHO_NAME};
-use drove_runtime::wire::{self, BatchHeader, FrameHeader};
+use drove_runtime::wire::{self, FrameHeader};
 use drove_runtime::{
     ActorAddr, CallError, DeliveryError, Handle, Incarnation, LocalRef, Message, NodeConfig,
     NodeId, Reply, SendError,
@@ -176,11 +176,8 @@ async fn remote_messaging_and_bad_envelopes() {
     node.send_raw_batch(&n1, vec![0xde, 0xad, 0xbe, 0xef, 1, 2, 3])
         .expect("raw");
     node.send_raw_batch(&n1, Vec::new()).expect("raw");
-    let mut truncated = wire::begin_batch(&BatchHeader {
-        from: node.id(),
-        to: n1.incarnation,
-    })
-    .expect("batch");
+    let ours = node.batch_header_for(&n1).expect("linked to n1");
+    let mut truncated = wire::begin_batch(&ours).expect("batch");
     let good_prefix = truncated.len();
     let to_nobody = FrameHeader::Send {
         to: LocalRef::Id(u64::MAX),
@@ -190,11 +187,7 @@ async fn remote_messaging_and_bad_envelopes() {
     wire::push_frame::<()>(&mut truncated, &to_nobody, None).expect("frame");
     truncated.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
     node.send_raw_batch(&n1, truncated).expect("raw");
-    let mut bad_header = wire::begin_batch(&BatchHeader {
-        from: node.id(),
-        to: n1.incarnation,
-    })
-    .expect("batch");
+    let mut bad_header = wire::begin_batch(&ours).expect("batch");
     bad_header.extend_from_slice(&[3, 0, 0, 0, 0xff, 0xff, 0xff]);
     node.send_raw_batch(&n1, bad_header).expect("raw");
     assert!(good_prefix > 5);
@@ -204,6 +197,39 @@ async fn remote_messaging_and_bad_envelopes() {
         (bad >= bad_before + 2 && dropped >= dropped_before + 3).then_some(())
     })
     .await;
+    // A peer that claims to be another: the tester's own token under n2's
+    // name, announcing n2's leave; then its own name with a wrong token,
+    // asking echo for a reply. Both are dropped as spoofed.
+    let spoofed_before = metric(&http1, "drove_spoofed_frames_total").await;
+    let mut as_n2 = ours.clone();
+    as_n2.from = n2.clone();
+    let mut leave = wire::begin_batch(&as_n2).expect("batch");
+    wire::push_frame::<()>(&mut leave, &FrameHeader::Leaving, None).expect("frame");
+    node.send_raw_batch(&n1, leave).expect("raw");
+    let mut wrong_token = ours.clone();
+    wrong_token.token ^= 1;
+    let mut ping = wire::begin_batch(&wrong_token).expect("batch");
+    let to_echo = FrameHeader::Send {
+        to: LocalRef::Name(ECHO_NAME.to_string()),
+        tag: wire::tag_of(<EchoMsg as Message>::TAG),
+        call: None,
+    };
+    wire::push_frame::<()>(&mut ping, &to_echo, None).expect("frame");
+    node.send_raw_batch(&n1, ping).expect("raw");
+    wait_for(T, "the spoofed frames to be counted", || async {
+        let spoofed = metric(&http1, "drove_spoofed_frames_total").await;
+        (spoofed >= spoofed_before + 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let view = c.nodes[0].cluster().await.expect("n1 answers");
+    let n2_status = view
+        .members
+        .iter()
+        .find(|m| m.name == "n2")
+        .map(|m| m.status.clone());
+    assert_eq!(n2_status.as_deref(), Some("up"), "a spoofed leave moved n2");
+
     // n1 survived all of it and still answers.
     drove_runtime::echo::ping(&node, &n1, T)
         .await
