@@ -9,12 +9,15 @@
 //! - `/api/pubsub`: [`pubsub`].
 //! - `/api/cache`: [`cache`].
 //!
-//! Applications that serve their own pages on the same listener merge
-//! [`router`] into theirs, then [`serve`].
+//! The admin API belongs on a listener of its own, loopback by default:
+//! [`guard`] checks Host, Origin, content type and an optional bearer
+//! token; [`listener`] caps open connections. Applications serve their own
+//! pages on another listener ([`serve`] takes several).
 //!
 //! # Layout
 //!
 //! - this file: [`SERVICES`], [`router`], [`bind`], [`serve`].
+//! - [`guard`], [`listener`]: the protections.
 //! - one module per service, [`reply`] (the error helper), [`client`] (a
 //!   dependency-free HTTP/1.1 client for the CLI and tests).
 
@@ -22,6 +25,8 @@ pub mod cache;
 pub mod children;
 pub mod client;
 pub mod cluster;
+pub mod guard;
+pub mod listener;
 pub mod pubsub;
 pub mod registry;
 pub mod reply;
@@ -34,6 +39,8 @@ use tokio::net::TcpListener;
 use drove::{Drove, Shutdown};
 
 pub use cluster::{cluster_json, ClusterJson, MemberJson};
+pub use guard::Guard;
+use listener::LimitedListener;
 
 /// Why the admin API could not be bound or served.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +68,13 @@ pub const SERVICES: [fn(&Drove) -> Router; 5] = [
     cache::routes,
 ];
 
-/// The admin API of `drove`: every service in [`SERVICES`].
-pub fn router(drove: &Drove) -> Router {
-    SERVICES
+/// The admin API of `drove`: every service in [`SERVICES`], behind
+/// `guard`.
+pub fn router(drove: &Drove, guard: Guard) -> Router {
+    let routes = SERVICES
         .iter()
-        .fold(Router::new(), |router, routes| router.merge(routes(drove)))
+        .fold(Router::new(), |router, routes| router.merge(routes(drove)));
+    guard::protect(routes, guard)
 }
 
 /// Binds the admin address; done before the node starts, so a port in
@@ -76,19 +85,25 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
         .map_err(|source| AdminError::Bind { addr, source })
 }
 
-/// Serves `app` on `listener` until SIGTERM (hand the children over, then
-/// leave) or SIGINT (leave without handing over: the whole cluster is
-/// going); if the HTTP server itself stops, the node leaves too.
-pub async fn serve(drove: &Drove, listener: TcpListener, app: Router) -> Result<(), AdminError> {
-    let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
+/// Serves each router on its listener (at most
+/// [`listener::MAX_CONNECTIONS`] open connections each) until SIGTERM (hand
+/// the children over, then leave) or SIGINT (leave without handing over:
+/// the whole cluster is going); if an HTTP server itself stops, the node
+/// leaves too.
+pub async fn serve(drove: &Drove, apps: Vec<(TcpListener, Router)>) -> Result<(), AdminError> {
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, app) in apps {
+        let limited = LimitedListener::new(listener, listener::MAX_CONNECTIONS);
+        servers.spawn(async move { axum::serve(limited, app).await });
+    }
     let how = tokio::select! {
         how = drove::wait_for_signal() => how.map_err(AdminError::Signal)?,
-        result = &mut server => {
-            tracing::error!(?result, "admin HTTP server stopped");
+        Some(result) = servers.join_next() => {
+            tracing::error!(?result, "an HTTP server stopped");
             Shutdown::Leave
         }
     };
     drove.shutdown(how).await;
-    server.abort();
+    servers.abort_all();
     Ok(())
 }

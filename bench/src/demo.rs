@@ -64,7 +64,8 @@ pub(crate) async fn run(
     for n in &mut nodes {
         n.start();
     }
-    let https: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
+    let https: Vec<String> = nodes.iter().map(|n| n.app_addr()).collect();
+    let admins: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     for n in &nodes {
         loop {
@@ -148,7 +149,7 @@ pub(crate) async fn run(
     tokio::time::sleep(window).await;
     let events_per_sec = events.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
     let mut trackers_alive = 0;
-    for http in &https {
+    for http in &admins {
         let r = request(
             http,
             "GET",

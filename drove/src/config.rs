@@ -82,8 +82,12 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// The cluster CA's certificate (PEM): peers must hold one it signed.
     pub tls_ca: Option<PathBuf>,
-    /// The admin HTTP address, advertised to the other nodes.
+    /// The admin HTTP address; advertised to the other nodes unless
+    /// `advertise_http` is set.
     pub http: SocketAddr,
+    /// The HTTP address other nodes learn for this one, when it is not
+    /// `http` (an app that serves its public pages elsewhere).
+    pub advertise_http: Option<SocketAddr>,
     /// Gossip interval, milliseconds (at least 10).
     pub gossip_ms: u64,
     /// Phi-accrual threshold of the failure detector.
@@ -114,6 +118,7 @@ impl Default for Config {
             tls_key: None,
             tls_ca: None,
             http: SocketAddr::from(([127, 0, 0, 1], 8370)),
+            advertise_http: None,
             gossip_ms: 200,
             phi: 8.0,
             quorum: None,
@@ -125,7 +130,8 @@ impl Default for Config {
 }
 
 /// The keys [`Config`] reads, to pick its variables out of the environment.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
+    "advertise_http",
     "name",
     "listen",
     "seeds",
@@ -234,7 +240,7 @@ impl Config {
             .cloned()
             .collect();
         node.cookie = self.resolve_cookie()?;
-        node.http = self.http.to_string();
+        node.http = self.advertise_http.unwrap_or(self.http).to_string();
         node.gossip_interval = Duration::from_millis(self.gossip_ms.max(10));
         node.phi_threshold = self.phi;
         node.tls = match self.tls_files()? {

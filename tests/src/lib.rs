@@ -266,6 +266,8 @@ pub struct NodeProc {
     pub listen: SocketAddr,
     /// Its `--http`.
     pub http: SocketAddr,
+    /// Its `--app` (download-manager nodes), if any.
+    pub app: Option<SocketAddr>,
     /// Its `--seeds`.
     pub seeds: Vec<String>,
     /// Its `--cookie`.
@@ -315,6 +317,7 @@ impl NodeProc {
             name: name.to_string(),
             listen,
             http,
+            app: None,
             seeds,
             cookie: cookie.to_string(),
             extra: Vec::new(),
@@ -415,6 +418,12 @@ impl NodeProc {
     /// The admin address as `host:port`.
     pub fn http_addr(&self) -> String {
         self.http.to_string()
+    }
+
+    /// The app's public address as `host:port` (the admin address for a
+    /// node without an app).
+    pub fn app_addr(&self) -> String {
+        self.app.unwrap_or(self.http).to_string()
     }
 
     /// This node's `/api/cluster`, if it answers.
@@ -557,7 +566,7 @@ pub fn download_manager_nodes(
     let mut nodes: Vec<NodeProc> = Vec::new();
     for i in 0..n {
         let addr = |p: u16| SocketAddr::new(ip.parse().unwrap_or([127, 0, 0, 1].into()), p);
-        let (listen, http) = (addr(port()), addr(port()));
+        let (listen, http, app) = (addr(port()), addr(port()), addr(port()));
         let seeds = nodes
             .first()
             .map(|f| vec![f.listen.to_string()])
@@ -565,7 +574,11 @@ pub fn download_manager_nodes(
         let mut node = NodeProc::at(&format!("{prefix}{}", i + 1), listen, http, seeds, cookie);
         node.bin = Some(download_manager_bin());
         node.command = Vec::new();
-        node.extra = extra.iter().map(|s| s.to_string()).collect();
+        node.app = Some(app);
+        node.extra = ["--app".to_string(), app.to_string()]
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
         nodes.push(node);
     }
     nodes

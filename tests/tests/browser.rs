@@ -190,7 +190,7 @@ fn dm_nodes() -> Vec<NodeProc> {
 }
 
 async fn run(c: &Client, nodes: &mut [NodeProc]) {
-    let url = |i: usize| format!("http://{}/", nodes[i].http_addr());
+    let url = |i: usize| format!("http://{}/", nodes[i].app_addr());
     c.goto(&url(0)).await.expect("open the page");
     let mut highest = 0;
     watch(c, &mut highest, "the page to connect", |v| {

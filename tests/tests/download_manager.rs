@@ -81,7 +81,7 @@ async fn api_contract_and_bad_requests() {
     let _machine = drove_tests::shared_machine().await;
     let mut nodes = dm_nodes(2, 4, 300, 8);
     started(&mut nodes).await;
-    let (a, b) = (nodes[0].http_addr(), nodes[1].http_addr());
+    let (a, b) = (nodes[0].app_addr(), nodes[1].app_addr());
     let mut user = User::default();
     let (status, body) = user.json(&a, "GET", "/api/downloads/current").await;
     assert_eq!(status, 404);
@@ -177,7 +177,8 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
     const STEPS: u32 = 10;
     let mut nodes = dm_nodes(3, STEPS, 400, 20);
     started(&mut nodes).await;
-    let https: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
+    let https: Vec<String> = nodes.iter().map(|n| n.app_addr()).collect();
+    let admins: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
     let mut users = vec![User::default(); USERS];
     let mut ids = Vec::new();
     let mut trackers: BTreeMap<String, usize> = BTreeMap::new();
@@ -205,6 +206,10 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
         .filter(|&i| i != victim)
         .map(|i| https[i].clone())
         .collect();
+    let survivor_admins: Vec<String> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| admins[i].clone())
+        .collect();
 
     // Until every download is ready: no tracker ever on two ledgers.
     let mut ready: HashMap<usize, Value> = HashMap::new();
@@ -216,7 +221,7 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
             ready.len()
         );
         let mut on: HashMap<String, usize> = HashMap::new();
-        for http in &survivors {
+        for http in &survivor_admins {
             for c in children_at(http, true).await.unwrap_or_default() {
                 *on.entry(c.id).or_default() += 1;
             }
@@ -286,7 +291,7 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
     }
     assert!(moved > 0, "no download was moved by the kill");
     // Nothing is left running or recorded.
-    for http in &survivors {
+    for http in &survivor_admins {
         let all = children_at(http, false).await.expect("children");
         assert!(
             all.iter().all(|c| !c.id.starts_with("download:")),
@@ -308,7 +313,7 @@ async fn demo_command_starts_and_stops_a_local_cluster() {
         })
     };
     let mut base = 20_000 + (rand::random::<u16>() % 20_000);
-    while !(free(base) && free(base + 3)) {
+    while !(free(base) && free(base + 3) && free(base + 6)) {
         base = 20_000 + (rand::random::<u16>() % 20_000);
     }
     let (base_port, base_http) = (base, base + 3);
@@ -319,6 +324,8 @@ async fn demo_command_starts_and_stops_a_local_cluster() {
             &base_port.to_string(),
             "--base-http",
             &base_http.to_string(),
+            "--base-admin",
+            &(base + 6).to_string(),
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())

@@ -3,9 +3,11 @@
 //!
 //! - `download-manager demo`: a local 3-node cluster on 127.0.0.1; prints
 //!   the URLs; Ctrl-C stops every node.
-//! - `download-manager --name n1 --listen .. --http .. --seeds ..`: one
-//!   node, to join others by hand (the same flags as `drove node`, plus
-//!   `--steps`, `--step-ms`, `--file-kb`, `--secret-file`).
+//! - `download-manager --name n1 --listen .. --app .. --http .. --seeds ..`:
+//!   one node, to join others by hand (the same flags as `drove node`, plus
+//!   `--app` (the public pages), `--secret-file`, `--steps`, `--step-ms`,
+//!   `--file-kb`). The public address serves the app only; the admin API
+//!   is on `--http` (loopback by default).
 //!
 //! A user (a signed cookie session) asks for a report; a tracker (a
 //! transient child of drove's distributed supervisor, globally named by the
@@ -36,6 +38,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser};
 
 use drove::Drove;
+use drove_cli::admin_args::AdminArgs;
 use drove_cli::local_cluster::LocalCluster;
 use drove_cli::node_args::NodeArgs;
 
@@ -70,9 +73,12 @@ struct DemoCli {
     /// First cluster port; node i listens on base + i.
     #[arg(long, default_value_t = 4370)]
     base_port: u16,
-    /// First HTTP port; node i serves on base + i.
+    /// First app port (the public pages); node i serves on base + i.
     #[arg(long, default_value_t = 8370)]
     base_http: u16,
+    /// First admin port (loopback); node i's admin API is on base + i.
+    #[arg(long, default_value_t = 9370)]
+    base_admin: u16,
 }
 
 #[derive(Args)]
@@ -80,11 +86,17 @@ struct NodeWithApp {
     #[command(flatten)]
     node: NodeArgs,
     #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
     app: AppArgs,
 }
 
 #[derive(Args)]
 struct AppArgs {
+    /// The public address of the app (its pages and /api/downloads only;
+    /// the admin API stays on --http).
+    #[arg(long, env = "DM_APP", default_value = "127.0.0.1:8080")]
+    app: std::net::SocketAddr,
     /// A file (mode 0600) holding the key that signs session cookies; the
     /// same on every node. Required: `demo` makes a random one per run.
     #[arg(long, env = "DM_SECRET_FILE")]
@@ -108,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     let rest: Vec<std::ffi::OsString> = args.collect();
     if rest.first().is_some_and(|a| a == "demo") {
         let demo = DemoCli::parse_from(std::iter::once(program).chain(rest.into_iter().skip(1)));
-        runtime.block_on(run_demo(demo.nodes, demo.base_port, demo.base_http))
+        runtime.block_on(run_demo(demo))
     } else {
         let cli = NodeCli::parse_from(std::iter::once(program).chain(rest));
         runtime.block_on(run_node(cli.node))
@@ -125,11 +137,15 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
         chunk_bytes <= 512 * 1024,
         "--file-kb / --steps must stay under 512 KiB per chunk"
     );
-    let config = args.node.to_config()?;
+    let mut config = args.node.to_config()?;
+    // Peers (and the page, for failover) learn the public address.
+    config.advertise_http = config.advertise_http.or(Some(args.app.app));
+    let config_http = config.http;
     let secret = drove::cookie_file::read(&args.app.secret_file)
         .context("reading the session secret (--secret-file)")?;
-    let http = config.http;
-    let listener = drove_admin::bind(http).await?;
+    let guard = args.admin.guard()?;
+    let admin_listener = drove_admin::bind(config.http).await?;
+    let app_listener = drove_admin::bind(args.app.app).await?;
     let drove = Drove::builder(config)
         .child_with(|s| Tracker::new(s.cache(), s.pubsub()))
         .supervisor(|b| b.placement(download::ByUser))
@@ -143,19 +159,27 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
             chunk_bytes,
         },
     };
+    // The public port serves the app and nothing else; the admin API has
+    // a listener of its own.
     let routes = web::router(WebState {
         app,
         sessions: Sessions::new(&secret),
     })
-    .merge(drove_admin::router(&drove))
     .fallback(web::not_found)
     .method_not_allowed_fallback(web::method_not_allowed);
-    tracing::info!(%http, "serving the download manager");
-    drove_admin::serve(&drove, listener, routes).await?;
+    let admin = drove_admin::router(&drove, guard);
+    tracing::info!(app = %args.app.app, admin = %config_http, "serving the download manager");
+    drove_admin::serve(&drove, vec![(app_listener, routes), (admin_listener, admin)]).await?;
     Ok(())
 }
 
-async fn run_demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<()> {
+async fn run_demo(demo: DemoCli) -> anyhow::Result<()> {
+    let DemoCli {
+        nodes,
+        base_port,
+        base_http,
+        base_admin,
+    } = demo;
     let exe = std::env::current_exe().context("locating the download-manager binary")?;
     if std::env::var_os("RUST_LOG").is_none() {
         // Keep the terminal for the URLs and the story of each download.
@@ -178,11 +202,19 @@ async fn run_demo(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Result<
         "--secret-file".into(),
         secret_file.into_os_string(),
     ];
-    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http)?;
+    let app_addr = |i: u16| format!("127.0.0.1:{}", base_http + i);
+    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_admin, &|i| {
+        vec!["--app".into(), app_addr(i).into()]
+    })?;
     cluster.wait_formed().await?;
     println!("The download manager runs on a {nodes}-node drove cluster:");
-    for (i, (http, pid)) in cluster.https.iter().zip(cluster.pids()).enumerate() {
-        println!("  n{}: http://{http}/   (pid {pid})", i + 1);
+    for (i, pid) in (0..nodes).zip(cluster.pids()) {
+        println!(
+            "  n{}: http://{}/   (pid {pid}; admin API on {})",
+            i + 1,
+            app_addr(i),
+            cluster.https[usize::from(i)]
+        );
     }
     println!(
         "Open one, generate a report, and `kill -9` the pid of the node that runs its \

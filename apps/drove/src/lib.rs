@@ -10,6 +10,7 @@
 //! - [`local_cluster`]: child node processes on 127.0.0.1.
 //! - [`init_tracing`]: logs to stderr.
 
+pub mod admin_args;
 pub mod certs;
 pub mod local_cluster;
 pub mod node_args;

@@ -35,13 +35,15 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts `nodes` children running `exe` with `command` (e.g.
-    /// `["node", "--cookie-file", PATH]`) followed by each node's flags.
+    /// `["node", "--cookie-file", PATH]`), then each node's flags, then
+    /// `per_node(i)` (flags of node `i`, from 0).
     pub fn start(
         exe: &std::path::Path,
         command: &[std::ffi::OsString],
         nodes: u16,
         base_port: u16,
         base_http: u16,
+        per_node: &dyn Fn(u16) -> Vec<std::ffi::OsString>,
     ) -> Result<LocalCluster, LocalClusterError> {
         if !(1..=50).contains(&nodes) {
             return Err(LocalClusterError::NodeCount);
@@ -57,6 +59,7 @@ impl LocalCluster {
                 .args(["--name", &name])
                 .args(["--listen", &format!("127.0.0.1:{}", base_port + i)])
                 .args(["--http", &http])
+                .args(per_node(i))
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
             if i > 0 {

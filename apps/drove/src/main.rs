@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use drove::Drove;
+use drove_cli::admin_args::AdminArgs;
 use drove_cli::local_cluster::LocalCluster;
 use drove_cli::node_args::NodeArgs;
 
@@ -29,7 +30,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node.
-    Node(Box<NodeArgs>),
+    Node {
+        #[command(flatten)]
+        node: Box<NodeArgs>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Print the member table of a running node.
     Status {
         /// The node's admin HTTP address.
@@ -102,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Node(args) => run_node(*args).await,
+            Command::Node { node, admin } => run_node(*node, admin).await,
             Command::Status { http } => print_status(&http).await,
             Command::Registry { http, prefix } => print_registry(&http, &prefix).await,
             Command::Spawn {
@@ -128,11 +134,13 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+async fn run_node(args: NodeArgs, admin: AdminArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
+    let guard = admin.guard()?;
     let listener = drove_admin::bind(config.http).await?;
     let drove = Drove::builder(config).start().await?;
-    drove_admin::serve(&drove, listener, drove_admin::router(&drove)).await?;
+    let routes = drove_admin::router(&drove, guard);
+    drove_admin::serve(&drove, vec![(listener, routes)]).await?;
     Ok(())
 }
 
@@ -145,7 +153,7 @@ async fn run_cluster(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Resu
         "--cookie-file".into(),
         cookie_file.into_os_string(),
     ];
-    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http)?;
+    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http, &|_| Vec::new())?;
     cluster.wait_formed().await?;
     println!("A {nodes}-node drove cluster is up:");
     print_status(&cluster.https[0]).await?;

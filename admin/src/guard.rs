@@ -1,0 +1,171 @@
+//! What every admin request passes before a route sees it: the Host and
+//! Origin headers (against DNS rebinding and cross-site requests), a JSON
+//! content type on writes, an optional bearer token, and a body limit.
+//!
+//! - **Host**: an IP literal, `localhost`, or one of [`Guard::hosts`]. A
+//!   DNS-rebinding page reaches the listener under its own name, which is
+//!   none of these.
+//! - **Origin** (when a browser sends one): its host must be the request's
+//!   Host. `null` origins are refused.
+//! - **Writes** (anything but GET, HEAD, OPTIONS) that carry a content type
+//!   must carry `application/json`: an HTML form can post only
+//!   `text/plain`, urlencoded or multipart bodies across sites.
+//! - **Token**: with [`Guard::token`], every request needs
+//!   `Authorization: Bearer <token>` (compared in constant time).
+//! - **Body**: at most [`MAX_BODY`] bytes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::reply;
+
+/// Largest request body: a 1 MiB cache value, JSON-escaped, fits.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// The admin listener's protections.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// Requests must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Host names accepted besides IP literals and `localhost`.
+    pub hosts: Vec<String>,
+}
+
+/// `router` behind `guard`.
+pub fn protect(router: Router, guard: Guard) -> Router {
+    router
+        .layer(middleware::from_fn_with_state(Arc::new(guard), check))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The host part of a `Host` header or an origin's authority.
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+impl Guard {
+    fn host_allowed(&self, host: &str) -> bool {
+        host.parse::<IpAddr>().is_ok()
+            || host.eq_ignore_ascii_case("localhost")
+            || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    fn token_ok(&self, headers: &HeaderMap) -> bool {
+        let Some(want) = &self.token else {
+            return true;
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time over the token's length: no early exit on the first
+        // differing byte.
+        let (a, b) = (want.as_bytes(), given.as_bytes());
+        let mut diff = u8::from(a.len() != b.len());
+        for (i, x) in a.iter().enumerate() {
+            diff |= x ^ b.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
+
+    /// Why `headers` and `method` are refused, if they are.
+    fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let host = text(header::HOST).map(host_of);
+        if let Some(h) = host {
+            if !self.host_allowed(h) {
+                return Some(reply::error(StatusCode::FORBIDDEN, format!("host {h:?} is not allowed")));
+            }
+        }
+        if let Some(origin) = text(header::ORIGIN) {
+            let origin_host = origin
+                .split_once("://")
+                .map(|(_, authority)| host_of(authority));
+            let same = matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+            if !same {
+                return Some(reply::error(StatusCode::FORBIDDEN, format!("origin {origin:?} is not this host")));
+            }
+        }
+        let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if !safe {
+            if let Some(kind) = text(header::CONTENT_TYPE) {
+                let json = kind
+                    .split(';')
+                    .next()
+                    .is_some_and(|k| k.trim().eq_ignore_ascii_case("application/json"));
+                if !json {
+                    return Some(reply::error(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "writes take application/json",
+                    ));
+                }
+            }
+        }
+        if !self.token_ok(headers) {
+            let mut r = reply::error(StatusCode::UNAUTHORIZED, "a bearer token is required");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return Some(r);
+        }
+        None
+    }
+}
+
+async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    match guard.refusal(req.method(), req.headers()) {
+        Some(refused) => refused,
+        None => next.run(req).await.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn status(g: &Guard, m: Method, pairs: &[(&'static str, &str)]) -> Option<u16> {
+        g.refusal(&m, &headers(pairs)).map(|r| r.status().as_u16())
+    }
+
+    #[test]
+    fn hosts_origins_content_types_and_tokens() {
+        let g = Guard::default();
+        assert_eq!(status(&g, Method::GET, &[("host", "127.0.0.1:8370")]), None);
+        assert_eq!(status(&g, Method::GET, &[("host", "[::1]:8370")]), None);
+        assert_eq!(status(&g, Method::GET, &[("host", "localhost:8370")]), None);
+        assert_eq!(status(&g, Method::GET, &[("host", "evil.example:8370")]), Some(403));
+        let cross = [("host", "127.0.0.1:8370"), ("origin", "http://evil.example")];
+        assert_eq!(status(&g, Method::POST, &cross), Some(403));
+        let null = [("host", "127.0.0.1:8370"), ("origin", "null")];
+        assert_eq!(status(&g, Method::POST, &null), Some(403));
+        let same = [("host", "127.0.0.1:8370"), ("origin", "http://127.0.0.1:8370"), ("content-type", "application/json; charset=utf-8")];
+        assert_eq!(status(&g, Method::POST, &same), None);
+        let form = [("host", "127.0.0.1:8370"), ("content-type", "text/plain")];
+        assert_eq!(status(&g, Method::POST, &form), Some(415));
+        assert_eq!(status(&g, Method::GET, &form), None);
+
+        let named = Guard { token: Some("s3cret".into()), hosts: vec!["drove-0.drove".into()] };
+        let host = ("host", "drove-0.drove:8370");
+        assert_eq!(status(&named, Method::GET, &[host]), Some(401));
+        assert_eq!(status(&named, Method::GET, &[host, ("authorization", "Bearer s3cre")]), Some(401));
+        assert_eq!(status(&named, Method::GET, &[host, ("authorization", "Bearer s3cret!")]), Some(401));
+        assert_eq!(status(&named, Method::GET, &[host, ("authorization", "Bearer s3cret")]), None);
+    }
+}
