@@ -84,16 +84,23 @@ impl Guard {
         let host = text(header::HOST).map(host_of);
         if let Some(h) = host {
             if !self.host_allowed(h) {
-                return Some(reply::error(StatusCode::FORBIDDEN, format!("host {h:?} is not allowed")));
+                return Some(reply::error(
+                    StatusCode::FORBIDDEN,
+                    format!("host {h:?} is not allowed"),
+                ));
             }
         }
         if let Some(origin) = text(header::ORIGIN) {
             let origin_host = origin
                 .split_once("://")
                 .map(|(_, authority)| host_of(authority));
-            let same = matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+            let same =
+                matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
             if !same {
-                return Some(reply::error(StatusCode::FORBIDDEN, format!("origin {origin:?} is not this host")));
+                return Some(reply::error(
+                    StatusCode::FORBIDDEN,
+                    format!("origin {origin:?} is not this host"),
+                ));
             }
         }
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -113,8 +120,10 @@ impl Guard {
         }
         if !self.token_ok(headers) {
             let mut r = reply::error(StatusCode::UNAUTHORIZED, "a bearer token is required");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
             return Some(r);
         }
         None
@@ -150,22 +159,56 @@ mod tests {
         assert_eq!(status(&g, Method::GET, &[("host", "127.0.0.1:8370")]), None);
         assert_eq!(status(&g, Method::GET, &[("host", "[::1]:8370")]), None);
         assert_eq!(status(&g, Method::GET, &[("host", "localhost:8370")]), None);
-        assert_eq!(status(&g, Method::GET, &[("host", "evil.example:8370")]), Some(403));
-        let cross = [("host", "127.0.0.1:8370"), ("origin", "http://evil.example")];
+        assert_eq!(
+            status(&g, Method::GET, &[("host", "evil.example:8370")]),
+            Some(403)
+        );
+        let cross = [
+            ("host", "127.0.0.1:8370"),
+            ("origin", "http://evil.example"),
+        ];
         assert_eq!(status(&g, Method::POST, &cross), Some(403));
         let null = [("host", "127.0.0.1:8370"), ("origin", "null")];
         assert_eq!(status(&g, Method::POST, &null), Some(403));
-        let same = [("host", "127.0.0.1:8370"), ("origin", "http://127.0.0.1:8370"), ("content-type", "application/json; charset=utf-8")];
+        let same = [
+            ("host", "127.0.0.1:8370"),
+            ("origin", "http://127.0.0.1:8370"),
+            ("content-type", "application/json; charset=utf-8"),
+        ];
         assert_eq!(status(&g, Method::POST, &same), None);
         let form = [("host", "127.0.0.1:8370"), ("content-type", "text/plain")];
         assert_eq!(status(&g, Method::POST, &form), Some(415));
         assert_eq!(status(&g, Method::GET, &form), None);
 
-        let named = Guard { token: Some("s3cret".into()), hosts: vec!["drove-0.drove".into()] };
+        let named = Guard {
+            token: Some("s3cret".into()),
+            hosts: vec!["drove-0.drove".into()],
+        };
         let host = ("host", "drove-0.drove:8370");
         assert_eq!(status(&named, Method::GET, &[host]), Some(401));
-        assert_eq!(status(&named, Method::GET, &[host, ("authorization", "Bearer s3cre")]), Some(401));
-        assert_eq!(status(&named, Method::GET, &[host, ("authorization", "Bearer s3cret!")]), Some(401));
-        assert_eq!(status(&named, Method::GET, &[host, ("authorization", "Bearer s3cret")]), None);
+        assert_eq!(
+            status(
+                &named,
+                Method::GET,
+                &[host, ("authorization", "Bearer s3cre")]
+            ),
+            Some(401)
+        );
+        assert_eq!(
+            status(
+                &named,
+                Method::GET,
+                &[host, ("authorization", "Bearer s3cret!")]
+            ),
+            Some(401)
+        );
+        assert_eq!(
+            status(
+                &named,
+                Method::GET,
+                &[host, ("authorization", "Bearer s3cret")]
+            ),
+            None
+        );
     }
 }

@@ -94,7 +94,9 @@ pub async fn serve(drove: &Drove, apps: Vec<(TcpListener, Router)>) -> Result<()
     let mut servers = tokio::task::JoinSet::new();
     for (listener, app) in apps {
         let limited = LimitedListener::new(listener, listener::MAX_CONNECTIONS);
-        servers.spawn(async move { axum::serve(limited, app).await });
+        // Connection info lets apps limit per client address.
+        let service = app.into_make_service_with_connect_info::<listener::ClientAddr>();
+        servers.spawn(async move { axum::serve(limited, service).await });
     }
     let how = tokio::select! {
         how = drove::wait_for_signal() => how.map_err(AdminError::Signal)?,

@@ -32,6 +32,19 @@ impl LimitedListener {
     }
 }
 
+/// The client address of a connection, for handlers that limit per client
+/// (`axum::extract::ConnectInfo<ClientAddr>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
 /// A connection that frees its slot when dropped.
 pub struct Counted {
     io: TcpStream,

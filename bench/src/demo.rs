@@ -59,6 +59,13 @@ pub(crate) async fn run(
             &steps_s,
             "--secret-file",
             &secret_s,
+            // One load generator, one address: no per-client limits here.
+            "--client-rps",
+            "1000000",
+            "--client-starts-per-min",
+            "1000000",
+            "--client-streams",
+            "1000000",
         ],
     );
     for n in &mut nodes {

@@ -76,7 +76,7 @@ pub use actor::{Actor, ActorError, Context};
 pub use addr::{ActorAddr, LocalRef};
 pub use cluster::NodeConfig;
 pub use drove_membership::{
-    Incarnation, Member, MemberInfo, MemberStatus, MembershipEvent, NodeId,
+    validate_name, Incarnation, Member, MemberInfo, MemberStatus, MembershipEvent, NodeId,
 };
 pub use error::{CallError, DeliveryError, SendError, SpawnError, StartError, WireError};
 pub use handle::Handle;

@@ -31,6 +31,12 @@ fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc>
             &file_kb,
             "--secret-file",
             &secret,
+            // Every test user comes from this one address: limits per
+            // client are tested in demo_attacks.rs.
+            "--client-rps",
+            "1000000",
+            "--client-starts-per-min",
+            "1000000",
         ],
     )
 }

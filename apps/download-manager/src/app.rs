@@ -54,12 +54,25 @@ pub(crate) struct App {
 
 impl App {
     /// The user's download, if any.
+    /// The user's download record, if there is a valid one.
     pub(crate) fn current(&self, user: &str) -> Option<Download> {
-        self.drove
+        let d = self
+            .drove
             .cache()
             .get::<Download>(&download::download_key(user))
             .ok()
-            .flatten()
+            .flatten()?;
+        match d.validate() {
+            Ok(()) if d.user == user => Some(d),
+            Ok(()) => {
+                tracing::warn!(%user, owner = %d.user, "ignoring a download record of another user");
+                None
+            }
+            Err(reason) => {
+                tracing::warn!(%user, %reason, "ignoring an invalid download record");
+                None
+            }
+        }
     }
 
     /// Starts a download for `user`: stores it (one per user), then starts
@@ -82,7 +95,7 @@ impl App {
         let stored = self
             .drove
             .cache()
-            .put_new(&key, &d, None)
+            .put_new(&key, &d, Some(download::RECORD_TTL))
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
         if !stored {
             let current = self.current(user).unwrap_or_else(|| d.clone());
@@ -136,6 +149,7 @@ impl App {
             .get(&download::manifest_key(&d.id))
             .map_err(|e| AppError::Damaged(e.to_string()))?
             .ok_or_else(|| AppError::Damaged("no manifest".into()))?;
+        manifest.validate().map_err(AppError::Damaged)?;
         let mut body = Vec::with_capacity(manifest.size as usize);
         for n in 0..manifest.chunks {
             let chunk: String = cache
@@ -143,6 +157,11 @@ impl App {
                 .map_err(|e| AppError::Damaged(e.to_string()))?
                 .ok_or_else(|| AppError::Damaged(format!("chunk {n} is missing")))?;
             body.extend_from_slice(chunk.as_bytes());
+            if body.len() as u64 > manifest.size {
+                return Err(AppError::Damaged(
+                    "chunks larger than the manifest says".into(),
+                ));
+            }
         }
         let sha: String = Sha256::digest(&body)
             .iter()

@@ -56,6 +56,67 @@ pub(crate) struct Manifest {
     pub nodes: Vec<String>,
 }
 
+/// The one URL a ready download's file is served at.
+pub(crate) const FILE_URL: &str = "/api/downloads/current/file";
+
+/// How long a download's record lives after its last write: an abandoned
+/// download (its user never comes back) leaves nothing behind for good.
+pub(crate) const RECORD_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Largest file the app serves (steps x chunk bytes stay far below).
+pub(crate) const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Most chunks a file has (`--steps` is at most 10,000).
+pub(crate) const MAX_CHUNKS: u32 = 10_000;
+
+fn id_like(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Download {
+    /// Checks a record read back from the cache: anything a member (or an
+    /// operator's admin API) stored is checked before it reaches a page.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !id_like(&self.id, 32) || !id_like(&self.user, 64) {
+            return Err("bad id or user".into());
+        }
+        if self.progress > 100 {
+            return Err(format!("progress {} is over 100", self.progress));
+        }
+        if self.file_url.as_deref().is_some_and(|u| u != FILE_URL) {
+            return Err("the file URL is not the app's".into());
+        }
+        let name_ok = |n: &String| drove::runtime::validate_name(n).is_ok();
+        if !self.tracker_node.as_ref().is_none_or(name_ok) {
+            return Err("bad tracker node".into());
+        }
+        if self.error.as_ref().is_some_and(|e| e.len() > 1024) {
+            return Err("error text too long".into());
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// Checks a manifest read back from the cache before it sizes anything.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.size > MAX_FILE_BYTES {
+            return Err(format!("size {} is over {MAX_FILE_BYTES}", self.size));
+        }
+        if self.chunks > MAX_CHUNKS {
+            return Err(format!("{} chunks is over {MAX_CHUNKS}", self.chunks));
+        }
+        let hex = self.sha256.len() == 64 && self.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            return Err("the checksum is not SHA-256 hex".into());
+        }
+        if self.nodes.len() > self.chunks as usize {
+            return Err("more producing nodes than chunks".into());
+        }
+        Ok(())
+    }
+}
+
 /// What the page hears on its user's topic.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum Update {

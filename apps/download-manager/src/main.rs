@@ -24,11 +24,13 @@
 //! - `download`: the download, the file manifest, keys and topics.
 //! - `web`: routes, the progress stream, CORS.
 //! - `page`: the HTML page and its script.
-//! - `session`: signed cookie sessions.
+//! - `session`: signed cookie sessions (issue time, expiry).
+//! - `limits`: limits per client address.
 //! - `nginx.conf` (beside `src/`): a load balancer in front of the demo.
 
 mod app;
 mod download;
+mod limits;
 mod page;
 mod session;
 mod tracker;
@@ -43,6 +45,7 @@ use drove_cli::local_cluster::LocalCluster;
 use drove_cli::node_args::NodeArgs;
 
 use crate::app::{App, AppConfig};
+use crate::limits::ClientLimits;
 use crate::session::Sessions;
 use crate::tracker::Tracker;
 use crate::web::WebState;
@@ -110,6 +113,15 @@ struct AppArgs {
     /// Size of the generated file, KiB (split into the steps' chunks).
     #[arg(long, env = "DM_FILE_KB", default_value_t = 1024)]
     file_kb: usize,
+    /// Requests per second per client address (bursts of twice as many).
+    #[arg(long, env = "DM_CLIENT_RPS", default_value_t = 50.0)]
+    client_rps: f64,
+    /// Download starts per minute per client address.
+    #[arg(long, env = "DM_CLIENT_STARTS_PER_MIN", default_value_t = 20.0)]
+    client_starts_per_min: f64,
+    /// Progress streams open at once per client address.
+    #[arg(long, env = "DM_CLIENT_STREAMS", default_value_t = 16)]
+    client_streams: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -164,12 +176,21 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     let routes = web::router(WebState {
         app,
         sessions: Sessions::new(&secret),
+        limits: ClientLimits::new(limits::Limits {
+            requests_per_sec: args.app.client_rps,
+            starts_per_min: args.app.client_starts_per_min,
+            streams: args.app.client_streams,
+        }),
     })
     .fallback(web::not_found)
     .method_not_allowed_fallback(web::method_not_allowed);
     let admin = drove_admin::router(&drove, guard);
     tracing::info!(app = %args.app.app, admin = %config_http, "serving the download manager");
-    drove_admin::serve(&drove, vec![(app_listener, routes), (admin_listener, admin)]).await?;
+    drove_admin::serve(
+        &drove,
+        vec![(app_listener, routes), (admin_listener, admin)],
+    )
+    .await?;
     Ok(())
 }
 

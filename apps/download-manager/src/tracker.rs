@@ -79,7 +79,11 @@ impl Tracker {
 
     /// Writes the download as it is now and tells the user's pages.
     fn report(&self, d: &Download) -> Result<(), ActorError> {
-        self.cache.put(&download::download_key(&d.user), d, None)?;
+        self.cache.put(
+            &download::download_key(&d.user),
+            d,
+            Some(download::RECORD_TTL),
+        )?;
         self.pubsub
             .broadcast(&download::topic(&d.user), &Update::Changed(d.clone()))?;
         Ok(())
@@ -219,7 +223,7 @@ impl Actor for Tracker {
             Ok(manifest) => {
                 d.state = State::Ready;
                 d.progress = 100;
-                d.file_url = Some("/api/downloads/current/file".to_string());
+                d.file_url = Some(download::FILE_URL.to_string());
                 tracing::info!(download = %s.args.download_id, size = manifest.size, nodes = ?manifest.nodes, "file ready");
             }
             Err(e) => {

@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -31,6 +31,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::app::{App, AppError};
 use crate::download::{self, Download, Update};
+use drove_admin::listener::ClientAddr;
+
+use crate::limits::ClientLimits;
 use crate::session::Sessions;
 
 /// Everything a handler needs.
@@ -40,6 +43,8 @@ pub(crate) struct WebState {
     pub app: App,
     /// Session signing.
     pub sessions: Sessions,
+    /// Limits per client address.
+    pub limits: ClientLimits,
 }
 
 /// The user of a request, and the cookie to set if it is new.
@@ -48,7 +53,7 @@ fn user(state: &WebState, headers: &HeaderMap) -> (String, Option<String>) {
         Some(u) => (u, None),
         None => {
             let u = Sessions::new_user();
-            let cookie = state.sessions.set_cookie(&u);
+            let cookie = state.sessions.set_cookie(&u, headers);
             (u, Some(cookie))
         }
     }
@@ -90,7 +95,24 @@ async fn page(State(state): State<WebState>, headers: HeaderMap) -> Response {
     with_cookie(Html(crate::page::PAGE).into_response(), cookie)
 }
 
-async fn create(State(state): State<WebState>, headers: HeaderMap) -> Response {
+fn too_many(what: &str) -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many {what} from this address"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+async fn create(
+    State(state): State<WebState>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.limits.start(client.ip()) {
+        return too_many("downloads");
+    }
     let (user, cookie) = user(&state, &headers);
     let response = match state.app.start(&user).await {
         Ok(d) => (StatusCode::CREATED, Json(d)).into_response(),
@@ -184,7 +206,14 @@ fn forward(last: &mut Option<(String, u8)>, d: &Download) -> bool {
     true
 }
 
-async fn events(State(state): State<WebState>, headers: HeaderMap) -> Response {
+async fn events(
+    State(state): State<WebState>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(slot) = state.limits.stream(client.ip()) else {
+        return too_many("progress streams");
+    };
     let (user, cookie) = user(&state, &headers);
     let mut updates = match state
         .app
@@ -198,6 +227,8 @@ async fn events(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let (tx, rx) = mpsc::channel::<Event>(64);
     let app = state.app.clone();
     tokio::spawn(async move {
+        // The slot is held for as long as the stream runs.
+        let _slot = slot;
         let node = app.drove.node().name().to_string();
         let mut last = None;
         let snapshot = app.current(&user);
@@ -241,6 +272,19 @@ async fn events(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let stream = tokio_stream::StreamExt::map(ReceiverStream::new(rx), Ok::<Event, Infallible>);
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(5)));
     with_cookie(sse.into_response(), cookie)
+}
+
+/// Every request spends from its client's request bucket first.
+async fn rate_limit(
+    State(state): State<WebState>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.limits.request(client.ip()) {
+        return too_many("requests");
+    }
+    next.run(request).await
 }
 
 /// Pages reconnect to another member when theirs dies; another port is
@@ -308,9 +352,10 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/", get(page))
         .route("/api/downloads", axum::routing::post(create))
         .route("/api/downloads/current", get(current).delete(delete))
-        .route("/api/downloads/current/file", get(file))
+        .route(download::FILE_URL, get(file))
         .route("/api/downloads/events", get(events))
         .route("/api/app/cluster", get(cluster))
         .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state)
 }

@@ -153,7 +153,8 @@ async fn run_cluster(nodes: u16, base_port: u16, base_http: u16) -> anyhow::Resu
         "--cookie-file".into(),
         cookie_file.into_os_string(),
     ];
-    let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_http, &|_| Vec::new())?;
+    let cluster =
+        LocalCluster::start(&exe, &command, nodes, base_port, base_http, &|_| Vec::new())?;
     cluster.wait_formed().await?;
     println!("A {nodes}-node drove cluster is up:");
     print_status(&cluster.https[0]).await?;

@@ -1,0 +1,330 @@
+//! The demo as a web visitor would attack it: the admin API is not on the
+//! public port, sessions cannot be forged, a damaged stored record gives an
+//! error and not a crash, one client cannot open a thousand streams, and
+//! the admin API refuses cross-site writes and requests without its token.
+
+// Helpers outside #[test] functions fail the test as loudly as an assert.
+#![allow(clippy::expect_used)]
+
+use std::time::Duration;
+
+use drove_admin::client::request;
+use drove_tests::{wait_for, NodeProc};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LONG: Duration = Duration::from_secs(60);
+const T: Duration = Duration::from_secs(10);
+
+fn demo(n: usize, extra: &[&str]) -> Vec<NodeProc> {
+    let secret = drove_tests::secret_file().to_string_lossy().into_owned();
+    let cookie = drove_tests::random_hex();
+    let mut args = vec![
+        "--steps",
+        "3",
+        "--step-ms",
+        "100",
+        "--file-kb",
+        "3",
+        "--secret-file",
+        &secret,
+    ];
+    args.extend_from_slice(extra);
+    drove_tests::download_manager_nodes(n, "w", &cookie, &args)
+}
+
+async fn started(nodes: &mut [NodeProc]) {
+    for n in nodes.iter_mut() {
+        n.start();
+    }
+    let want = nodes.len();
+    for n in nodes.iter() {
+        wait_for(LONG, "the demo cluster to form", || async {
+            let c = n.cluster().await?;
+            (c.members.iter().filter(|m| m.status == "up").count() == want).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let r = request(addr, method, path, headers, body, T)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+    (r.status, r.body)
+}
+
+/// The session cookie a fresh visitor gets from the page.
+async fn visitor(app: &str) -> String {
+    let r = request(app, "GET", "/", &[], "", T).await.expect("page");
+    let set = r.header("set-cookie").expect("a session cookie");
+    set.split(';').next().expect("cookie").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_visitor_reaches_only_the_app_and_their_own_download() {
+    let _machine = drove_tests::shared_machine().await;
+    let mut nodes = demo(1, &[]);
+    started(&mut nodes).await;
+    let (app, admin) = (nodes[0].app_addr(), nodes[0].http_addr());
+
+    // Every admin route answers 404 on the public port, 200 on its own.
+    for path in [
+        "/api/cluster",
+        "/metrics",
+        "/api/cache",
+        "/api/registry",
+        "/api/children",
+        "/api/pubsub",
+    ] {
+        assert_eq!(
+            call(&app, "GET", path, &[], "").await.0,
+            404,
+            "{path} on the public port"
+        );
+        assert_eq!(
+            call(&admin, "GET", path, &[], "").await.0,
+            200,
+            "{path} on the admin port"
+        );
+    }
+    let ticker = r#"{"type":"ticker","args":{"interval_ms":1}}"#;
+    assert_eq!(
+        call(&app, "POST", "/api/children", &[], ticker).await.0,
+        404
+    );
+    let put = r#"{"value":{"file_url":"http://evil.example/"}}"#;
+    assert_eq!(
+        call(&app, "PUT", "/api/cache/dm:download:u1", &[], put)
+            .await
+            .0,
+        404
+    );
+
+    // A user's download, then forged and tampered sessions: each is a new
+    // user who sees nothing.
+    let cookie = visitor(&app).await;
+    let (status, body) = call(&app, "POST", "/api/downloads", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 201, "{body}");
+    let d: Value = serde_json::from_str(&body).expect("json");
+    let id = d["id"].as_str().expect("id").to_string();
+    let value = cookie.strip_prefix("dm_session=").expect("session");
+    let (user, rest) = value.split_once('.').expect("user.rest");
+    let tampered = [
+        format!("dm_session=u0000000000000000.{rest}"),
+        format!("dm_session={user}.1.99999999999.{}", "00".repeat(32)),
+        format!(
+            "dm_session={}",
+            value.replace(|c: char| c.is_ascii_digit(), "7")
+        ),
+        "dm_session=garbage".to_string(),
+    ];
+    for forged in &tampered {
+        let r = request(
+            &app,
+            "GET",
+            "/api/downloads/current",
+            &[("Cookie", forged)],
+            "",
+            T,
+        )
+        .await
+        .expect("answer");
+        assert_eq!(r.status, 404, "{forged} read the download: {}", r.body);
+        assert!(
+            r.header("set-cookie").is_some(),
+            "{forged} was not treated as a new user"
+        );
+    }
+    let (status, _) = call(
+        &app,
+        "GET",
+        "/api/downloads/current",
+        &[("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "the real session still works");
+
+    // A manifest stored with a huge size (through the admin API, as a
+    // member could): the file request fails cleanly; the node lives on.
+    wait_for(LONG, "the download to be ready", || async {
+        let (_, body) = call(
+            &app,
+            "GET",
+            "/api/downloads/current",
+            &[("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        (serde_json::from_str::<Value>(&body).ok()?["state"] == "ready").then_some(())
+    })
+    .await;
+    let huge = serde_json::json!({
+        "value": { "download_id": id, "chunks": 3, "size": 1u64 << 62, "sha256": "0".repeat(64), "nodes": [] }
+    });
+    let (status, body) = call(
+        &admin,
+        "PUT",
+        &format!("/api/cache/dm:file:{id}"),
+        &[],
+        &huge.to_string(),
+    )
+    .await;
+    assert!(status < 300, "{status} {body}");
+    let (status, body) = call(
+        &app,
+        "GET",
+        "/api/downloads/current/file",
+        &[("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert!(status >= 500, "{status} {body}");
+    assert!(body.contains("size"), "{body}");
+    assert!(nodes[0].is_running(), "the node died");
+    assert_eq!(call(&app, "GET", "/", &[], "").await.0, 200);
+
+    // A thousand progress streams from one client: a few are served, the
+    // rest refused (429) or left waiting past the connection cap, and the
+    // node still answers others.
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        readers.spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(&app).await.ok()?;
+            let req = format!(
+                "GET /api/downloads/events HTTP/1.1\r\nHost: {app}\r\nCookie: {cookie}\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.ok()?;
+            let mut head = [0u8; 12];
+            let answered =
+                tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut head)).await;
+            let code = match answered {
+                Ok(Ok(_)) => head
+                    .get(9..12)
+                    .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u16>().ok()),
+                _ => None,
+            };
+            Some((code, s))
+        });
+    }
+    let mut opened = Vec::new();
+    let (mut served, mut refused) = (0, 0);
+    while let Some(done) = readers.join_next().await {
+        if let Ok(Some((code, s))) = done {
+            match code {
+                Some(200) => served += 1,
+                Some(429) => refused += 1,
+                _ => {}
+            }
+            opened.push(s);
+        }
+    }
+    assert!(served <= 16, "{served} streams served to one client");
+    assert!(served >= 1, "the client's first stream was refused");
+    assert!(refused >= 400, "only {refused} of 1000 refused");
+    drop(opened);
+    wait_for(T, "the node to serve again", || async {
+        (call(&app, "GET", "/", &[], "").await.0 == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_refuses_cross_site_writes_and_wants_its_token() {
+    let _machine = drove_tests::shared_machine().await;
+    let token_file = drove_tests::secret_file();
+    let token = std::fs::read_to_string(&token_file)
+        .expect("token")
+        .trim()
+        .to_string();
+    let token_path = token_file.to_string_lossy().into_owned();
+    let mut nodes = demo(1, &["--admin-token-file", &token_path]);
+    for n in nodes.iter_mut() {
+        n.start();
+    }
+    let admin = nodes[0].http_addr();
+    let bearer = format!("Bearer {token}");
+    let auth = ("Authorization", bearer.as_str());
+    wait_for(LONG, "the admin API", || async {
+        (request(&admin, "GET", "/api/cluster", &[auth], "", T)
+            .await
+            .ok()?
+            .status
+            == 200)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        call(&admin, "GET", "/api/cluster", &[], "").await.0,
+        401,
+        "no token"
+    );
+    let wrong = ("Authorization", "Bearer not-the-token");
+    assert_eq!(
+        call(&admin, "GET", "/api/cluster", &[wrong], "").await.0,
+        401
+    );
+
+    // A cross-site form post: text/plain, from another origin.
+    let ticker = r#"{"type":"ticker","restart":"transient","args":{"interval_ms":1000}}"#;
+    let raw = |headers: Vec<(&'static str, String)>| {
+        let admin = admin.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&admin)
+                .await
+                .expect("connect");
+            let mut req = format!(
+                "POST /api/children HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+                ticker.len()
+            );
+            for (k, v) in headers {
+                req.push_str(&format!("{k}: {v}\r\n"));
+            }
+            req.push_str("\r\n");
+            req.push_str(ticker);
+            s.write_all(req.as_bytes()).await.expect("write");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out).await;
+            out.split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok())
+                .unwrap_or(0)
+        }
+    };
+    let host = ("Host", admin.clone());
+    let plain = ("Content-Type", "text/plain".to_string());
+    let bearer = ("Authorization", format!("Bearer {token}"));
+    let evil = ("Origin", "http://evil.example".to_string());
+    assert_eq!(
+        raw(vec![
+            host.clone(),
+            plain.clone(),
+            bearer.clone(),
+            evil.clone()
+        ])
+        .await,
+        403
+    );
+    assert_eq!(
+        raw(vec![host.clone(), plain.clone(), bearer.clone()]).await,
+        415
+    );
+    // DNS rebinding: the attacker's name in Host.
+    let rebound = ("Host", "evil.example:80".to_string());
+    let json = ("Content-Type", "application/json".to_string());
+    assert_eq!(raw(vec![rebound, json.clone(), bearer.clone()]).await, 403);
+    // The same request, as the operator sends it.
+    assert_eq!(raw(vec![host, json, bearer]).await, 201);
+    // A body over the limit.
+    let big = format!("{{\"value\":\"{}\"}}", "x".repeat(5 << 20));
+    let (status, _) = call(&admin, "PUT", "/api/cache/big", &[auth], &big).await;
+    assert_eq!(status, 413);
+}
