@@ -137,6 +137,8 @@ async fn quorum_singleton_never_runs_on_both_sides() {
         return;
     }
     let net = NetNs::create(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
+    // Off loopback a node refuses a short or well-known cookie.
+    let cookie = drove_tests::random_hex();
     let mut nodes: Vec<NodeProc> = (0..3)
         .map(|i| {
             let listen: SocketAddr = format!("{}:4370", net.data_ip(i)).parse().expect("addr");
@@ -147,7 +149,7 @@ async fn quorum_singleton_never_runs_on_both_sides() {
                 .filter(|&j| j != i)
                 .map(|j| format!("{}:4370", net.data_ip(j)))
                 .collect();
-            let mut n = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, "quorum-test");
+            let mut n = NodeProc::at(&format!("n{}", i + 1), listen, http, seeds, &cookie);
             n.wrapper = net.exec_prefix(i);
             n.extra = vec![
                 "--quorum".into(),

@@ -196,6 +196,15 @@ async fn dead_nodes_are_forgotten_and_joining_nodes_learn_the_table() {
     let mut late = drove_tests::NodeProc::new("n4", vec![c.nodes[0].listen.to_string()], &c.cookie);
     late.start();
     wait_subscribers(&late.http_addr(), "jobs", &["n2"]).await;
+    // Publishing goes to members n4 sees up; the table can arrive first.
+    wait_for(LONG, "n4 to see n2 up", || async {
+        let view = late.cluster().await?;
+        view.members
+            .iter()
+            .any(|m| m.name == "n2" && m.status == "up")
+            .then_some(())
+    })
+    .await;
     let a = publish(&late.http_addr(), "jobs", json!({"from": "n4"})).await;
     assert_eq!(a["nodes"], 1, "{a}");
 
