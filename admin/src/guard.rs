@@ -211,4 +211,27 @@ mod tests {
             None
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_headers_never_panic(
+            host in ".{0,80}",
+            origin in ".{0,80}",
+            kind in ".{0,60}",
+            auth in ".{0,80}",
+        ) {
+            let g = Guard { token: Some("t0k3n".into()), hosts: vec!["node-1".into()] };
+            let mut h = HeaderMap::new();
+            for (name, v) in [("host", &host), ("origin", &origin), ("content-type", &kind), ("authorization", &auth)] {
+                if let Ok(v) = v.parse() {
+                    h.insert(name, v);
+                }
+            }
+            for m in [Method::GET, Method::POST, Method::DELETE] {
+                if let Some(r) = g.refusal(&m, &h) {
+                    proptest::prop_assert!(r.status().is_client_error());
+                }
+            }
+        }
+    }
 }

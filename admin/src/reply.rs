@@ -33,3 +33,55 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::post;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use crate::cache::PutBody;
+    use crate::children::SpawnBody;
+
+    async fn answer(bytes: Vec<u8>) -> StatusCode {
+        let app = Router::new()
+            .route(
+                "/spawn",
+                post(|JsonBody(_): JsonBody<SpawnBody>| async { StatusCode::OK }),
+            )
+            .route(
+                "/put",
+                post(|JsonBody(_): JsonBody<PutBody>| async { StatusCode::OK }),
+            );
+        let mut worst = StatusCode::OK;
+        for path in ["/spawn", "/put"] {
+            let req = Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(bytes.clone()))
+                .unwrap();
+            let status = app.clone().oneshot(req).await.unwrap().status();
+            if status != StatusCode::OK {
+                worst = status;
+            }
+        }
+        worst
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_is_an_answer(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let status = rt.block_on(answer(bytes));
+            proptest::prop_assert!(status == StatusCode::OK || status.is_client_error(), "{status}");
+        }
+
+        #[test]
+        fn json_shaped_bodies_are_answers(text in r#"\{("[a-z_]{1,8}":(null|[0-9]{1,20}|"[^"]{0,10}"|\[\]|\{\}),?){0,5}\}"#) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let status = rt.block_on(answer(text.into_bytes()));
+            proptest::prop_assert!(status == StatusCode::OK || status.is_client_error(), "{status}");
+        }
+    }
+}

@@ -168,4 +168,18 @@ mod tests {
         https.insert("x-forwarded-proto", "https".parse().expect("header"));
         assert!(a.set_cookie("u1", &https).ends_with("; Secure"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_cookie_value_is_refused_without_the_key(value in ".{0,200}", user in "[a-z0-9]{1,20}") {
+            let a = Sessions::new("s3cret");
+            proptest::prop_assert_eq!(a.verify_at(&value, 1_800_000_000), None);
+            // A real value with any suffix or any one character changed.
+            let real = a.sign_at(&user, 1_800_000_000);
+            let changed = format!("{real}{value}");
+            if !value.is_empty() {
+                proptest::prop_assert_eq!(a.verify_at(&changed, 1_800_000_000), None);
+            }
+        }
+    }
 }
