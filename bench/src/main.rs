@@ -131,6 +131,9 @@ enum Command {
         casts: u64,
         #[arg(long)]
         calls: usize,
+        /// Certificates from `drove certs` (server, bench-client): mutual TLS.
+        #[arg(long)]
+        tls_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -305,8 +308,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
-        Command::ClientDrove { seed, casts, calls } => {
-            let r = rt.block_on(remote::client_drove(seed, casts, calls))?;
+        Command::ClientDrove {
+            seed,
+            casts,
+            calls,
+            tls_dir,
+        } => {
+            let r = rt.block_on(remote::client_drove(seed, casts, calls, tls_dir))?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
@@ -319,11 +327,14 @@ fn main() -> anyhow::Result<()> {
             let (local_raw, local_drove) = rt.block_on(local::run(casts, rounds))?;
             let mut raw = Vec::new();
             let mut drove = Vec::new();
+            let mut tls = Vec::new();
             for _ in 0..rounds {
                 let (r, d) = remote::round(casts, calls)?;
-                eprintln!("remote round: raw {r:?} drove {d:?}");
+                let t = remote::tls_round(casts, calls)?;
+                eprintln!("remote round: raw {r:?} drove {d:?} drove over TLS {t:?}");
                 raw.push(r);
                 drove.push(d);
+                tls.push(t);
             }
             let (killed, silent) = rt.block_on(failover::run(trials))?;
             let m = |v: &[remote::ClientResult], f: fn(&remote::ClientResult) -> f64| {
@@ -332,6 +343,7 @@ fn main() -> anyhow::Result<()> {
             let (rc, dc) = (m(&raw, |r| r.casts_per_sec), m(&drove, |r| r.casts_per_sec));
             let (r50, d50) = (m(&raw, |r| r.call_p50_us), m(&drove, |r| r.call_p50_us));
             let (r99, d99) = (m(&raw, |r| r.call_p99_us), m(&drove, |r| r.call_p99_us));
+            let (tc, t50) = (m(&tls, |r| r.casts_per_sec), m(&tls, |r| r.call_p50_us));
             let us = |v: f64| fmt_duration(Duration::from_secs_f64(v / 1e6));
             println!("| what | raw engine | drove | ratio (drove / raw) |");
             println!("| --- | --- | --- | --- |");
@@ -358,6 +370,18 @@ fn main() -> anyhow::Result<()> {
                 us(r99),
                 us(d99),
                 d99 / r99
+            );
+            println!(
+                "| remote casts over mutual TLS (vs plaintext ractor_cluster) | {} | {} | {:.2}x |",
+                fmt_rate(rc),
+                fmt_rate(tc),
+                tc / rc
+            );
+            println!(
+                "| remote call p50 over mutual TLS (vs plaintext ractor_cluster) | {} | {} | {:.2}x |",
+                us(r50),
+                us(t50),
+                t50 / r50
             );
             println!(
                 "| kill -9 noticed ({} trials) | - | p50 {} / p99 {} / max {} | - |",

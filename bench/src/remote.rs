@@ -141,16 +141,25 @@ fn result(casts_per_sec: f64, samples: &[Duration]) -> ClientResult {
 }
 
 /// `client-drove`: joins the drove server as a node and measures.
+/// With `tls_dir` (made by `drove certs`), over mutual TLS.
 pub(crate) async fn client_drove(
     seed: String,
     casts: u64,
     calls: usize,
+    tls_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ClientResult> {
     let ip = drove_tests::fresh_loopback_ip();
     let mut config = NodeConfig::new("bench-client");
     config.listen = format!("{ip}:{}", drove_tests::free_port(&ip)).parse()?;
     config.seeds = vec![seed];
     config.cookie = COOKIE.to_string();
+    if let Some(dir) = tls_dir {
+        config.tls = Some(drove_runtime::tls::Tls::load(&drove_runtime::tls::TlsFiles {
+            cert: dir.join("bench-client.pem"),
+            key: dir.join("bench-client-key.pem"),
+            ca: dir.join("ca.pem"),
+        })?);
+    }
     let node = config.start().await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let server = loop {
@@ -234,19 +243,39 @@ pub(crate) fn round(casts: u64, calls: usize) -> anyhow::Result<(ClientResult, C
         calls.to_string(),
     ])?;
 
+    let drove = drove_round(casts, calls, None)?;
+    Ok((raw, drove))
+}
+
+/// drove's remote round over mutual TLS (certificates from `drove certs`).
+pub(crate) fn tls_round(casts: u64, calls: usize) -> anyhow::Result<ClientResult> {
+    let dir = std::env::temp_dir().join(format!("drove-bench-tls-{}", std::process::id()));
+    let made = std::process::Command::new(drove_tests::drove_bin())
+        .args(["certs", "--nodes", "server,bench-client", "--out"])
+        .arg(&dir)
+        .output()
+        .context("running drove certs")?;
+    anyhow::ensure!(made.status.success(), "drove certs failed: {made:?}");
+    let result = drove_round(casts, calls, Some(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn drove_round(
+    casts: u64,
+    calls: usize,
+    tls_dir: Option<&std::path::Path>,
+) -> anyhow::Result<ClientResult> {
     let ip = drove_tests::fresh_loopback_ip();
     let listen = format!("{ip}:{}", drove_tests::free_port(&ip));
     let http = format!("{ip}:{}", drove_tests::free_port(&ip));
-    let _drove_server = Killed(
-        std::process::Command::new(drove_tests::drove_bin())
-            .args([
-                "node", "--name", "server", "--listen", &listen, "--http", &http, "--cookie",
-                COOKIE,
-            ])
-            .env("RUST_LOG", "warn")
-            .spawn()?,
-    );
-    let drove = run_client(&[
+    let mut server = std::process::Command::new(drove_tests::drove_bin());
+    server
+        .args([
+            "node", "--name", "server", "--listen", &listen, "--http", &http, "--cookie", COOKIE,
+        ])
+        .env("RUST_LOG", "warn");
+    let mut client: Vec<String> = vec![
         "client-drove".into(),
         "--seed".into(),
         listen,
@@ -254,6 +283,14 @@ pub(crate) fn round(casts: u64, calls: usize) -> anyhow::Result<(ClientResult, C
         casts.to_string(),
         "--calls".into(),
         calls.to_string(),
-    ])?;
-    Ok((raw, drove))
+    ];
+    if let Some(dir) = tls_dir {
+        server.arg("--tls-cert").arg(dir.join("server.pem"));
+        server.arg("--tls-key").arg(dir.join("server-key.pem"));
+        server.arg("--tls-ca").arg(dir.join("ca.pem"));
+        client.push("--tls-dir".into());
+        client.push(dir.to_string_lossy().into_owned());
+    }
+    let _drove_server = Killed(server.spawn()?);
+    run_client(&client)
 }
