@@ -154,11 +154,13 @@ pub(crate) async fn client_drove(
     config.seeds = vec![seed];
     config.cookie = COOKIE.to_string();
     if let Some(dir) = tls_dir {
-        config.tls = Some(drove_runtime::tls::Tls::load(&drove_runtime::tls::TlsFiles {
-            cert: dir.join("bench-client.pem"),
-            key: dir.join("bench-client-key.pem"),
-            ca: dir.join("ca.pem"),
-        })?);
+        config.tls = Some(drove_runtime::tls::Tls::load(
+            &drove_runtime::tls::TlsFiles {
+                cert: dir.join("bench-client.pem"),
+                key: dir.join("bench-client-key.pem"),
+                ca: dir.join("ca.pem"),
+            },
+        )?);
     }
     let node = config.start().await?;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -381,6 +381,37 @@ impl NodeProc {
         }
     }
 
+    /// Whether every thread of the process is stopped (SIGSTOP takes effect
+    /// thread by thread, after `kill` returns).
+    pub fn is_stopped(&self) -> bool {
+        let Some(pid) = self.pid() else { return false };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        let mut any = false;
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the command name in parentheses.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            if state != Some("T") && state != Some("t") {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// SIGSTOP, and wait until every thread has stopped.
+    pub async fn freeze(&self) {
+        self.signal(Signal::SIGSTOP);
+        wait_for(Duration::from_secs(10), "the process to stop", || async {
+            self.is_stopped().then_some(())
+        })
+        .await;
+    }
+
     /// kill -9, and reap.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

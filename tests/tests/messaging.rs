@@ -10,7 +10,6 @@ use drove_runtime::{
     NodeId, Reply, SendError,
 };
 use drove_tests::{free_port, fresh_loopback_ip, wait_for, TestCluster};
-use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(5);
@@ -237,7 +236,7 @@ async fn remote_messaging_and_bad_envelopes() {
     assert!(c.nodes[0].is_running());
 
     // A silent node: a call returns within its timeout, never hangs.
-    c.nodes[1].signal(Signal::SIGSTOP);
+    c.nodes[1].freeze().await;
     let echo2: Handle<EchoMsg> = Handle::named(n2.clone(), ECHO_NAME);
     let started = Instant::now();
     let err = node
