@@ -15,6 +15,8 @@ async fn main() -> anyhow::Result<()> {
     config.listen = "127.0.0.1:47390".parse()?;
     config.http = "-".to_string();
     config.seeds = vec![seed];
+    // The cookie `drove cluster` gave its nodes.
+    config.cookie = drove::cookie_file::read_or_create(&drove::cookie_file::default_path()?)?;
     let node = config.start().await?;
     let mut events = node.subscribe();
     println!("watching from {}; Ctrl-C to stop", node.id());

@@ -118,8 +118,9 @@ fn addresses_valid(cid: &ChitchatId, addr: &str, http: &str) -> bool {
     let addr_ok = addr
         .parse::<SocketAddr>()
         .is_ok_and(|a| a == cid.gossip_advertise_addr && check::addr_usable(a));
-    // The admin address is informational and may be a wildcard.
-    let http_ok = http.is_empty() || http.parse::<SocketAddr>().is_ok_and(|a| a.port() != 0);
+    // The admin address is informational (a node may have none): short,
+    // printable, no spaces, so it is safe to show and to put in a URL.
+    let http_ok = http.len() <= 256 && http.bytes().all(|b| b.is_ascii_graphic());
     addr_ok && http_ok
 }
 
