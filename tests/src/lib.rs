@@ -615,6 +615,21 @@ pub fn download_manager_nodes(
     nodes
 }
 
+/// Starts `nodes` and waits until every one sees all of them up.
+pub async fn start_all_and_wait(nodes: &mut [NodeProc], timeout: Duration) {
+    for n in nodes.iter_mut() {
+        n.start();
+    }
+    let want = nodes.len();
+    for n in nodes.iter() {
+        wait_for(timeout, "the cluster to form", || async {
+            let c = n.cluster().await?;
+            (c.members.iter().filter(|m| m.status == "up").count() == want).then_some(())
+        })
+        .await;
+    }
+}
+
 /// A file of mode 0600 holding 128 random bits as hex (a cookie or a
 /// session secret), in the temporary directory.
 pub fn secret_file() -> PathBuf {

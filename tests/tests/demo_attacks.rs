@@ -33,20 +33,6 @@ fn demo(n: usize, extra: &[&str]) -> Vec<NodeProc> {
     drove_tests::download_manager_nodes(n, "w", &cookie, &args)
 }
 
-async fn started(nodes: &mut [NodeProc]) {
-    for n in nodes.iter_mut() {
-        n.start();
-    }
-    let want = nodes.len();
-    for n in nodes.iter() {
-        wait_for(LONG, "the demo cluster to form", || async {
-            let c = n.cluster().await?;
-            (c.members.iter().filter(|m| m.status == "up").count() == want).then_some(())
-        })
-        .await;
-    }
-}
-
 async fn call(
     addr: &str,
     method: &str,
@@ -71,7 +57,7 @@ async fn visitor(app: &str) -> String {
 async fn a_web_visitor_reaches_only_the_app_and_their_own_download() {
     let _machine = drove_tests::shared_machine().await;
     let mut nodes = demo(1, &[]);
-    started(&mut nodes).await;
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
     let (app, admin) = (nodes[0].app_addr(), nodes[0].http_addr());
 
     // Every admin route answers 404 on the public port, 200 on its own.

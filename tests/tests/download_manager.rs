@@ -41,20 +41,6 @@ fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc>
     )
 }
 
-async fn started(nodes: &mut [NodeProc]) {
-    for n in nodes.iter_mut() {
-        n.start();
-    }
-    let want = nodes.len();
-    for n in nodes.iter() {
-        wait_for(LONG, "the demo cluster to form", || async {
-            let c = n.cluster().await?;
-            (c.members.iter().filter(|m| m.status == "up").count() == want).then_some(())
-        })
-        .await;
-    }
-}
-
 /// A browser-like user: keeps the session cookie it is given.
 #[derive(Default, Clone)]
 struct User {
@@ -86,7 +72,7 @@ impl User {
 async fn api_contract_and_bad_requests() {
     let _machine = drove_tests::shared_machine().await;
     let mut nodes = dm_nodes(2, 4, 300, 8);
-    started(&mut nodes).await;
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
     let (a, b) = (nodes[0].app_addr(), nodes[1].app_addr());
     let mut user = User::default();
     let (status, body) = user.json(&a, "GET", "/api/downloads/current").await;
@@ -182,7 +168,7 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
     const USERS: usize = 200;
     const STEPS: u32 = 10;
     let mut nodes = dm_nodes(3, STEPS, 400, 20);
-    started(&mut nodes).await;
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
     let https: Vec<String> = nodes.iter().map(|n| n.app_addr()).collect();
     let admins: Vec<String> = nodes.iter().map(|n| n.http_addr()).collect();
     let mut users = vec![User::default(); USERS];
