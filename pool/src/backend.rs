@@ -1,0 +1,152 @@
+//! How runners are booted: the [`Backend`] trait and its two OS-level
+//! implementations, [`ProcessBackend`] (a child process of this
+//! executable) and [`ExecBackend`] (a shell command template that can
+//! boot a runner anywhere). The local backend boots nothing: its calls run
+//! in this process (see the pool).
+
+use std::process::Stdio;
+
+use tokio::sync::oneshot;
+
+use crate::parent::{ParentInfo, PARENT_VAR};
+
+/// A booted runner's process, as far as this node can see it.
+#[derive(Debug)]
+pub struct RunnerProcess {
+    /// Its OS process id, when it is a child of this process.
+    pub pid: Option<u32>,
+    /// Resolves with the exit status when the process exits.
+    pub exited: oneshot::Receiver<String>,
+    /// Kills the process when sent (or dropped: a parent that forgets a
+    /// runner ends it).
+    pub kill: oneshot::Sender<()>,
+    /// Whether the process ending means the runner is gone. An exec
+    /// command may only launch the runner elsewhere and return.
+    pub exit_is_death: bool,
+}
+
+/// Boots runners. Implement it to boot them somewhere new (a cloud API);
+/// the runner is this same application started with
+/// [`PARENT_VAR`] set to `info.encode()`.
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for logs and the admin API.
+    fn kind(&self) -> &'static str;
+
+    /// Whether a runner's stdin is a pipe from this process.
+    fn pipes_stdin(&self) -> bool {
+        false
+    }
+
+    /// Starts booting a runner described by `info`. Success means the
+    /// boot started; the runner is up when its hello reaches the pool.
+    fn boot(&self, info: &ParentInfo) -> Result<RunnerProcess, String>;
+}
+
+/// Child processes of this executable, with this process's arguments and
+/// `DROVE_PARENT`; the child's stdin is a pipe whose end tells it this
+/// process is gone, even after a kill -9.
+#[derive(Debug, Default, Clone)]
+pub struct ProcessBackend;
+
+impl Backend for ProcessBackend {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    fn pipes_stdin(&self) -> bool {
+        true
+    }
+
+    fn boot(&self, info: &ParentInfo) -> Result<RunnerProcess, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .args(std::env::args_os().skip(1))
+            .env(PARENT_VAR, info.encode());
+        spawn(command, true)
+    }
+}
+
+/// A shell command (`sh -c TEMPLATE`) that boots a runner: `{env}` becomes
+/// `DROVE_PARENT=<value>`, `{parent}` the value alone, `{name}` the
+/// runner's node name, `{exe}` this executable and `{args}` this process's
+/// arguments, shell-quoted. For example `env {env} {exe} {args}` locally,
+/// or `kubectl run {name} --image=app --env {env} -- app {args}`.
+#[derive(Debug, Clone)]
+pub struct ExecBackend {
+    template: String,
+}
+
+impl ExecBackend {
+    /// A backend running `template`.
+    pub fn new(template: impl Into<String>) -> Self {
+        ExecBackend {
+            template: template.into(),
+        }
+    }
+
+    /// The command line for `info`.
+    pub fn command_line(&self, info: &ParentInfo) -> Result<String, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
+        let args: Vec<String> = std::env::args_os().skip(1).map(|a| quote(&a)).collect();
+        let value = info.encode();
+        Ok(self
+            .template
+            .replace("{env}", &format!("{PARENT_VAR}={value}"))
+            .replace("{parent}", &value)
+            .replace("{name}", &info.name)
+            .replace("{exe}", &quote(exe.as_os_str()))
+            .replace("{args}", &args.join(" ")))
+    }
+}
+
+impl Backend for ExecBackend {
+    fn kind(&self) -> &'static str {
+        "exec"
+    }
+
+    fn boot(&self, info: &ParentInfo) -> Result<RunnerProcess, String> {
+        let mut command = tokio::process::Command::new("sh");
+        command.arg("-c").arg(self.command_line(info)?);
+        spawn(command, false)
+    }
+}
+
+/// `text` in single quotes for `sh`.
+fn quote(text: &std::ffi::OsStr) -> String {
+    let text = text.to_string_lossy();
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn spawn(mut command: tokio::process::Command, exit_is_death: bool) -> Result<RunnerProcess, String> {
+    command.stdin(Stdio::piped()).kill_on_drop(true);
+    let mut child = command.spawn().map_err(|e| format!("starting the runner: {e}"))?;
+    let pid = child.id();
+    // Held open for the child's life: its end of file is "the parent is
+    // gone", whether this process left cleanly or was killed.
+    let stdin = child.stdin.take();
+    let (exit_tx, exited) = oneshot::channel();
+    let (kill, kill_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _stdin = stdin;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = kill_rx => {
+                let _ = child.start_kill();
+                child.wait().await
+            }
+        };
+        let text = match status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("cannot wait for it: {e}"),
+        };
+        let _ = exit_tx.send(text);
+    });
+    Ok(RunnerProcess {
+        pid,
+        exited,
+        kill,
+        exit_is_death,
+    })
+}
+
