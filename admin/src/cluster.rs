@@ -63,6 +63,7 @@ pub fn metrics_text(drove: &Drove) -> String {
     text.push_str(&drove.registry().metrics_text());
     text.push_str(&drove.pubsub().metrics_text());
     text.push_str(&drove.cache().metrics_text());
+    text.push_str(&drove.pools().metrics_text());
     text
 }
 

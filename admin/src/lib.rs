@@ -8,6 +8,7 @@
 //! - `/api/children`: [`children`].
 //! - `/api/pubsub`: [`pubsub`].
 //! - `/api/cache`: [`cache`].
+//! - `/api/pools`: [`pools`].
 //!
 //! The admin API belongs on a listener of its own, loopback by default:
 //! [`guard`] checks Host, Origin, content type and an optional bearer
@@ -27,6 +28,7 @@ pub mod client;
 pub mod cluster;
 pub mod guard;
 pub mod listener;
+pub mod pools;
 pub mod pubsub;
 pub mod registry;
 pub mod reply;
@@ -60,12 +62,13 @@ pub enum AdminError {
 }
 
 /// Each service's routes, in the order they are merged.
-pub const SERVICES: [fn(&Drove) -> Router; 5] = [
+pub const SERVICES: [fn(&Drove) -> Router; 6] = [
     cluster::routes,
     registry::routes,
     children::routes,
     pubsub::routes,
     cache::routes,
+    pools::routes,
 ];
 
 /// The admin API of `drove`: every service in [`SERVICES`], behind

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use drove_cache::CacheConfig;
+use drove_pool::{BackendKind, PoolConfig};
 use drove_runtime::tls::{Tls, TlsFiles};
 use drove_runtime::NodeConfig;
 use drove_supervisor::{QuorumConfig, Redistribution};
@@ -38,6 +39,9 @@ pub enum ConfigError {
     /// The cookie file cannot be used.
     #[error("no usable cookie")]
     Cookie(#[source] CookieFileError),
+    /// A pool's options are refused.
+    #[error("pool options")]
+    Pool(#[source] drove_pool::PoolConfigError),
     /// The TLS files cannot be used.
     #[error("TLS files")]
     Tls(#[source] drove_runtime::tls::TlsError),
@@ -104,6 +108,9 @@ pub struct Config {
     pub redistribution: Redistribution,
     /// Shifts this node's clock for the replicated cache (to test skew).
     pub clock_offset_ms: i64,
+    /// Runner pools this node starts (TOML `[[pools]]`; not read from
+    /// the environment).
+    pub pools: Vec<PoolConfig>,
 }
 
 impl Default for Config {
@@ -125,6 +132,7 @@ impl Default for Config {
             fencing_ms: 2000,
             redistribution: Redistribution::Passive,
             clock_offset_ms: 0,
+            pools: Vec::new(),
         }
     }
 }
@@ -196,7 +204,15 @@ impl Config {
         if self.name.is_empty() {
             return Err(ConfigError::Invalid("name is empty"));
         }
-        self.tls_files()?;
+        let tls = self.tls_files()?.is_some();
+        for pool in &self.pools {
+            pool.validate().map_err(ConfigError::Pool)?;
+            if tls && pool.backend != BackendKind::Local {
+                return Err(ConfigError::Invalid(
+                    "runner pools that boot processes do not work with TLS yet: a runner has no certificate for its name",
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -4,7 +4,10 @@
 
 use tokio::signal::unix::{signal, SignalKind};
 
+use std::sync::Arc;
+
 use drove_cache::Cache;
+use drove_pool::{parent_from_env, Home, ParentInfo, Pool, PoolBuilder, Pools};
 use drove_pubsub::PubSub;
 use drove_registry::Registry;
 use drove_runtime::Node;
@@ -60,6 +63,7 @@ impl Services {
 pub struct Drove {
     services: Services,
     supervisor: Supervisor,
+    pools: Pools,
 }
 
 /// How a node stops.
@@ -80,11 +84,27 @@ impl Drove {
         DroveBuilder::new(config)
     }
 
-    pub(crate) fn new(services: Services, supervisor: Supervisor) -> Self {
+    pub(crate) fn new(services: Services, supervisor: Supervisor, pools: Pools) -> Self {
         Drove {
             services,
             supervisor,
+            pools,
         }
+    }
+
+    /// This node's runner pools.
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The runner pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<Pool> {
+        self.pools.get(name)
+    }
+
+    /// Starts a runner pool on this node.
+    pub fn add_pool(&self, pool: PoolBuilder) -> Result<Pool, DroveError> {
+        self.pools.add(pool).map_err(DroveError::Pools)
     }
 
     /// The runtime node: spawn, cast, call, membership.
@@ -119,6 +139,7 @@ impl Drove {
 
     /// Leaves the cluster, handing the children over first if asked.
     pub async fn shutdown(&self, how: Shutdown) {
+        self.pools.shutdown().await;
         if how == Shutdown::Handoff {
             let handed = self.supervisor.handoff().await;
             tracing::info!(handed, "children handed to other nodes");
@@ -160,6 +181,7 @@ pub struct DroveBuilder {
     config: Config,
     builtins: bool,
     declare: Vec<Declare>,
+    pools: Vec<PoolBuilder>,
 }
 
 impl std::fmt::Debug for DroveBuilder {
@@ -178,6 +200,7 @@ impl DroveBuilder {
             config,
             builtins: true,
             declare: Vec::new(),
+            pools: Vec::new(),
         }
     }
 
@@ -209,6 +232,12 @@ impl DroveBuilder {
         self
     }
 
+    /// A runner pool this node starts (with those of [`Config::pools`]).
+    pub fn pool(mut self, pool: PoolBuilder) -> Self {
+        self.pools.push(pool);
+        self
+    }
+
     /// Without the built-in `ticker` and `echo` child types (on by
     /// default, as `drove node` has them).
     pub fn without_builtins(mut self) -> Self {
@@ -217,33 +246,75 @@ impl DroveBuilder {
     }
 
     /// Starts the node (it joins its seeds in the background), then the
-    /// registry, pub/sub, the cache and the supervisor.
+    /// registry, pub/sub, the cache, the supervisor and the runner pools.
+    ///
+    /// In a process booted by a runner pool (`DROVE_PARENT` set) the node
+    /// joins as that pool's runner instead: named by its parent, on a free
+    /// port of the parent's host, with no child types declared.
     pub async fn start(self) -> Result<Drove, DroveError> {
+        let parent = parent_from_env().map_err(DroveError::Parent)?;
         self.config.validate()?;
-        let node = self
-            .config
-            .node_config()?
-            .start()
-            .await
-            .map_err(DroveError::Node)?;
+        let (node, config) = start_node(&self.config, parent.as_ref()).await?;
         let registry = Registry::start(&node).await.map_err(DroveError::Registry)?;
         let pubsub = PubSub::start(&node).await.map_err(DroveError::PubSub)?;
-        let cache = Cache::start_with(&node, self.config.cache_config())
+        let cache = Cache::start_with(&node, config.cache_config())
             .await
             .map_err(DroveError::Cache)?;
         let services = Services::new(node, registry, pubsub, cache);
         let mut builder = SupervisorBuilder::new(services.node(), services.registry())
-            .redistribution(self.config.redistribution);
-        if let Some(quorum) = self.config.quorum_config() {
+            .redistribution(config.redistribution);
+        if let Some(quorum) = config.quorum_config() {
             builder = builder.quorum(quorum);
         }
-        if self.builtins {
-            builder = builtin::with_builtins(builder);
-        }
-        for declare in self.declare {
-            builder = declare(builder, &services);
+        // A runner declares no child types, so no child is placed on it.
+        if parent.is_none() {
+            if self.builtins {
+                builder = builtin::with_builtins(builder);
+            }
+            for declare in self.declare {
+                builder = declare(builder, &services);
+            }
         }
         let supervisor = builder.start().await.map_err(DroveError::Supervisor)?;
-        Ok(Drove::new(services, supervisor))
+        let home = Home {
+            addr: config.listen,
+            cookie: Arc::from(config.resolve_cookie()?),
+        };
+        let pools = Pools::start(services.node(), home, Some(Arc::new(services.clone())))
+            .await
+            .map_err(DroveError::Pools)?;
+        let from_config = config.pools.iter().cloned().map(PoolBuilder::new);
+        for pool in from_config.chain(self.pools) {
+            pools.add(pool).map_err(DroveError::Pools)?;
+        }
+        if let Some(info) = parent {
+            pools.serve_as_runner(info).await.map_err(DroveError::Pools)?;
+        }
+        Ok(Drove::new(services, supervisor, pools))
+    }
+}
+
+/// Starts the runtime node: as configured, or as a runner on a free port
+/// (tried again on another port if one was taken meanwhile).
+async fn start_node(
+    config: &Config,
+    parent: Option<&ParentInfo>,
+) -> Result<(drove_runtime::Node, Config), DroveError> {
+    let Some(info) = parent else {
+        let node = config.node_config()?.start().await.map_err(DroveError::Node)?;
+        return Ok((node, config.clone()));
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = crate::runner_mode::free_port(info.listen_host).map_err(DroveError::RunnerPort)?;
+        let runner = crate::runner_mode::runner_config(config, info, port);
+        let mut node_config = runner.node_config()?;
+        node_config.http = String::new();
+        match node_config.start().await {
+            Ok(node) => return Ok((node, runner)),
+            Err(e) if attempt < 5 => tracing::warn!(error = %e, port, "runner port taken; trying another"),
+            Err(e) => return Err(DroveError::Node(e)),
+        }
     }
 }

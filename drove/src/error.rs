@@ -23,6 +23,15 @@ pub enum DroveError {
     /// The supervisor did not start.
     #[error("starting the supervisor")]
     Supervisor(#[source] drove_supervisor::SupervisorError),
+    /// The runner pools did not start.
+    #[error("starting the runner pools")]
+    Pools(#[source] drove_pool::PoolsError),
+    /// `DROVE_PARENT` is set but cannot be used.
+    #[error("this process was started as a runner, but")]
+    Parent(#[source] drove_pool::parent::ParentError),
+    /// A runner found no free port on its parent's host.
+    #[error("finding a port for this runner")]
+    RunnerPort(#[source] std::io::Error),
     /// Signal handlers could not be installed.
     #[error("installing signal handlers")]
     Signals(#[source] std::io::Error),

@@ -55,20 +55,28 @@
 //! - [`error`]: why a node did not start, [`DroveError`].
 //! - [`prelude`]: what a program using drove imports.
 //!
+//! - `runner_mode`: how a process booted by a runner pool becomes a runner.
+//!
 //! The crates underneath, re-exported: [`runtime`] (nodes, actors,
-//! membership), [`registry`], [`supervisor`], [`pubsub`], [`cache`]. HTTP
-//! lives above this crate, in `drove-admin`.
+//! membership), [`registry`], [`supervisor`], [`pubsub`], [`cache`],
+//! [`pool`] (runner pools, with [`macro@remote`] for their functions and
+//! [`parent()`] to tell a runner from its parent). HTTP lives above this
+//! crate, in `drove-admin`.
 
 pub mod config;
 pub mod cookie_file;
 mod drove;
 pub mod error;
+mod runner_mode;
 
 pub use config::{Config, ConfigError};
 pub use drove::{wait_for_signal, Drove, DroveBuilder, Services, Shutdown};
 pub use error::DroveError;
 
 pub use drove_cache as cache;
+pub use drove_macros::remote;
+pub use drove_pool as pool;
+pub use drove_pool::{parent, Pool};
 pub use drove_pubsub as pubsub;
 pub use drove_registry as registry;
 pub use drove_runtime as runtime;
@@ -77,7 +85,7 @@ pub use drove_supervisor as supervisor;
 /// What a program using drove imports: the facade, actors and messages,
 /// typed children.
 pub mod prelude {
-    pub use crate::{Config, Drove, Shutdown};
+    pub use crate::{remote, Config, Drove, Pool, Shutdown};
     pub use drove_runtime::{Actor, ActorError, Context, Handle, Message, Node, Reply};
     pub use drove_supervisor::{checkpoint, Child, ChildSpec, Restart, Started};
 }

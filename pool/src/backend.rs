@@ -58,7 +58,14 @@ impl Backend for ProcessBackend {
     }
 
     fn boot(&self, info: &ParentInfo) -> Result<RunnerProcess, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
+        // /proc/self/exe is the running file even after a deploy replaced
+        // it on disk, so the runner is this very build.
+        let proc_exe = std::path::Path::new("/proc/self/exe");
+        let exe = if proc_exe.exists() {
+            proc_exe.to_path_buf()
+        } else {
+            std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?
+        };
         let mut command = tokio::process::Command::new(exe);
         command
             .args(std::env::args_os().skip(1))

@@ -62,7 +62,7 @@ mod task;
 pub use backend::{Backend, ExecBackend, ProcessBackend, RunnerProcess};
 pub use config::{BackendKind, PoolConfig};
 pub use error::{PoolConfigError, PoolError, RemoteError};
-pub use parent::{parent, ParentInfo};
+pub use parent::{parent, parent_from_env, ParentInfo};
 pub use pool::{PlacedChild, Pool, PoolBuilder, Ran};
 pub use remote::{build_id, check_table, functions, BoxFuture, Ctx, FnEntry, RemoteFn};
 pub use runner::IdleCheck;

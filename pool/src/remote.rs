@@ -167,22 +167,30 @@ pub fn check_table() -> usize {
     count
 }
 
-/// This build's identity: a BLAKE3 hash of the running executable (so two
-/// builds of the same source still differ when their code does). Parent and
-/// runner compare it on every call. Computed once.
+/// This build's identity: the linker's GNU build id of the running
+/// executable when it has one (read from its ELF notes, a few KiB), else
+/// a BLAKE3 hash of the whole file. Two builds differ when their code
+/// does. Parent and runner compare it on every call. Computed once.
 pub fn build_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| match hash_exe() {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the executable to hash it; the build id falls back to the version");
+    ID.get_or_init(|| {
+        let found = std::env::current_exe().and_then(|exe| {
+            let mut file = std::fs::File::open(exe)?;
+            match elf_build_id(&mut file)? {
+                Some(id) => Ok(format!("gnu-{id}")),
+                None => hash_file(&mut file),
+            }
+        });
+        found.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the executable; the build id falls back to the version");
             format!("v{}", env!("CARGO_PKG_VERSION"))
-        }
+        })
     })
 }
 
-fn hash_exe() -> std::io::Result<String> {
-    let mut file = std::fs::File::open(std::env::current_exe()?)?;
+fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -192,5 +200,75 @@ fn hash_exe() -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().to_hex()[..32].to_string())
+    Ok(format!("b3-{}", &hasher.finalize().to_hex()[..32]))
+}
+
+/// The NT_GNU_BUILD_ID note of a little-endian 64-bit ELF file, hex.
+fn elf_build_id(file: &mut std::fs::File) -> std::io::Result<Option<String>> {
+    use std::io::{Seek, SeekFrom};
+    const PT_NOTE: u32 = 4;
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
+    let u32_at = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let u64_at = |b: &[u8], at: usize| {
+        b.get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let mut header = [0u8; 64];
+    file.read_exact(&mut header)?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Ok(None);
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) =
+        (u64_at(&header, 0x20), u16_at(&header, 0x36), u16_at(&header, 0x38))
+    else {
+        return Ok(None);
+    };
+    if phentsize < 56 || phnum > 256 {
+        return Ok(None);
+    }
+    let mut table = vec![0u8; phentsize * phnum];
+    file.seek(SeekFrom::Start(phoff))?;
+    file.read_exact(&mut table)?;
+    for ph in table.chunks(phentsize) {
+        let (Some(PT_NOTE), Some(offset), Some(size)) = (u32_at(ph, 0), u64_at(ph, 8), u64_at(ph, 32)) else {
+            continue;
+        };
+        if size > 64 * 1024 {
+            continue;
+        }
+        let mut notes = vec![0u8; size as usize];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut notes)?;
+        let mut at = 0;
+        while let (Some(namesz), Some(descsz), Some(kind)) =
+            (u32_at(&notes, at), u32_at(&notes, at + 4), u32_at(&notes, at + 8))
+        {
+            let name_at = at + 12;
+            let desc_at = name_at + (namesz as usize).next_multiple_of(4);
+            let end = desc_at + (descsz as usize).next_multiple_of(4);
+            let name = notes.get(name_at..name_at + namesz as usize);
+            if kind == NT_GNU_BUILD_ID && name == Some(b"GNU\0".as_slice()) {
+                if let Some(desc) = notes.get(desc_at..desc_at + descsz as usize) {
+                    return Ok(Some(desc.iter().map(|b| format!("{b:02x}")).collect()));
+                }
+            }
+            at = end;
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_build_id_is_this_executable_s_and_stable() {
+        let id = super::build_id();
+        assert!(id.starts_with("gnu-") || id.starts_with("b3-"), "{id}");
+        assert_eq!(id, super::build_id());
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `drove node --name n1 [--listen ..] [--seeds ..] [--cookie-file ..] [--http ..]`
 //! - `drove status --http ADDR`: print the member table of the node at ADDR.
+//! - `drove pools --http ADDR`: print a node's runner pools.
 //! - `drove certs --out DIR --nodes n1,n2,n3`: a development CA and node
 //!   certificates for `--tls-cert`, `--tls-key`, `--tls-ca`.
 //! - `drove cluster [--nodes 3]`: start a local cluster of child nodes on
@@ -78,6 +79,12 @@ enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// Print the runner pools of a node.
+    Pools {
+        /// The node's admin HTTP address.
+        #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+        http: String,
+    },
     /// Make a development CA and node certificates for mutual TLS.
     Certs {
         /// The output directory (an existing CA there is reused).
@@ -119,6 +126,7 @@ fn main() -> anyhow::Result<()> {
                 args,
             } => spawn_child(&http, &type_name, name, &restart, &args).await,
             Command::Children { http, local } => print_children(&http, local).await,
+            Command::Pools { http } => print_pools(&http).await,
             Command::Certs { out, nodes } => {
                 for path in drove_cli::certs::make(&out, &nodes)? {
                     println!("wrote {}", path.display());
@@ -136,6 +144,13 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_node(args: NodeArgs, admin: AdminArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
+    if drove::parent().is_some() {
+        // A runner booted by a pool: no admin API (its parent's port is
+        // taken anyway); it ends itself when its pool is done with it.
+        let drove = Drove::builder(config).start().await?;
+        drove.run_until_signal().await?;
+        return Ok(());
+    }
     let guard = admin.guard()?;
     let listener = drove_admin::bind(config.http).await?;
     let drove = Drove::builder(config).start().await?;
@@ -179,6 +194,39 @@ async fn print_status(http: &str) -> anyhow::Result<()> {
     let cluster: drove_admin::ClusterJson =
         serde_json::from_str(&body).context("parsing /api/cluster")?;
     print!("{}", render_table(&cluster));
+    Ok(())
+}
+
+async fn print_pools(http: &str) -> anyhow::Result<()> {
+    let (status, body) =
+        drove_admin::client::get(http, "/api/pools", Duration::from_secs(5)).await?;
+    anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
+    let pools: Vec<drove_admin::pools::PoolJson> =
+        serde_json::from_str(&body).context("parsing /api/pools")?;
+    let mut rows = vec![[
+        "POOL".to_string(),
+        "MIN/MAX".to_string(),
+        "RUNNER".to_string(),
+        "STATE".to_string(),
+        "BUSY".to_string(),
+        "PID".to_string(),
+    ]];
+    for p in pools {
+        let bounds = format!("{}/{} x{}", p.min, p.max, p.max_concurrency);
+        rows.push([
+            p.name.clone(),
+            bounds,
+            format!("({} booting, {} waiting)", p.booting, p.waiting),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        for r in p.runners {
+            let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+            rows.push([String::new(), String::new(), r.name, r.state, r.busy.to_string(), pid]);
+        }
+    }
+    print!("{}", align(&rows));
     Ok(())
 }
 

@@ -72,6 +72,13 @@ pub struct NodeArgs {
     /// milliseconds (to test clock skew; see drove-cache's docs) [default: 0].
     #[arg(long, env = "DROVE_CLOCK_OFFSET_MS", allow_negative_numbers = true)]
     pub clock_offset_ms: Option<i64>,
+    /// A runner pool, `NAME:min=0,max=3,max_concurrency=2,idle_ms=3000,backend=process`
+    /// (repeatable; replaces the file's pools). Keys: min, max,
+    /// max_concurrency, single_use, timeout_ms, boot_timeout_ms,
+    /// shutdown_timeout_ms, idle_ms, min_idle_ms, backend (local, process,
+    /// exec); `exec=TEMPLATE` last.
+    #[arg(long = "pool", value_name = "SPEC")]
+    pub pools: Vec<drove::pool::PoolConfig>,
 }
 
 impl NodeArgs {
@@ -101,6 +108,9 @@ impl NodeArgs {
             Some(_) => Redistribution::Passive,
             None => c.redistribution,
         };
+        if !a.pools.is_empty() {
+            c.pools = a.pools;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -141,6 +151,23 @@ mod tests {
         assert_eq!(c.fencing_ms, 900);
         assert_eq!(c.redistribution, Redistribution::Active);
         assert_eq!(c.cookie, None);
+    }
+
+    #[test]
+    fn pools_come_from_repeated_flags() {
+        let c = config(&[
+            "--name",
+            "n1",
+            "--pool",
+            "a:max=3,backend=process",
+            "--pool",
+            "b:max=1",
+        ])
+        .unwrap();
+        assert_eq!(c.pools.len(), 2);
+        assert_eq!(c.pools[0].max, 3);
+        let bad = Cli::try_parse_from(["drove", "--name", "n1", "--pool", "a:max=zero"]);
+        assert!(bad.is_err(), "a bad pool spec is refused at parse time");
     }
 
     #[test]

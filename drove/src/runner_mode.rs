@@ -1,0 +1,47 @@
+//! How a process booted by a runner pool (`DROVE_PARENT` set) becomes a
+//! runner: the node's name, address, seed and cookie come from its parent;
+//! it serves no HTTP and declares no child types.
+
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+
+use drove_pool::ParentInfo;
+
+use crate::config::Config;
+
+/// A runner's gossip interval, at most.
+const RUNNER_GOSSIP_MS: u64 = 40;
+
+/// `config` turned into a runner's: the parent's name for it, a free port
+/// on the parent's host, the parent as its only seed, the parent's cookie.
+pub(crate) fn runner_config(config: &Config, info: &ParentInfo, port: u16) -> Config {
+    Config {
+        name: info.name.clone(),
+        listen: SocketAddr::new(info.listen_host, port),
+        seeds: vec![info.addr.to_string()],
+        cookie: Some(info.cookie.clone()),
+        cookie_file: None,
+        advertise_http: None,
+        // A runner initiates gossip rounds often, so it and its parent
+        // see each other within a few tens of milliseconds of its start
+        // (each round it starts carries state both ways).
+        gossip_ms: config.gossip_ms.min(RUNNER_GOSSIP_MS),
+        pools: config.pools.clone(),
+        ..config.clone()
+    }
+}
+
+/// A port free for both TCP and UDP on `host` (the cluster port is both).
+/// Another process may take it before the node binds it; the caller
+/// retries with a new one.
+pub(crate) fn free_port(host: IpAddr) -> std::io::Result<u16> {
+    let mut last = None;
+    for _ in 0..20 {
+        let tcp = TcpListener::bind((host, 0))?;
+        let port = tcp.local_addr()?.port();
+        match UdpSocket::bind((host, port)) {
+            Ok(_) => return Ok(port),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
