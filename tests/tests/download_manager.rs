@@ -147,7 +147,7 @@ fn check_file(r: &Response, id: &str, steps: u32) -> Vec<String> {
     let mut nodes: Vec<String> = Vec::new();
     for line in r.body.lines().filter(|l| !l.starts_with('#')).skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
-        assert_eq!(cols.len(), 4, "bad row {line:?} in {id}");
+        assert_eq!(cols.len(), 5, "bad row {line:?} in {id}");
         let Ok(step) = cols[0].parse::<u32>() else {
             panic!("bad step in {line:?}")
         };

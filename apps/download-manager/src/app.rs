@@ -88,6 +88,7 @@ impl App {
             state: State::Pending,
             progress: 0,
             tracker_node: None,
+            step_runner: None,
             file_url: None,
             error: None,
         };

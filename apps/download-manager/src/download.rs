@@ -35,6 +35,9 @@ pub(crate) struct Download {
     pub progress: u8,
     /// The node running its tracker (last seen).
     pub tracker_node: Option<String>,
+    /// The runner that rendered the latest step.
+    #[serde(default)]
+    pub step_runner: Option<String>,
     /// Where to fetch the file once ready.
     pub file_url: Option<String>,
     /// Why it failed, for `error`.
@@ -87,8 +90,10 @@ impl Download {
             return Err("the file URL is not the app's".into());
         }
         let name_ok = |n: &String| drove::runtime::validate_name(n).is_ok();
-        if !self.tracker_node.as_ref().is_none_or(name_ok) {
-            return Err("bad tracker node".into());
+        if !self.tracker_node.as_ref().is_none_or(name_ok)
+            || !self.step_runner.as_ref().is_none_or(name_ok)
+        {
+            return Err("bad tracker node or runner".into());
         }
         if self.error.as_ref().is_some_and(|e| e.len() > 1024) {
             return Err("error text too long".into());

@@ -32,9 +32,12 @@ mod app;
 mod download;
 mod limits;
 mod page;
+mod report;
 mod session;
 mod tracker;
 mod web;
+
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use clap::{Args, Parser};
@@ -122,6 +125,10 @@ struct AppArgs {
     /// Progress streams open at once per client address.
     #[arg(long, env = "DM_CLIENT_STREAMS", default_value_t = 16)]
     client_streams: usize,
+    /// The runner pool report steps are rendered on (`drove node --pool`
+    /// syntax, named `report`), or `none` to render in the tracker.
+    #[arg(long, env = "DM_REPORT_POOL", default_value = report::DEFAULT_POOL)]
+    report_pool: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -150,19 +157,42 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
         "--file-kb / --steps must stay under 512 KiB per chunk"
     );
     let mut config = args.node.to_config()?;
+    if args.app.report_pool != "none" {
+        let pool: drove::pool::PoolConfig = args
+            .app
+            .report_pool
+            .parse()
+            .context("--report-pool")?;
+        anyhow::ensure!(pool.name == "report", "--report-pool must be named report");
+        config.pools.retain(|p| p.name != "report");
+        config.pools.push(pool);
+    }
     // Peers (and the page, for failover) learn the public address.
     config.advertise_http = config.advertise_http.or(Some(args.app.app));
+    let pool = Arc::new(OnceLock::new());
+    let builder = Drove::builder(config.clone())
+        .child_with({
+            let pool = pool.clone();
+            move |s| Tracker::new(s.cache(), s.pubsub(), pool)
+        })
+        .supervisor(|b| b.placement(download::ByUser));
+    if drove::parent().is_some() {
+        // A report runner: the same binary, without the web endpoints
+        // (Dragonfly's Parent.get/0); it ends when its pool is done with it.
+        let drove = builder.start().await?;
+        drove.run_until_signal().await?;
+        return Ok(());
+    }
     let config_http = config.http;
     let secret = drove::cookie_file::read(&args.app.secret_file)
         .context("reading the session secret (--secret-file)")?;
     let guard = args.admin.guard()?;
     let admin_listener = drove_admin::bind(config.http).await?;
     let app_listener = drove_admin::bind(args.app.app).await?;
-    let drove = Drove::builder(config)
-        .child_with(|s| Tracker::new(s.cache(), s.pubsub()))
-        .supervisor(|b| b.placement(download::ByUser))
-        .start()
-        .await?;
+    let drove = builder.start().await?;
+    if let Some(report) = drove.pool("report") {
+        let _ = pool.set(report);
+    }
     let app = App {
         drove: drove.clone(),
         config: AppConfig {

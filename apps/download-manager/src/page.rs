@@ -59,7 +59,7 @@ pub(crate) const PAGE: &str = r##"<!DOCTYPE html>
     <div id="busy" hidden>
       <div><span class="state" id="state">pending</span> <span class="muted" id="pct"></span></div>
       <div class="bar"><div id="fill"></div></div>
-      <div class="muted">Download <code id="did"></code>, tracker on <b id="tracker">?</b></div>
+      <div class="muted">Download <code id="did"></code>, tracker on <b id="tracker">?</b>, last step rendered by <b id="runner">?</b></div>
       <a class="file" id="link" hidden href="#">Download the file</a>
       <div class="muted" id="err"></div>
     </div>
@@ -89,6 +89,7 @@ function render(d, servedBy) {
   $("fill").style.width = d.progress + "%";
   $("did").textContent = d.id;
   trackerNode = d.tracker_node; $("tracker").textContent = d.tracker_node || "?";
+  $("runner").textContent = d.step_runner || "?";
   $("link").hidden = !(d.state === "ready" && d.file_url);
   if (d.file_url) $("link").href = base + d.file_url;
   $("err").textContent = d.error || "";

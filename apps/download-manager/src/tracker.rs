@@ -5,6 +5,7 @@
 //! failover it resumes from its checkpoint on another node, whose rows then
 //! carry that node's id: the file records which nodes worked on it.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,13 @@ use drove_pubsub::PubSub;
 use drove_runtime::{Actor, ActorError, Context, Message};
 use drove_supervisor::{checkpoint, Child, Started};
 
+use drove::pool::Pool;
+
 use crate::download::{self, Download, Manifest, State, Update};
+use crate::report::{self, render_step, StepJob};
+
+/// Failed pool calls for one step before it is rendered in-process.
+const POOL_ATTEMPTS: u32 = 3;
 
 /// How long stored files stay when nobody fetches them.
 const FILE_TTL: Duration = Duration::from_secs(3600);
@@ -51,12 +58,15 @@ impl Message for TrackerMsg {
 pub(crate) struct Tracker {
     cache: Cache,
     pubsub: PubSub,
+    /// The pool steps are rendered on, once the node has started it.
+    pool: Arc<OnceLock<Pool>>,
 }
 
-/// Its state: the arguments and the next step.
+/// Its state: the arguments, the next step, and failed attempts at it.
 pub(crate) struct TrackerState {
     args: TrackerArgs,
     step: u32,
+    failures: u32,
 }
 
 fn schedule(ctx: &Context<Tracker>, after: Duration) {
@@ -69,11 +79,24 @@ fn schedule(ctx: &Context<Tracker>, after: Duration) {
 }
 
 impl Tracker {
-    /// A tracker that stores in `cache` and reports on `pubsub`.
-    pub(crate) fn new(cache: &Cache, pubsub: &PubSub) -> Self {
+    /// A tracker that stores in `cache`, reports on `pubsub`, and renders
+    /// on the pool put in `pool` (in-process while it is empty).
+    pub(crate) fn new(cache: &Cache, pubsub: &PubSub, pool: Arc<OnceLock<Pool>>) -> Self {
         Tracker {
             cache: cache.clone(),
             pubsub: pubsub.clone(),
+            pool,
+        }
+    }
+
+    /// Renders a step on the pool; after repeated failures, here.
+    async fn render(&self, job: StepJob, failures: u32, here: &str) -> Result<report::Rendered, String> {
+        match self.pool.get() {
+            Some(pool) if failures < POOL_ATTEMPTS => {
+                let ran = pool.call(render_step, job).await.map_err(|e| e.to_string())?;
+                Ok(ran)
+            }
+            _ => Ok(report::render(&job, here)),
         }
     }
 
@@ -100,26 +123,6 @@ impl Tracker {
             .filter(|d: &Download| d.id == args.download_id)?;
         d.tracker_node = Some(node.to_string());
         Some(d)
-    }
-
-    /// The CSV rows of one step, `chunk_bytes` long or a little more.
-    fn chunk(args: &TrackerArgs, step: u32, node: &str) -> String {
-        let mut out = String::with_capacity(args.chunk_bytes + 128);
-        if step == 0 {
-            out.push_str("# drove download-manager report\n");
-            out.push_str(&format!("# download_id: {}\n", args.download_id));
-            out.push_str(&format!("# user: {}\n", args.user));
-            out.push_str("step,row,node,value\n");
-        }
-        let mut row = 0u32;
-        while out.len() < args.chunk_bytes.max(1) {
-            out.push_str(&format!(
-                "{step},{row},{node},{:016x}\n",
-                rand::random::<u64>()
-            ));
-            row += 1;
-        }
-        out
     }
 
     /// Reads every chunk back, hashes the file, stores the manifest.
@@ -187,7 +190,11 @@ impl Actor for Tracker {
         }
         // A cleared download is noticed, and the tracker ends, at the step.
         schedule(ctx, Duration::from_millis(args.step_ms));
-        Ok(TrackerState { args, step })
+        Ok(TrackerState {
+            args,
+            step,
+            failures: 0,
+        })
     }
 
     async fn handle(
@@ -203,13 +210,31 @@ impl Actor for Tracker {
             return Ok(());
         };
         if s.step < s.args.steps {
-            let chunk = Self::chunk(&s.args, s.step, &node);
+            let job = StepJob {
+                download_id: s.args.download_id.clone(),
+                user: s.args.user.clone(),
+                step: s.step,
+                chunk_bytes: s.args.chunk_bytes,
+                tracker_node: node,
+            };
+            let rendered = match self.render(job, s.failures, ctx.node().name()).await {
+                Ok(rendered) => rendered,
+                Err(e) => {
+                    // A runner killed mid-step: the step is tried again.
+                    s.failures += 1;
+                    tracing::warn!(download = %s.args.download_id, step = s.step, error = %e, "step failed; retrying");
+                    schedule(ctx, Duration::from_millis(s.args.step_ms));
+                    return Ok(());
+                }
+            };
             self.cache.put(
                 &download::chunk_key(&s.args.download_id, s.step),
-                &chunk,
+                &rendered.chunk,
                 Some(FILE_TTL),
             )?;
             s.step += 1;
+            s.failures = 0;
+            d.step_runner = Some(rendered.runner);
             // Checkpoint before telling anyone, so a resumed tracker never
             // reports less than the page has seen.
             checkpoint(ctx, &s.step)?;
