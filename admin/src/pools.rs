@@ -140,7 +140,9 @@ async fn call(
     }
     let timeout = Duration::from_millis(timeout_ms);
     match pool.call_json(&body.function, body.args, timeout).await {
-        Ok(ran) => Json(serde_json::json!({ "result": ran.value, "runner": ran.runner })).into_response(),
+        Ok(ran) => {
+            Json(serde_json::json!({ "result": ran.value, "runner": ran.runner })).into_response()
+        }
         Err(e) => error_of(status_of(&e), &e),
     }
 }

@@ -30,7 +30,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(body)| JsonBody(body))
-            .map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))
+            .map_err(|e| {
+                // Too large stays 413; every other malformed body is 400.
+                let status = match e.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                error(status, e.body_text())
+            })
     }
 }
 

@@ -288,7 +288,10 @@ impl DroveBuilder {
             pools.add(pool).map_err(DroveError::Pools)?;
         }
         if let Some(info) = parent {
-            pools.serve_as_runner(info).await.map_err(DroveError::Pools)?;
+            pools
+                .serve_as_runner(info)
+                .await
+                .map_err(DroveError::Pools)?;
         }
         Ok(Drove::new(services, supervisor, pools))
     }
@@ -301,19 +304,26 @@ async fn start_node(
     parent: Option<&ParentInfo>,
 ) -> Result<(drove_runtime::Node, Config), DroveError> {
     let Some(info) = parent else {
-        let node = config.node_config()?.start().await.map_err(DroveError::Node)?;
+        let node = config
+            .node_config()?
+            .start()
+            .await
+            .map_err(DroveError::Node)?;
         return Ok((node, config.clone()));
     };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let port = crate::runner_mode::free_port(info.listen_host).map_err(DroveError::RunnerPort)?;
+        let port =
+            crate::runner_mode::free_port(info.listen_host).map_err(DroveError::RunnerPort)?;
         let runner = crate::runner_mode::runner_config(config, info, port);
         let mut node_config = runner.node_config()?;
         node_config.http = String::new();
         match node_config.start().await {
             Ok(node) => return Ok((node, runner)),
-            Err(e) if attempt < 5 => tracing::warn!(error = %e, port, "runner port taken; trying another"),
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, port, "runner port taken; trying another")
+            }
             Err(e) => return Err(DroveError::Node(e)),
         }
     }

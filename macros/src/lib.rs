@@ -51,7 +51,10 @@ fn expand(
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
     if sig.asyncness.is_none() {
-        return Err(syn::Error::new_spanned(sig.fn_token, "a remote function must be async"));
+        return Err(syn::Error::new_spanned(
+            sig.fn_token,
+            "a remote function must be async",
+        ));
     }
     if !sig.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
@@ -64,7 +67,10 @@ fn expand(
         .iter()
         .map(|arg| match arg {
             FnArg::Typed(t) => Ok(&*t.ty),
-            FnArg::Receiver(r) => Err(syn::Error::new_spanned(r, "a remote function takes no self")),
+            FnArg::Receiver(r) => Err(syn::Error::new_spanned(
+                r,
+                "a remote function takes no self",
+            )),
         })
         .collect::<syn::Result<_>>()?;
     let (takes_ctx, args_ty) = match params.as_slice() {
@@ -94,8 +100,15 @@ fn expand(
     };
     let call = match (takes_ctx, params.len()) {
         (true, _) => quote!(__drove_body(ctx, args).await),
-        (false, 0) => quote!({ let () = args; let _ = ctx; __drove_body().await }),
-        (false, _) => quote!({ let _ = ctx; __drove_body(args).await }),
+        (false, 0) => quote!({
+            let () = args;
+            let _ = ctx;
+            __drove_body().await
+        }),
+        (false, _) => quote!({
+            let _ = ctx;
+            __drove_body(args).await
+        }),
     };
     Ok(quote! {
         #(#attrs)*
@@ -133,11 +146,22 @@ fn stable_name(attr: proc_macro2::TokenStream) -> syn::Result<Option<LitStr>> {
     let mut name = None;
     for pair in pairs {
         if !pair.path.is_ident("name") {
-            return Err(syn::Error::new_spanned(pair.path, "the only option is name = \"...\""));
+            return Err(syn::Error::new_spanned(
+                pair.path,
+                "the only option is name = \"...\"",
+            ));
         }
         match pair.value {
-            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => name = Some(s),
-            other => return Err(syn::Error::new_spanned(other, "name takes a string literal")),
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => name = Some(s),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "name takes a string literal",
+                ))
+            }
         }
     }
     Ok(name)
@@ -146,10 +170,16 @@ fn stable_name(attr: proc_macro2::TokenStream) -> syn::Result<Option<LitStr>> {
 /// `T` and `E` of a `-> Result<T, E>` return type.
 fn result_types(output: &ReturnType) -> syn::Result<(Type, Type)> {
     let complain = |span: &dyn quote::ToTokens| {
-        syn::Error::new_spanned(span, "a remote function returns Result<T, E>, with both types written out")
+        syn::Error::new_spanned(
+            span,
+            "a remote function returns Result<T, E>, with both types written out",
+        )
     };
     let ReturnType::Type(_, ty) = output else {
-        return Err(syn::Error::new(Span::call_site(), "a remote function returns Result<T, E>"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "a remote function returns Result<T, E>",
+        ));
     };
     let Type::Path(path) = &**ty else {
         return Err(complain(ty));

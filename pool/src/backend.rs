@@ -125,9 +125,14 @@ fn quote(text: &std::ffi::OsStr) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-fn spawn(mut command: tokio::process::Command, exit_is_death: bool) -> Result<RunnerProcess, String> {
+fn spawn(
+    mut command: tokio::process::Command,
+    exit_is_death: bool,
+) -> Result<RunnerProcess, String> {
     command.stdin(Stdio::piped()).kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| format!("starting the runner: {e}"))?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("starting the runner: {e}"))?;
     let pid = child.id();
     // Held open for the child's life: its end of file is "the parent is
     // gone", whether this process left cleanly or was killed.
@@ -156,4 +161,3 @@ fn spawn(mut command: tokio::process::Command, exit_is_death: bool) -> Result<Ru
         exit_is_death,
     })
 }
-

@@ -103,7 +103,9 @@ impl PoolConfig {
             return Err(PoolConfigError::Invalid("min must not exceed max"));
         }
         if self.max_concurrency == 0 {
-            return Err(PoolConfigError::Invalid("max_concurrency must be at least 1"));
+            return Err(PoolConfigError::Invalid(
+                "max_concurrency must be at least 1",
+            ));
         }
         if self.timeout_ms == 0 || self.boot_timeout_ms == 0 {
             return Err(PoolConfigError::Invalid("timeouts must be positive"));
@@ -177,7 +179,11 @@ impl FromStr for PoolConfig {
         }
         config.backend = match (backend.as_deref(), template) {
             (None | Some("exec"), Some(t)) => BackendKind::Exec(t.to_string()),
-            (Some("exec"), None) => return Err(PoolConfigError::Invalid("backend=exec needs exec=TEMPLATE last")),
+            (Some("exec"), None) => {
+                return Err(PoolConfigError::Invalid(
+                    "backend=exec needs exec=TEMPLATE last",
+                ))
+            }
             (Some("local") | None, None) => BackendKind::Local,
             (Some("process"), None) => BackendKind::Process,
             (Some(other), _) => {
@@ -201,15 +207,23 @@ mod tests {
         let c: PoolConfig = "ffmpeg:min=1,max=3,max_concurrency=2,idle_ms=3000,backend=process"
             .parse()
             .unwrap();
-        assert_eq!((c.min, c.max, c.max_concurrency, c.idle_ms), (1, 3, 2, 3000));
+        assert_eq!(
+            (c.min, c.max, c.max_concurrency, c.idle_ms),
+            (1, 3, 2, 3000)
+        );
         assert_eq!(c.backend, BackendKind::Process);
         assert_eq!(c.timeout_ms, 30_000);
     }
 
     #[test]
     fn an_exec_template_takes_the_rest() {
-        let c: PoolConfig = "p:max=2,exec=env {env} {exe} {args}, with a comma".parse().unwrap();
-        assert_eq!(c.backend, BackendKind::Exec("env {env} {exe} {args}, with a comma".into()));
+        let c: PoolConfig = "p:max=2,exec=env {env} {exe} {args}, with a comma"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            c.backend,
+            BackendKind::Exec("env {env} {exe} {args}, with a comma".into())
+        );
         assert_eq!(c.max, 2);
     }
 

@@ -64,10 +64,10 @@ pub use config::{BackendKind, PoolConfig};
 pub use error::{PoolConfigError, PoolError, RemoteError};
 pub use parent::{parent, parent_from_env, ParentInfo};
 pub use pool::{PlacedChild, Pool, PoolBuilder, Ran};
-pub use remote::{build_id, check_table, functions, BoxFuture, Ctx, FnEntry, RemoteFn};
+pub use remote::{build_id, check_table, functions, BoxFuture, Ctx, FnEntry, Invoker, RemoteFn};
 pub use runner::IdleCheck;
 pub use service::{Pools, PoolsError};
-pub use task::{Home, Hooks, RunnerInfo, Snapshot};
+pub use task::{BootHook, CountHook, Home, Hooks, RunnerInfo, Snapshot};
 
 /// Re-exported for `#[drove::remote]`'s expansion.
 #[doc(hidden)]

@@ -73,16 +73,28 @@ impl PoolMetrics {
         let lines = [
             ("drove_pool_waiting", waiting as f64),
             ("drove_pool_boots_total", get(&self.boots) as f64),
-            ("drove_pool_boot_failures_total", get(&self.boot_failures) as f64),
+            (
+                "drove_pool_boot_failures_total",
+                get(&self.boot_failures) as f64,
+            ),
             ("drove_pool_boot_seconds_sum", secs(get(&self.boot_us))),
             ("drove_pool_boot_seconds_count", get(&self.booted) as f64),
             ("drove_pool_calls_total", get(&self.calls) as f64),
-            ("drove_pool_call_failures_total", get(&self.call_failures) as f64),
+            (
+                "drove_pool_call_failures_total",
+                get(&self.call_failures) as f64,
+            ),
             ("drove_pool_timeouts_total", get(&self.timeouts) as f64),
             ("drove_pool_call_seconds_sum", secs(get(&self.call_us))),
             ("drove_pool_call_seconds_count", get(&self.calls) as f64),
-            ("drove_pool_queue_wait_seconds_sum", secs(get(&self.queue_us))),
-            ("drove_pool_queue_wait_seconds_count", get(&self.queued) as f64),
+            (
+                "drove_pool_queue_wait_seconds_sum",
+                secs(get(&self.queue_us)),
+            ),
+            (
+                "drove_pool_queue_wait_seconds_count",
+                get(&self.queued) as f64,
+            ),
         ];
         for (name, value) in lines {
             let _ = writeln!(out, "{name}{{{l}}} {value}");

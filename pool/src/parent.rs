@@ -79,7 +79,8 @@ impl ParentInfo {
             .map_err(|_| bad("not hex"))?;
         let info: ParentInfo =
             serde_json::from_slice(&bytes).map_err(|e| ParentError::Malformed(e.to_string()))?;
-        drove_runtime::validate_name(&info.name).map_err(|e| ParentError::Malformed(e.to_string()))?;
+        drove_runtime::validate_name(&info.name)
+            .map_err(|e| ParentError::Malformed(e.to_string()))?;
         Ok(info)
     }
 

@@ -141,12 +141,20 @@ impl Pool {
 
     /// Its options now.
     pub fn config(&self) -> PoolConfig {
-        self.shared.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Its runners, boots and waiters now.
     pub fn snapshot(&self) -> Snapshot {
-        self.shared.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Its counters.
@@ -180,7 +188,9 @@ impl Pool {
     /// pool's timeout.
     pub async fn call<F: RemoteFn>(&self, f: F, args: F::Args) -> Result<F::Output, PoolError> {
         let timeout = self.config().timeout();
-        self.call_timeout(f, args, timeout).await.map(|ran| ran.value)
+        self.call_timeout(f, args, timeout)
+            .await
+            .map(|ran| ran.value)
     }
 
     /// Runs `f(args)` on a runner within `timeout`; says which runner.
@@ -295,7 +305,9 @@ impl Pool {
             attempt += 1;
             let lease = self.checkout().await?;
             let started = Instant::now();
-            let result = self.run_on(&lease, function, args.clone(), timeout, place).await;
+            let result = self
+                .run_on(&lease, function, args.clone(), timeout, place)
+                .await;
             let timed_out = matches!(result, Err(PoolError::Timeout { .. }));
             self.shared
                 .metrics
@@ -450,7 +462,9 @@ pub struct PoolBuilder {
 
 impl std::fmt::Debug for PoolBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolBuilder").field("config", &self.config).finish()
+        f.debug_struct("PoolBuilder")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -592,7 +606,14 @@ impl PoolBuilder {
         };
         let (requests_tx, requests) = mpsc::channel(MAX_WAITING);
         let (events_tx, events) = mpsc::unbounded_channel();
-        let task = PoolTask::new(config.clone(), node.clone(), backend, self.hooks, events_tx.clone(), home);
+        let task = PoolTask::new(
+            config.clone(),
+            node.clone(),
+            backend,
+            self.hooks,
+            events_tx.clone(),
+            home,
+        );
         let shared = Arc::new(PoolShared {
             config: Mutex::new(config),
             node: node.clone(),

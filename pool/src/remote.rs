@@ -75,12 +75,15 @@ impl Ctx {
 /// A boxed future, as the function table stores them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// What a function's table entry runs: decode, run, encode.
+pub type Invoker = fn(Ctx, Vec<u8>) -> BoxFuture<Result<Vec<u8>, RemoteError>>;
+
 /// One function in the table: its name and how to run it from bytes.
 pub struct FnEntry {
     /// [`RemoteFn::NAME`].
     pub name: &'static str,
     /// Decodes the arguments, runs the function, encodes its result.
-    pub invoke: fn(Ctx, Vec<u8>) -> BoxFuture<Result<Vec<u8>, RemoteError>>,
+    pub invoke: Invoker,
     /// Turns JSON arguments into the wire form (the admin API's calls).
     pub args_from_json: fn(serde_json::Value) -> Result<Vec<u8>, String>,
     /// Turns a wire result into JSON.
@@ -146,7 +149,10 @@ pub fn functions() -> &'static HashMap<&'static str, &'static FnEntry> {
         let mut table = HashMap::new();
         for entry in inventory::iter::<FnEntry> {
             if table.insert(entry.name, entry).is_some() {
-                tracing::error!(name = entry.name, "two remote functions share a name; calls reach one of them");
+                tracing::error!(
+                    name = entry.name,
+                    "two remote functions share a name; calls reach one of them"
+                );
             }
         }
         table
@@ -208,7 +214,10 @@ fn elf_build_id(file: &mut std::fs::File) -> std::io::Result<Option<String>> {
     use std::io::{Seek, SeekFrom};
     const PT_NOTE: u32 = 4;
     const NT_GNU_BUILD_ID: u32 = 3;
-    let u16_at = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
+    let u16_at = |b: &[u8], at: usize| {
+        b.get(at..at + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
     let u32_at = |b: &[u8], at: usize| {
         b.get(at..at + 4)
             .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
@@ -223,9 +232,11 @@ fn elf_build_id(file: &mut std::fs::File) -> std::io::Result<Option<String>> {
     if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
         return Ok(None);
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) =
-        (u64_at(&header, 0x20), u16_at(&header, 0x36), u16_at(&header, 0x38))
-    else {
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (
+        u64_at(&header, 0x20),
+        u16_at(&header, 0x36),
+        u16_at(&header, 0x38),
+    ) else {
         return Ok(None);
     };
     if phentsize < 56 || phnum > 256 {
@@ -235,7 +246,9 @@ fn elf_build_id(file: &mut std::fs::File) -> std::io::Result<Option<String>> {
     file.seek(SeekFrom::Start(phoff))?;
     file.read_exact(&mut table)?;
     for ph in table.chunks(phentsize) {
-        let (Some(PT_NOTE), Some(offset), Some(size)) = (u32_at(ph, 0), u64_at(ph, 8), u64_at(ph, 32)) else {
+        let (Some(PT_NOTE), Some(offset), Some(size)) =
+            (u32_at(ph, 0), u64_at(ph, 8), u64_at(ph, 32))
+        else {
             continue;
         };
         if size > 64 * 1024 {
@@ -245,9 +258,11 @@ fn elf_build_id(file: &mut std::fs::File) -> std::io::Result<Option<String>> {
         file.seek(SeekFrom::Start(offset))?;
         file.read_exact(&mut notes)?;
         let mut at = 0;
-        while let (Some(namesz), Some(descsz), Some(kind)) =
-            (u32_at(&notes, at), u32_at(&notes, at + 4), u32_at(&notes, at + 8))
-        {
+        while let (Some(namesz), Some(descsz), Some(kind)) = (
+            u32_at(&notes, at),
+            u32_at(&notes, at + 4),
+            u32_at(&notes, at + 8),
+        ) {
             let name_at = at + 12;
             let desc_at = name_at + (namesz as usize).next_multiple_of(4);
             let end = desc_at + (descsz as usize).next_multiple_of(4);

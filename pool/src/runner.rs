@@ -188,7 +188,11 @@ impl Shared {
             .ok_or_else(|| RemoteError::UnknownFunction(call.function.clone()))
     }
 
-    fn invoke(self: &Arc<Self>, call: Invoke, reply: Reply<Result<serde_bytes::ByteBuf, RemoteError>>) {
+    fn invoke(
+        self: &Arc<Self>,
+        call: Invoke,
+        reply: Reply<Result<serde_bytes::ByteBuf, RemoteError>>,
+    ) {
         let entry = match self.check(&call) {
             Ok(entry) => entry,
             Err(e) => {
@@ -216,7 +220,8 @@ impl Shared {
             let mut guard = guard;
             let inner = tokio::spawn(run);
             guard.inner = Some(inner.abort_handle());
-            let outcome = match tokio::time::timeout(Duration::from_millis(timeout_ms), inner).await {
+            let outcome = match tokio::time::timeout(Duration::from_millis(timeout_ms), inner).await
+            {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(RemoteError::Panicked),
                 Err(_) => Err(RemoteError::Timeout(timeout_ms)),
@@ -225,7 +230,9 @@ impl Shared {
                 (Ok(bytes), true) => shared.keep_child(&bytes, caller).map(|()| bytes),
                 (outcome, _) => outcome,
             };
-            let _ = shared.node.reply(reply, outcome.map(serde_bytes::ByteBuf::from));
+            let _ = shared
+                .node
+                .reply(reply, outcome.map(serde_bytes::ByteBuf::from));
             drop(guard);
             shared.after_call().await;
         });
@@ -240,7 +247,9 @@ impl Shared {
             .node
             .local_id(&addr.local)
             .filter(|_| addr.node == self.node.id())
-            .ok_or_else(|| RemoteError::Failed("the placed child is not running on this runner".into()))?;
+            .ok_or_else(|| {
+                RemoteError::Failed("the placed child is not running on this runner".into())
+            })?;
         self.active.fetch_add(1, Ordering::AcqRel);
         self.lock_children().insert(id, caller);
         Ok(())
@@ -280,7 +289,8 @@ impl Shared {
             return;
         };
         if self.lock_children().get(&id) == Some(caller) {
-            self.node.stop_local(&Handle::<RunnerMsg>::from_addr(child.clone()));
+            self.node
+                .stop_local(&Handle::<RunnerMsg>::from_addr(child.clone()));
         }
     }
 
@@ -306,10 +316,11 @@ impl Shared {
         );
         let children: Vec<u64> = self.lock_children().keys().copied().collect();
         for id in children {
-            self.node.stop_local(&Handle::<RunnerMsg>::from_addr(ActorAddr {
-                node: self.node.id(),
-                local: drove_runtime::LocalRef::Id(id),
-            }));
+            self.node
+                .stop_local(&Handle::<RunnerMsg>::from_addr(ActorAddr {
+                    node: self.node.id(),
+                    local: drove_runtime::LocalRef::Id(id),
+                }));
         }
         let grace = Duration::from_millis(self.info.shutdown_timeout_ms);
         let _ = tokio::time::timeout(grace, async {
@@ -356,17 +367,27 @@ impl Actor for RunnerService {
         Ok(())
     }
 
-    async fn handle(&self, ctx: &Context<Self>, msg: RunnerMsg, _: &mut ()) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: RunnerMsg,
+        _: &mut (),
+    ) -> Result<(), ActorError> {
         let shared = &self.0;
         match msg {
             RunnerMsg::Invoke(call, reply) => shared.invoke(call, reply),
             RunnerMsg::Cancel { caller, call } => shared.cancel(&caller, call),
             RunnerMsg::StopChild { caller, child } => shared.stop_child(&caller, &child),
-            RunnerMsg::Shrink { caller, reply, force } => {
+            RunnerMsg::Shrink {
+                caller,
+                reply,
+                force,
+            } => {
                 let from_parent = caller == shared.info.parent;
                 let agree = from_parent
                     && (force
-                        || (shared.idle() && shared.idle_check.as_ref().is_none_or(|check| check())));
+                        || (shared.idle()
+                            && shared.idle_check.as_ref().is_none_or(|check| check())));
                 let _ = ctx.reply(reply, agree);
                 if agree {
                     tokio::spawn(shared.clone().exit(0, "stopped by its pool"));

@@ -94,9 +94,14 @@ impl Pools {
     /// its local definition).
     pub async fn serve_as_runner(&self, info: ParentInfo) -> Result<(), PoolsError> {
         let idle_check = self.get(&info.pool).and_then(|p| p.idle_check());
-        crate::runner::start_runner(&self.inner.node, info, self.inner.extension.clone(), idle_check)
-            .await
-            .map_err(PoolsError::Runner)
+        crate::runner::start_runner(
+            &self.inner.node,
+            info,
+            self.inner.extension.clone(),
+            idle_check,
+        )
+        .await
+        .map_err(PoolsError::Runner)
     }
 
     /// The pool named `name`.
@@ -142,7 +147,8 @@ impl Pools {
                 ("ready", count("ready")),
                 ("draining", count("draining")),
             ];
-            pool.metrics().render(&pool.name(), &runners, s.waiting, &mut out);
+            pool.metrics()
+                .render(&pool.name(), &runners, s.waiting, &mut out);
         }
         out
     }
@@ -170,9 +176,17 @@ impl Actor for PoolsService {
         Ok(())
     }
 
-    async fn handle(&self, _: &Context<Self>, msg: ParentMsg, _: &mut ()) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        _: &Context<Self>,
+        msg: ParentMsg,
+        _: &mut (),
+    ) -> Result<(), ActorError> {
         let Some(pool) = self.0.get(msg.pool()) else {
-            tracing::warn!(pool = msg.pool(), "message for a pool this node does not run");
+            tracing::warn!(
+                pool = msg.pool(),
+                "message for a pool this node does not run"
+            );
             return Ok(());
         };
         let event = match msg {

@@ -258,7 +258,12 @@ impl PoolState {
 
     /// New bounds at run time. Runners above a lower max drain as they
     /// become idle rather than being cut off mid-call.
-    pub fn set_bounds(&mut self, min: usize, max: usize, now: u64) -> Result<Vec<Action>, &'static str> {
+    pub fn set_bounds(
+        &mut self,
+        min: usize,
+        max: usize,
+        now: u64,
+    ) -> Result<Vec<Action>, &'static str> {
         if max == 0 {
             return Err("max must be at least 1");
         }
@@ -353,7 +358,8 @@ impl PoolState {
             .values()
             .filter(|r| r.state == RunnerState::Ready)
             .count();
-        let mut over_max = self.total().saturating_sub(self.limits.max);
+        // Draining runners are on their way out already.
+        let mut over_max = (self.booting.len() + live_ready).saturating_sub(self.limits.max);
         let mut idle: Vec<(u64, RunnerId)> = self
             .runners
             .iter()

@@ -59,15 +59,21 @@ pub(crate) enum Request {
     },
 }
 
+/// A hook told the pool's name and its runner count.
+pub type CountHook = Arc<dyn Fn(&str, usize) + Send + Sync>;
+
+/// A hook told the pool's name, its runner count, and how a boot ended.
+pub type BootHook = Arc<dyn Fn(&str, usize, Result<(), &str>) + Send + Sync>;
+
 /// Hooks FLAME offers: `on_grow_start`, `on_grow_end`, `on_shrink`.
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// A runner starts booting; the pool's runner count it grows to.
-    pub on_grow_start: Option<Arc<dyn Fn(&str, usize) + Send + Sync>>,
+    pub on_grow_start: Option<CountHook>,
     /// A boot ended: the count now, and the failure if it failed.
-    pub on_grow_end: Option<Arc<dyn Fn(&str, usize, Result<(), &str>) + Send + Sync>>,
+    pub on_grow_end: Option<BootHook>,
     /// A runner is being stopped; the count it shrinks to.
-    pub on_shrink: Option<Arc<dyn Fn(&str, usize) + Send + Sync>>,
+    pub on_shrink: Option<CountHook>,
 }
 
 /// Runner events and operator requests. Unbounded, but bounded in fact:
@@ -103,7 +109,8 @@ pub struct RunnerInfo {
     pub pid: Option<u32>,
     /// Slots in use.
     pub busy: usize,
-    /// `booting`, `ready` or `draining`.
+    /// `booting`, `ready`, `draining` (told to stop) or `stopping` (on
+    /// its way out by itself).
     pub state: &'static str,
     /// Since it started booting.
     pub age: Duration,
@@ -255,7 +262,9 @@ impl PoolTask {
                 tracing::info!(pool = %self.config.name, runner, why, "runner leaving");
                 self.state.gone(runner, now)
             }
-            Event::Exited(runner, status) => self.runner_gone(runner, &format!("process exited ({status})")),
+            Event::Exited(runner, status) => {
+                self.runner_gone(runner, &format!("process exited ({status})"))
+            }
             Event::ShrinkAnswer(runner, agreed) => {
                 if agreed {
                     self.kill_later(runner);
@@ -291,7 +300,14 @@ impl PoolTask {
         self.runners.get(&runner).and_then(|r| r.node.as_ref()) == Some(node)
     }
 
-    fn on_hello(&mut self, runner: RunnerId, node: NodeId, secret: &str, build: &str, pid: u32) -> Vec<Action> {
+    fn on_hello(
+        &mut self,
+        runner: RunnerId,
+        node: NodeId,
+        secret: &str,
+        build: &str,
+        pid: u32,
+    ) -> Vec<Action> {
         let Some(entry) = self.runners.get_mut(&runner) else {
             return Vec::new();
         };
@@ -300,12 +316,14 @@ impl PoolTask {
             tracing::warn!(pool = %self.config.name, runner, %node, "hello refused: not the runner this pool is booting");
             return Vec::new();
         }
+        entry.node = Some(node);
         if build != build_id() {
             let reason = format!("runner is build {build}, this node is build {}", build_id());
-            self.shrink(runner, true);
-            return self.boot_failed(runner, reason);
+            // Told to stop, wherever it runs, then forgotten.
+            let mut actions = self.shrink(runner, true);
+            actions.extend(self.boot_failed(runner, reason));
+            return actions;
         }
-        entry.node = Some(node);
         entry.pid = entry.pid.or(Some(pid));
         let took = entry.started.elapsed();
         self.metrics.booted(took);
@@ -319,7 +337,10 @@ impl PoolTask {
         actions
     }
 
-    fn on_membership(&mut self, event: Result<MembershipEvent, broadcast::error::RecvError>) -> Vec<Action> {
+    fn on_membership(
+        &mut self,
+        event: Result<MembershipEvent, broadcast::error::RecvError>,
+    ) -> Vec<Action> {
         let gone = match event {
             Ok(MembershipEvent::NodeDown(id) | MembershipEvent::NodeLeft(id)) => vec![id],
             Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -425,15 +446,18 @@ impl PoolTask {
         let (dead, _) = watch::channel(None);
         let Some(backend) = self.backend.clone() else {
             let name = format!("local-{runner}");
-            self.runners.insert(runner, RunnerEntry {
-                name,
-                node: None,
-                pid: None,
-                started: Instant::now(),
-                secret: String::new(),
-                kill: None,
-                dead,
-            });
+            self.runners.insert(
+                runner,
+                RunnerEntry {
+                    name,
+                    node: None,
+                    pid: None,
+                    started: Instant::now(),
+                    secret: String::new(),
+                    kill: None,
+                    dead,
+                },
+            );
             self.metrics.booted(Duration::ZERO);
             return self.state.booted(runner, self.now());
         };
@@ -456,7 +480,12 @@ impl PoolTask {
         };
         tracing::info!(pool = %self.config.name, runner = %name, backend = backend.kind(), "booting a runner");
         match backend.boot(&info) {
-            Ok(RunnerProcess { pid, exited, kill, exit_is_death }) => {
+            Ok(RunnerProcess {
+                pid,
+                exited,
+                kill,
+                exit_is_death,
+            }) => {
                 let events = self.events_tx.clone();
                 tokio::spawn(async move {
                     if let Ok(status) = exited.await {
@@ -468,27 +497,33 @@ impl PoolTask {
                         }
                     }
                 });
-                self.runners.insert(runner, RunnerEntry {
-                    name,
-                    node: None,
-                    pid,
-                    started: Instant::now(),
-                    secret: info.secret,
-                    kill: Some(kill),
-                    dead,
-                });
+                self.runners.insert(
+                    runner,
+                    RunnerEntry {
+                        name,
+                        node: None,
+                        pid,
+                        started: Instant::now(),
+                        secret: info.secret,
+                        kill: Some(kill),
+                        dead,
+                    },
+                );
                 Vec::new()
             }
             Err(reason) => {
-                self.runners.insert(runner, RunnerEntry {
-                    name,
-                    node: None,
-                    pid: None,
-                    started: Instant::now(),
-                    secret: String::new(),
-                    kill: None,
-                    dead,
-                });
+                self.runners.insert(
+                    runner,
+                    RunnerEntry {
+                        name,
+                        node: None,
+                        pid: None,
+                        started: Instant::now(),
+                        secret: String::new(),
+                        kill: None,
+                        dead,
+                    },
+                );
                 self.boot_failed(runner, reason)
             }
         }
@@ -496,7 +531,9 @@ impl PoolTask {
 
     fn assign(&mut self, waiter: WaiterId, runner: RunnerId) -> Vec<Action> {
         let now = self.now();
-        let (Some((reply, since)), Some(entry)) = (self.waiters.remove(&waiter), self.runners.get(&runner)) else {
+        let (Some((reply, since)), Some(entry)) =
+            (self.waiters.remove(&waiter), self.runners.get(&runner))
+        else {
             return self.state.release(runner, now);
         };
         self.metrics.waited(since.elapsed());
@@ -550,7 +587,15 @@ impl PoolTask {
             let handle = Handle::named(node, RUNNER_SERVICE);
             let caller = me.id();
             let agreed = me
-                .call(&handle, |reply| RunnerMsg::Shrink { caller, reply, force }, grace.max(Duration::from_secs(1)))
+                .call(
+                    &handle,
+                    |reply| RunnerMsg::Shrink {
+                        caller,
+                        reply,
+                        force,
+                    },
+                    grace.max(Duration::from_secs(1)),
+                )
                 .await
                 .unwrap_or(true);
             let _ = events.send(Event::ShrinkAnswer(runner, agreed));
@@ -602,7 +647,8 @@ impl PoolTask {
                 let (busy, state) = match views.get(id) {
                     Some((busy, RunnerState::Ready)) => (*busy, "ready"),
                     Some((busy, RunnerState::Draining)) => (*busy, "draining"),
-                    None => (0, "booting"),
+                    None if self.state.is_booting(*id) => (0, "booting"),
+                    None => (0, "stopping"),
                 };
                 RunnerInfo {
                     name: r.name.clone(),
@@ -629,5 +675,9 @@ impl PoolTask {
 
 /// Compares secrets in time that does not depend on where they differ.
 fn subtle_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }

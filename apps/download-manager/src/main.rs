@@ -158,11 +158,8 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     );
     let mut config = args.node.to_config()?;
     if args.app.report_pool != "none" {
-        let pool: drove::pool::PoolConfig = args
-            .app
-            .report_pool
-            .parse()
-            .context("--report-pool")?;
+        let pool: drove::pool::PoolConfig =
+            args.app.report_pool.parse().context("--report-pool")?;
         anyhow::ensure!(pool.name == "report", "--report-pool must be named report");
         config.pools.retain(|p| p.name != "report");
         config.pools.push(pool);

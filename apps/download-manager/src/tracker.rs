@@ -90,10 +90,18 @@ impl Tracker {
     }
 
     /// Renders a step on the pool; after repeated failures, here.
-    async fn render(&self, job: StepJob, failures: u32, here: &str) -> Result<report::Rendered, String> {
+    async fn render(
+        &self,
+        job: StepJob,
+        failures: u32,
+        here: &str,
+    ) -> Result<report::Rendered, String> {
         match self.pool.get() {
             Some(pool) if failures < POOL_ATTEMPTS => {
-                let ran = pool.call(render_step, job).await.map_err(|e| e.to_string())?;
+                let ran = pool
+                    .call(render_step, job)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(ran)
             }
             _ => Ok(report::render(&job, here)),

@@ -223,7 +223,14 @@ async fn print_pools(http: &str) -> anyhow::Result<()> {
         ]);
         for r in p.runners {
             let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-            rows.push([String::new(), String::new(), r.name, r.state, r.busy.to_string(), pid]);
+            rows.push([
+                String::new(),
+                String::new(),
+                r.name,
+                r.state,
+                r.busy.to_string(),
+                pid,
+            ]);
         }
     }
     print!("{}", align(&rows));

@@ -68,7 +68,10 @@ impl Harness {
             assert!(r.busy <= l.max_concurrency, "slot overbooked");
         }
         if l.single_use {
-            assert!(self.uses.values().all(|&n| n <= 1), "a single-use runner served twice");
+            assert!(
+                self.uses.values().all(|&n| n <= 1),
+                "a single-use runner served twice"
+            );
         }
     }
 
@@ -262,5 +265,10 @@ fn lowering_max_drains_idle_runners_above_it() {
     h.apply(a);
     let a = h.state.set_bounds(0, 1, 1).unwrap();
     assert_eq!(a.iter().filter(|a| matches!(a, Action::Stop(_))).count(), 1);
+    let a = h.state.tick(2);
+    assert!(
+        a.is_empty(),
+        "the runner within max stays while the other drains: {a:?}"
+    );
     assert!(h.state.set_bounds(2, 1, 1).is_err());
 }
