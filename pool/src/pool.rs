@@ -80,8 +80,12 @@ impl<M> PlacedChild<M> {
     }
 
     /// Lets the actor outlive this value (and its caller); it keeps its
-    /// slot, and its runner, until it stops.
+    /// slot, and its runner, until it stops. (On the local backend there is
+    /// no runner to hold: the slot frees now.)
     pub fn detach(mut self) -> Handle<M> {
+        if let Some(lease) = self.lease.as_mut() {
+            lease.kept = lease.target != Target::Local;
+        }
         self.lease = None;
         Handle::from_addr(self.handle.addr().clone())
     }
@@ -89,7 +93,14 @@ impl<M> PlacedChild<M> {
 
 impl<M> Drop for PlacedChild<M> {
     fn drop(&mut self) {
-        if self.lease.take().is_some() {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        if lease.target == Target::Local {
+            // No runner to report the stop: the slot frees with this value.
+            lease.kept = false;
+            self.node.stop_local(&self.handle);
+        } else {
             let stop = RunnerMsg::StopChild {
                 caller: self.node.id(),
                 child: self.handle.addr().clone(),
