@@ -7,6 +7,7 @@ mod cache;
 mod demo;
 mod failover;
 mod local;
+mod pools;
 mod pubsub;
 mod registry;
 mod remote;
@@ -92,6 +93,18 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// Runner pools; prints a Markdown table.
+    Pools {
+        /// Sequential calls for the latency rows.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// Cold boots and bursts.
+        #[arg(long, default_value_t = 5)]
+        trials: usize,
+        /// Seconds of saturation.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Internal: one node of a pub/sub run; the publisher prints JSON.
     PubsubNode(pubsub::NodeArgs),
     /// Internal: one node of the cache run; the writer prints JSON.
@@ -138,8 +151,16 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
+    if drove::parent().is_some() {
+        // Booted by the pools bench as a runner: serve until done.
+        return rt.block_on(async {
+            let drove = pools::node("runner").await?;
+            drove.run_until_signal().await?;
+            Ok(())
+        });
+    }
+    let cli = Cli::parse();
     match cli.command {
         Command::RegistryNode {
             name,
@@ -221,6 +242,15 @@ fn main() -> anyhow::Result<()> {
                 r.bytes_per_child,
                 r.bytes_per_child / r.bytes_per_raw_actor.max(1.0)
             );
+            Ok(())
+        }
+        Command::Pools {
+            calls,
+            trials,
+            seconds,
+        } => {
+            let r = rt.block_on(pools::run(calls, trials, seconds))?;
+            print_pools(&r);
             Ok(())
         }
         Command::Demo {
@@ -400,4 +430,42 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_pools(r: &pools::PoolResults) {
+    let p50 = |v: &[Duration]| percentile(v, 50.0);
+    let (warm, local) = (p50(&r.warm_call), p50(&r.local_call));
+    println!("| what | raw (same function, in process) | drove | ratio (drove / raw) |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| warm call, p50 ({} sequential calls; p99 {}) | {} | {} | {:.0}x |",
+        r.warm_call.len(),
+        fmt_duration(percentile(&r.warm_call, 99.0)),
+        format!("{} ns", local.as_nanos()),
+        fmt_duration(warm),
+        warm.as_secs_f64() / local.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "| cold boot of a process runner, call to first result ({} trials) | - | p50 {} / max {} | - |",
+        r.cold.len(),
+        fmt_duration(p50(&r.cold)),
+        fmt_duration(percentile(&r.cold, 100.0))
+    );
+    println!(
+        "| calls/s at max x max_concurrency ({} slots, 2 process runners) | - | {} | - |",
+        r.slots,
+        fmt_rate(r.calls_per_sec)
+    );
+    println!(
+        "| 0 to max ({}) runners under a burst of {} calls, to the last result | - | p50 {} / max {} | - |",
+        r.max,
+        r.max,
+        fmt_duration(p50(&r.scale_up)),
+        fmt_duration(percentile(&r.scale_up, 100.0))
+    );
+    println!(
+        "| resident memory per idle runner (the parent node: {:.1} MB) | - | {:.1} MB | - |",
+        r.parent_rss / 1e6,
+        r.idle_rss / 1e6
+    );
 }
