@@ -438,10 +438,10 @@ fn print_pools(r: &pools::PoolResults) {
     println!("| what | raw (same function, in process) | drove | ratio (drove / raw) |");
     println!("| --- | --- | --- | --- |");
     println!(
-        "| warm call, p50 ({} sequential calls; p99 {}) | {} | {} | {:.0}x |",
+        "| warm call, p50 ({} sequential calls; p99 {}) | {} ns | {} | {:.0}x |",
         r.warm_call.len(),
         fmt_duration(percentile(&r.warm_call, 99.0)),
-        format!("{} ns", local.as_nanos()),
+        local.as_nanos(),
         fmt_duration(warm),
         warm.as_secs_f64() / local.as_secs_f64().max(1e-9)
     );
