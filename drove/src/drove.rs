@@ -314,9 +314,9 @@ async fn start_node(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let port =
-            crate::runner_mode::free_port(info.listen_host).map_err(DroveError::RunnerPort)?;
-        let runner = crate::runner_mode::runner_config(config, info, port);
+        let host = crate::runner_mode::runner_host(info);
+        let port = crate::runner_mode::free_port(host).map_err(DroveError::RunnerPort)?;
+        let runner = crate::runner_mode::runner_config(config, info, host, port);
         let mut node_config = runner.node_config()?;
         node_config.http = String::new();
         match node_config.start().await {

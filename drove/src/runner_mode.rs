@@ -11,12 +11,25 @@ use crate::config::Config;
 /// A runner's gossip interval, at most.
 const RUNNER_GOSSIP_MS: u64 = 40;
 
+/// The variable a runner on another host sets to an address of its own
+/// (it listens on its parent's host otherwise).
+pub(crate) const RUNNER_HOST_VAR: &str = "DROVE_RUNNER_HOST";
+
+/// The host a runner listens on: [`RUNNER_HOST_VAR`] if it holds an IP
+/// address, else its parent's host.
+pub(crate) fn runner_host(info: &ParentInfo) -> IpAddr {
+    std::env::var(RUNNER_HOST_VAR)
+        .ok()
+        .and_then(|h| h.trim().parse().ok())
+        .unwrap_or(info.listen_host)
+}
+
 /// `config` turned into a runner's: the parent's name for it, a free port
-/// on the parent's host, the parent as its only seed, the parent's cookie.
-pub(crate) fn runner_config(config: &Config, info: &ParentInfo, port: u16) -> Config {
+/// on `host`, the parent as its only seed, the parent's cookie.
+pub(crate) fn runner_config(config: &Config, info: &ParentInfo, host: IpAddr, port: u16) -> Config {
     Config {
         name: info.name.clone(),
-        listen: SocketAddr::new(info.listen_host, port),
+        listen: SocketAddr::new(host, port),
         seeds: vec![info.addr.to_string()],
         cookie: Some(info.cookie.clone()),
         cookie_file: None,
