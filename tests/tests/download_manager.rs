@@ -368,3 +368,67 @@ async fn demo_command_starts_and_stops_a_local_cluster() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_runner_killed_mid_step_gives_a_retried_step_not_a_failed_download() {
+    let _machine = drove_tests::shared_machine().await;
+    const STEPS: u32 = 12;
+    let mut nodes = dm_nodes(1, STEPS, 250, 12);
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
+    let (app, admin) = (nodes[0].app_addr(), nodes[0].http_addr());
+    let mut user = User::default();
+    let (status, d) = user.json(&app, "POST", "/api/downloads").await;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_str().expect("id").to_string();
+    let mut killed = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let pid = wait_for(LONG, "a report runner", || {
+            let (admin, killed) = (admin.clone(), killed.clone());
+            async move {
+                let (_, text) = drove_admin::client::get(&admin, "/api/pools", LONG)
+                    .await
+                    .ok()?;
+                let pools: Vec<Value> = serde_json::from_str(&text).ok()?;
+                let report = pools.into_iter().find(|p| p["name"] == "report")?;
+                report["runners"]
+                    .as_array()?
+                    .iter()
+                    .filter(|r| r["state"] == "ready")
+                    .filter_map(|r| r["pid"].as_i64())
+                    .find(|pid| !killed.contains(pid))
+            }
+        })
+        .await;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        killed.insert(pid);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let d = wait_for(LONG, "the download to be ready", || {
+        let (mut user, app) = (user.clone(), app.clone());
+        async move {
+            let (_, d) = user.json(&app, "GET", "/api/downloads/current").await;
+            (d["state"] == "ready").then_some(d)
+        }
+    })
+    .await;
+    let step_runner = d["step_runner"]
+        .as_str()
+        .expect("the page learns the step's runner");
+    assert!(step_runner.starts_with("n1.report."), "{step_runner}");
+    let r = user.call(&app, "GET", "/api/downloads/current/file").await;
+    check_file(&r, &id, STEPS);
+    let runners: std::collections::BTreeSet<&str> = r
+        .body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(3))
+        .collect();
+    assert!(
+        runners.len() >= 2 && runners.iter().all(|r| r.starts_with("n1.report.")),
+        "each row names the runner that rendered it: {runners:?}"
+    );
+}
