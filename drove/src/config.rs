@@ -348,6 +348,32 @@ mod tests {
     }
 
     #[test]
+    fn pools_come_from_toml_tables() {
+        let c = Config::from_toml(
+            r#"
+            name = "n1"
+            [[pools]]
+            name = "ffmpeg"
+            max = 3
+            backend = "process"
+            [[pools]]
+            name = "remote"
+            backend = { exec = "exec env {env} {exe} {args}" }
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.pools.len(), 2);
+        assert_eq!(c.pools[0].backend, BackendKind::Process);
+        assert_eq!(
+            c.pools[1].backend,
+            BackendKind::Exec("exec env {env} {exe} {args}".into())
+        );
+        let bad = Config::from_toml("name = \"n1\"\n[[pools]]\nname = \"p\"\nmax = 0\n").unwrap();
+        assert!(matches!(bad.validate(), Err(ConfigError::Pool(_))));
+    }
+
+    #[test]
     fn a_config_needs_a_name() {
         assert!(Config::default().validate().is_err());
         assert!(Config::new("n1").validate().is_ok());
