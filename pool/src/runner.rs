@@ -104,14 +104,7 @@ impl Shared {
         };
         let greeted = tokio::time::timeout(boot_timeout, async {
             let mut hello = Some(hello);
-            let mut dialed = false;
             loop {
-                // The parent would dial once its gossip rounds show this
-                // runner up; dialing it first saves those rounds.
-                if !dialed && self.node.up_members().contains(&self.info.parent) {
-                    self.node.dial(&self.info.parent);
-                    dialed = true;
-                }
                 if let Some(msg) = hello.take() {
                     if let Err(back) = self.try_hello(msg) {
                         hello = Some(back);

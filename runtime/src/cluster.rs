@@ -260,7 +260,7 @@ impl Driver {
         for output in outputs {
             match output {
                 Output::Event(event) => self.emit(event),
-                Output::Connect(info) => self.connect(info, false),
+                Output::Connect(info) => self.connect(info),
                 Output::Disconnect(id) => self.disconnect(&id),
                 Output::PublishDown(id, at) => {
                     if let Some(g) = &self.gossip {
@@ -277,10 +277,9 @@ impl Driver {
         self.node.emit(event);
     }
 
-    /// The node with the smaller id dials, so a pair has one session;
-    /// `now` dials whatever the order (asked by [`Node::dial`]).
-    fn connect(&self, info: MemberInfo, now: bool) {
-        if !now && self.node.id().to_string() >= info.id.to_string() {
+    /// The node with the smaller id dials, so a pair has one session.
+    fn connect(&self, info: MemberInfo) {
+        if self.node.id().to_string() >= info.id.to_string() {
             return;
         }
         let node = self.node.clone();
@@ -513,17 +512,6 @@ impl Driver {
                 let current = self.node.id().incarnation.0;
                 if incarnation == current && self.gossip.is_some() {
                     self.gossip_died(&reason).await;
-                }
-            }
-            Control::Dial(peer) => {
-                let info = self
-                    .node
-                    .view()
-                    .alive_member(&peer.name)
-                    .filter(|m| m.info.id == peer)
-                    .map(|m| m.info.clone());
-                if let Some(info) = info {
-                    self.connect(info, true);
                 }
             }
             Control::Leave(_) => {}

@@ -36,8 +36,6 @@ pub(crate) enum Control {
         inbox: ractor::ActorRef<Vec<u8>>,
     },
     Leave(oneshot::Sender<()>),
-    /// Dial this member now, whichever of the two ids is smaller.
-    Dial(NodeId),
     /// Gossip of this incarnation stopped by itself.
     GossipDied(u64, String),
     /// A batch claiming to come from `peer` granted this node `token`.
@@ -383,14 +381,6 @@ impl Node {
             outcome: Ok(()),
         };
         self.link_to(&reply.origin)?.push(&header, Some(&value))
-    }
-
-    /// Dials `peer` now if it is up and not linked yet, instead of waiting
-    /// for the node with the smaller id to dial (a node that must reach one
-    /// peer fast, such as a runner its parent, asks for this). Should both
-    /// dial at once, the pair keeps one session or retries.
-    pub fn dial(&self, peer: &NodeId) {
-        let _ = self.inner.control.send(Control::Dial(peer.clone()));
     }
 
     /// Whether this process woke from a freeze (SIGSTOP, a paused VM) within
