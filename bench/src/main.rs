@@ -104,6 +104,9 @@ enum Command {
         /// Seconds of saturation.
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// The parent's gossip interval (a runner's is at most 40 ms).
+        #[arg(long, default_value_t = 200)]
+        gossip_ms: u64,
     },
     /// Internal: one node of a pub/sub run; the publisher prints JSON.
     PubsubNode(pubsub::NodeArgs),
@@ -155,7 +158,7 @@ fn main() -> anyhow::Result<()> {
     if drove::parent().is_some() {
         // Booted by the pools bench as a runner: serve until done.
         return rt.block_on(async {
-            let drove = pools::node("runner").await?;
+            let drove = pools::node("runner", 200).await?;
             drove.run_until_signal().await?;
             Ok(())
         });
@@ -248,8 +251,9 @@ fn main() -> anyhow::Result<()> {
             calls,
             trials,
             seconds,
+            gossip_ms,
         } => {
-            let r = rt.block_on(pools::run(calls, trials, seconds))?;
+            let r = rt.block_on(pools::run(calls, trials, seconds, gossip_ms))?;
             print_pools(&r);
             Ok(())
         }

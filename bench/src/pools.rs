@@ -53,8 +53,9 @@ pub(crate) fn pools() -> Vec<PoolBuilder> {
 }
 
 /// Starts a node with [`pools`]; on a runner, serves until its pool is done.
-pub(crate) async fn node(name: &str) -> anyhow::Result<Drove> {
+pub(crate) async fn node(name: &str, gossip_ms: u64) -> anyhow::Result<Drove> {
     let mut config = Config::new(name);
+    config.gossip_ms = gossip_ms;
     let port = free_port()?;
     config.listen = format!("127.0.0.1:{port}").parse()?;
     config.cookie = Some(format!("{:032x}", rand::random::<u128>()));
@@ -85,9 +86,15 @@ fn rss(pid: u32) -> f64 {
 }
 
 /// Runs every measurement: `calls` sequential calls for latency, `trials`
-/// cold boots and bursts, `seconds` of saturation.
-pub(crate) async fn run(calls: usize, trials: usize, seconds: u64) -> anyhow::Result<PoolResults> {
-    let drove = node("bench-parent").await?;
+/// cold boots and bursts, `seconds` of saturation, the parent gossiping
+/// every `gossip_ms`.
+pub(crate) async fn run(
+    calls: usize,
+    trials: usize,
+    seconds: u64,
+    gossip_ms: u64,
+) -> anyhow::Result<PoolResults> {
+    let drove = node("bench-parent", gossip_ms).await?;
     let pool = |name: &str| {
         drove
             .pool(name)

@@ -13,7 +13,7 @@ pub(crate) const DEFAULT_POOL: &str =
     "report:max=2,max_concurrency=8,idle_ms=15000,timeout_ms=10000,backend=process";
 
 /// Hashing rounds over each chunk: the stand-in for real CPU work.
-const WORK_ROUNDS: u32 = 64;
+const WORK_ROUNDS: u32 = 16;
 
 /// One step to render.
 #[derive(Clone, Debug, Serialize, Deserialize)]
