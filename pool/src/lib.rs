@@ -38,7 +38,7 @@
 //! - [`builtin`]: `drove.sleep`, `drove.sha256`, `drove.exit`.
 //! - [`config`]: [`PoolConfig`], [`BackendKind`]; [`error`]: the errors.
 //! - [`state`]: the pool's decisions, pure.
-//! - [`parent`]: `DROVE_PARENT`, [`parent()`].
+//! - [`mod@parent`]: `DROVE_PARENT`, [`parent()`].
 //! - [`protocol`]: messages between pools and runners.
 //! - [`backend`]: [`Backend`], process and exec backends.
 //! - `task`: the pool task; `pool`: [`Pool`], [`PoolBuilder`].

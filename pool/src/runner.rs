@@ -94,24 +94,8 @@ impl Shared {
     async fn watch_parent(self: Arc<Self>) {
         let mut events = self.node.subscribe();
         let boot_timeout = Duration::from_millis(self.info.boot_timeout_ms);
-        let hello = ParentMsg::Hello {
-            node: self.node.id(),
-            pool: self.info.pool.clone(),
-            runner: self.info.runner,
-            secret: self.info.secret.clone(),
-            build: build_id().to_string(),
-            pid: std::process::id(),
-        };
         let greeted = tokio::time::timeout(boot_timeout, async {
-            let mut hello = Some(hello);
-            loop {
-                if let Some(msg) = hello.take() {
-                    if let Err(back) = self.try_hello(msg) {
-                        hello = Some(back);
-                    } else {
-                        return;
-                    }
-                }
+            while !self.try_hello() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -140,25 +124,25 @@ impl Shared {
         self.exit(0, "parent gone").await;
     }
 
-    fn try_hello(&self, hello: ParentMsg) -> Result<(), ParentMsg> {
+    /// Says hello once the parent is up and linked; whether it did. A
+    /// cast fails while the link to the parent is still forming.
+    fn try_hello(&self) -> bool {
         if !self.node.up_members().contains(&self.info.parent) {
-            return Err(hello);
+            return false;
         }
-        // A cast fails while the link to the parent is still forming; the
-        // message comes back to try again.
-        let parent = self.parent();
-        match self.node.cast(&parent, hello) {
-            Ok(()) => Ok(()),
+        let hello = ParentMsg::Hello {
+            node: self.node.id(),
+            pool: self.info.pool.clone(),
+            runner: self.info.runner,
+            secret: self.info.secret.clone(),
+            build: build_id().to_string(),
+            pid: std::process::id(),
+        };
+        match self.node.cast(&self.parent(), hello) {
+            Ok(()) => true,
             Err(e) => {
                 tracing::debug!(error = %e, "hello not sent yet");
-                Err(ParentMsg::Hello {
-                    node: self.node.id(),
-                    pool: self.info.pool.clone(),
-                    runner: self.info.runner,
-                    secret: self.info.secret.clone(),
-                    build: build_id().to_string(),
-                    pid: std::process::id(),
-                })
+                false
             }
         }
     }

@@ -545,11 +545,9 @@ impl PoolTask {
             events: self.events_tx.clone(),
             kept: false,
         };
-        match reply.send(Ok(lease)) {
-            Ok(()) => Vec::new(),
-            // The caller is gone; the lease dropping released the slot.
-            Err(_) => Vec::new(),
-        }
+        // A caller that is gone drops the lease, which frees the slot.
+        let _ = reply.send(Ok(lease));
+        Vec::new()
     }
 
     fn fail(&mut self, waiter: WaiterId, reason: Refusal) {
