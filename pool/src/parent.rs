@@ -47,6 +47,10 @@ pub struct ParentInfo {
     pub watch_stdin: bool,
     /// The runner takes one call (or placed child), then exits.
     pub single_use: bool,
+    /// Calls and placed children the runner runs at once, at most; more
+    /// are refused as busy (the pool never sends more, a hostile member
+    /// might).
+    pub max_concurrency: usize,
 }
 
 /// Why `DROVE_PARENT` cannot be used.
@@ -139,6 +143,7 @@ mod tests {
             shutdown_timeout_ms: 1000,
             watch_stdin: true,
             single_use: false,
+            max_concurrency: 2,
         }
     }
 

@@ -160,6 +160,11 @@ impl Shared {
         if self.stopping.load(Ordering::Acquire) {
             return Err(RemoteError::ShuttingDown);
         }
+        // A call whose caller timed out may still be finishing here when
+        // the pool hands its slot on: one over the limit is allowed for it.
+        if self.active.load(Ordering::Acquire) > self.info.max_concurrency {
+            return Err(RemoteError::Busy);
+        }
         if call.build != build_id() {
             return Err(RemoteError::BuildMismatch {
                 runner: build_id().to_string(),

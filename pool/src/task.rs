@@ -477,6 +477,7 @@ impl PoolTask {
             shutdown_timeout_ms: self.config.shutdown_timeout_ms,
             watch_stdin: backend.pipes_stdin(),
             single_use: self.config.single_use,
+            max_concurrency: self.config.max_concurrency,
         };
         tracing::info!(pool = %self.config.name, runner = %name, backend = backend.kind(), "booting a runner");
         match backend.boot(&info) {
