@@ -9,10 +9,12 @@
 //!
 //! - this file: [`drove_bin`], [`TestCluster`], [`NodeProc`], [`wait_for`].
 //! - [`netns`]: network namespaces for partition tests (root only).
+//! - [`redis`]: a private `redis-server` per test.
 //! - `tests/`: the test cases, one binary per file.
 
 pub mod forge;
 pub mod netns;
+pub mod redis;
 pub mod sse;
 
 use std::fs::File;

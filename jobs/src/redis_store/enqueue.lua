@@ -1,0 +1,32 @@
+-- ARGV: ns, now, then per job: queue, worker, args, priority, max
+-- retries, run at, unique key ('' for none), unique period.
+-- Returns id, duplicate (0/1) per job.
+local now = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 8 do
+  local q, ukey = ARGV[i], ARGV[i + 6]
+  local held_by = false
+  if ukey ~= '' then held_by = redis.call('GET', ns .. ':uniq:' .. ukey) end
+  if held_by then
+    table.insert(out, tonumber(held_by))
+    table.insert(out, 1)
+  else
+    local id = redis.call('INCR', ns .. ':seq')
+    local run_at = tonumber(ARGV[i + 5])
+    redis.call('HSET', job_key(id), 'id', id, 'queue', q, 'worker', ARGV[i + 1], 'args', ARGV[i + 2],
+      'priority', ARGV[i + 3], 'max', ARGV[i + 4], 'attempt', 0, 'enq', now, 'sched', run_at,
+      'errors', '')
+    redis.call('SADD', ns .. ':queues', q)
+    if run_at > now then
+      enter(id, q, 'scheduled', run_at)
+    else
+      enter(id, q, 'available', run_at)
+    end
+    if ukey ~= '' then
+      redis.call('SET', ns .. ':uniq:' .. ukey, id, 'PX', ARGV[i + 7])
+    end
+    table.insert(out, id)
+    table.insert(out, 0)
+  end
+end
+return out

@@ -1,0 +1,681 @@
+//! [`SqliteStore`]: the embedded job store for one machine. The file is
+//! in WAL mode and every write is an immediate transaction, so several
+//! node processes on one machine can share it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::job::{Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob};
+use crate::store::{
+    expiry_message, rescue_message, FetchRequest, Fetched, JobStore, QueueInfo, RescueReason,
+    StoreError,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    args TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    max_retries INTEGER NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]',
+    node TEXT,
+    enqueued_at INTEGER NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    attempted_at INTEGER,
+    completed_at INTEGER,
+    lease_until INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, state, priority, scheduled_at, id);
+CREATE INDEX IF NOT EXISTS jobs_held ON jobs(state, node);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(state, lease_until);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, completed_at);
+CREATE TABLE IF NOT EXISTS uniques (
+    key TEXT PRIMARY KEY,
+    id INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queues (
+    queue TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS node_pauses (
+    queue TEXT NOT NULL,
+    node TEXT NOT NULL,
+    PRIMARY KEY (queue, node)
+);
+CREATE TABLE IF NOT EXISTS rate (key TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_key ON rate(key, at);
+";
+
+const COLUMNS: &str = "id, queue, worker, args, priority, state, attempt, max_retries, errors, \
+     node, enqueued_at, scheduled_at, attempted_at, completed_at";
+
+/// The fence every answer about a held job passes.
+const HELD: &str = "state = 'executing' AND id = ?1 AND node = ?2 AND attempt = ?3";
+
+/// A job store in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`; `:memory:` gives a
+    /// private store that lives as long as this value.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let bad = |e: rusqlite::Error| StoreError::BadUrl {
+            url: format!("sqlite:{}", path.display()),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open(&path).map_err(bad)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(bad)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(bad)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(bad)?;
+        conn.execute_batch(SCHEMA).map_err(bad)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in an immediate transaction on a blocking thread.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let out = f(&tx).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite worker thread: {e}")))?
+    }
+}
+
+fn job_of(row: &Row<'_>) -> Result<Result<Job, StoreError>, rusqlite::Error> {
+    let id: i64 = row.get(0)?;
+    let state: String = row.get(5)?;
+    let errors: String = row.get(8)?;
+    let corrupt = |what: String| Ok(Err(StoreError::Corrupt(format!("job {id}: {what}"))));
+    let state = match state.parse::<JobState>() {
+        Ok(state) => state,
+        Err(e) => return corrupt(e),
+    };
+    let errors = match serde_json::from_str::<Vec<AttemptError>>(&errors) {
+        Ok(errors) => errors,
+        Err(e) => return corrupt(format!("errors: {e}")),
+    };
+    Ok(Ok(Job {
+        id: JobId(uint(id)),
+        queue: row.get(1)?,
+        worker: row.get(2)?,
+        args: row.get(3)?,
+        priority: u8::try_from(row.get::<_, i64>(4)?).unwrap_or(u8::MAX),
+        state,
+        attempt: u32::try_from(row.get::<_, i64>(6)?).unwrap_or(u32::MAX),
+        max_retries: u32::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
+        errors,
+        node: row.get(9)?,
+        enqueued_at_ms: uint(row.get(10)?),
+        scheduled_at_ms: uint(row.get(11)?),
+        attempted_at_ms: row.get::<_, Option<i64>>(12)?.map(uint),
+        completed_at_ms: row.get::<_, Option<i64>>(13)?.map(uint),
+    }))
+}
+
+fn error_entry(attempt: u32, at_ms: u64, node: &str, error: &str) -> String {
+    let entry = AttemptError {
+        attempt,
+        at_ms,
+        node: node.to_owned(),
+        error: error.to_owned(),
+    };
+    serde_json::to_string(&entry).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Hands back the executing jobs `filter` selects (`?1` is now, `?2`
+/// the error text before the node name, `?3` after it).
+fn hand_back(
+    tx: &Transaction<'_>,
+    filter: &str,
+    now_ms: u64,
+    message: (&str, &str),
+    extra: Option<&str>,
+) -> Result<u64, rusqlite::Error> {
+    let sql = format!(
+        "UPDATE jobs SET
+            state = CASE WHEN attempt > max_retries THEN 'dead' ELSE 'available' END,
+            completed_at = CASE WHEN attempt > max_retries THEN ?1 ELSE NULL END,
+            errors = json_insert(errors, '$[#]', json_object(
+                'attempt', attempt, 'at_ms', ?1, 'node', node,
+                'error', ?2 || node || ?3)),
+            lease_until = NULL
+         WHERE state = 'executing' AND {filter}"
+    );
+    let n = match extra {
+        Some(extra) => tx.execute(&sql, params![int(now_ms), message.0, message.1, extra])?,
+        None => tx.execute(&sql, params![int(now_ms), message.0, message.1])?,
+    };
+    Ok(n as u64)
+}
+
+/// Splits a message made for node `X` around the name, so SQL can put
+/// each job's own node in.
+fn around_node(message: impl Fn(&str) -> String) -> (String, String) {
+    let marker = "\u{1}";
+    let text = message(marker);
+    match text.split_once(marker) {
+        Some((before, after)) => (before.to_owned(), after.to_owned()),
+        None => (text, String::new()),
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue(&self, jobs: &[NewJob], now_ms: u64) -> Result<Vec<Enqueued>, StoreError> {
+        let jobs = jobs.to_vec();
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                if let Some(unique) = &job.unique {
+                    let held: Option<i64> = tx
+                        .query_row(
+                            "SELECT id FROM uniques WHERE key = ?1 AND expires_at > ?2",
+                            params![unique.key, int(now_ms)],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(id) = held {
+                        out.push(Enqueued {
+                            id: JobId(uint(id)),
+                            duplicate: true,
+                        });
+                        continue;
+                    }
+                }
+                let state = if job.run_at_ms > now_ms {
+                    JobState::Scheduled
+                } else {
+                    JobState::Available
+                };
+                tx.execute(
+                    "INSERT OR IGNORE INTO queues(queue) VALUES (?1)",
+                    params![job.queue],
+                )?;
+                tx.execute(
+                    "INSERT INTO jobs(queue, worker, args, priority, state, max_retries,
+                        enqueued_at, scheduled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        job.queue,
+                        job.worker,
+                        job.args,
+                        job.priority,
+                        state.as_str(),
+                        job.max_retries,
+                        int(now_ms),
+                        int(job.run_at_ms)
+                    ],
+                )?;
+                let id = tx.last_insert_rowid();
+                if let Some(unique) = &job.unique {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO uniques(key, id, expires_at) VALUES (?1, ?2, ?3)",
+                        params![unique.key, id, int(now_ms.saturating_add(unique.period_ms))],
+                    )?;
+                }
+                out.push(Enqueued {
+                    id: JobId(uint(id)),
+                    duplicate: false,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Fetched, StoreError> {
+        let queue = request.queue.to_owned();
+        let consumer = request.consumer.to_owned();
+        let rate = request.rate.cloned();
+        let (limit, now, lease) = (
+            request.limit,
+            int(request.now_ms),
+            int(request.lease_until_ms),
+        );
+        let fetched = self
+            .write(move |tx| {
+                let paused: Option<i64> = tx
+                    .query_row(
+                        "SELECT paused FROM queues WHERE queue = ?1",
+                        params![queue],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if paused == Some(1) {
+                    return Ok(Ok(Fetched::Paused));
+                }
+                tx.execute(
+                    "UPDATE jobs SET state = 'available' WHERE queue = ?1
+                        AND state IN ('scheduled', 'retryable') AND scheduled_at <= ?2",
+                    params![queue, now],
+                )?;
+                let mut limit = i64::from(limit);
+                if let Some(rate) = &rate {
+                    let since = now.saturating_sub(int(rate.scale_ms));
+                    tx.execute(
+                        "DELETE FROM rate WHERE key = ?1 AND at <= ?2",
+                        params![rate.key, since],
+                    )?;
+                    let (used, oldest): (i64, Option<i64>) = tx.query_row(
+                        "SELECT count(*), min(at) FROM rate WHERE key = ?1",
+                        params![rate.key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                    limit = limit.min(i64::from(rate.count) - used);
+                    if limit <= 0 {
+                        let free_at = oldest.unwrap_or(now) + int(rate.scale_ms);
+                        return Ok(Ok(Fetched::RateLimited(uint(free_at - now).max(1))));
+                    }
+                }
+                let mut stmt = tx.prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'executing', attempt = attempt + 1, node = ?2,
+                        attempted_at = ?3, lease_until = ?4
+                     WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND state = 'available'
+                        ORDER BY priority, scheduled_at, id LIMIT ?5)
+                     RETURNING {COLUMNS}"
+                ))?;
+                let rows = stmt.query_map(params![queue, consumer, now, lease, limit], job_of)?;
+                let mut jobs = Vec::new();
+                for row in rows {
+                    match row? {
+                        Ok(job) => jobs.push(job),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                if let Some(rate) = &rate {
+                    for _ in &jobs {
+                        tx.execute(
+                            "INSERT INTO rate(key, at) VALUES (?1, ?2)",
+                            params![rate.key, now],
+                        )?;
+                    }
+                }
+                jobs.sort_by_key(|j| (j.priority, j.scheduled_at_ms, j.id));
+                Ok(Ok(Fetched::Jobs(jobs)))
+            })
+            .await?;
+        fetched
+    }
+
+    async fn complete(
+        &self,
+        consumer: &str,
+        done: &[Attempt],
+        now_ms: u64,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let consumer = consumer.to_owned();
+        let done = done.to_vec();
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE jobs SET state = 'completed', completed_at = ?4, lease_until = NULL
+                 WHERE {HELD}"
+            ))?;
+            let mut refused = Vec::new();
+            for a in &done {
+                let n = stmt.execute(params![int(a.id.0), consumer, a.attempt, int(now_ms)])?;
+                if n == 0 {
+                    refused.push(a.id);
+                }
+            }
+            Ok(refused)
+        })
+        .await
+    }
+
+    async fn fail(
+        &self,
+        consumer: &str,
+        failures: &[Failure],
+        now_ms: u64,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let consumer = consumer.to_owned();
+        let failures = failures.to_vec();
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE jobs SET
+                    state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'retryable' END,
+                    scheduled_at = coalesce(?4, scheduled_at),
+                    completed_at = CASE WHEN ?4 IS NULL THEN ?5 ELSE NULL END,
+                    errors = json_insert(errors, '$[#]', json(?6)),
+                    lease_until = NULL
+                 WHERE {HELD}"
+            ))?;
+            let mut refused = Vec::new();
+            for f in &failures {
+                let entry = error_entry(f.attempt.attempt, now_ms, &consumer, &f.error);
+                let n = stmt.execute(params![
+                    int(f.attempt.id.0),
+                    consumer,
+                    f.attempt.attempt,
+                    f.retry_at_ms.map(int),
+                    int(now_ms),
+                    entry
+                ])?;
+                if n == 0 {
+                    refused.push(f.attempt.id);
+                }
+            }
+            Ok(refused)
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        consumer: &str,
+        held: &[Attempt],
+        lease_until_ms: u64,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let consumer = consumer.to_owned();
+        let held = held.to_vec();
+        self.write(move |tx| {
+            let mut stmt =
+                tx.prepare_cached(&format!("UPDATE jobs SET lease_until = ?4 WHERE {HELD}"))?;
+            let mut lost = Vec::new();
+            for a in &held {
+                let n = stmt.execute(params![
+                    int(a.id.0),
+                    consumer,
+                    a.attempt,
+                    int(lease_until_ms)
+                ])?;
+                if n == 0 {
+                    lost.push(a.id);
+                }
+            }
+            Ok(lost)
+        })
+        .await
+    }
+
+    async fn rescue(
+        &self,
+        consumer: &str,
+        reason: RescueReason,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let consumer = consumer.to_owned();
+        let message = around_node(|node| rescue_message(node, reason));
+        self.write(move |tx| {
+            hand_back(
+                tx,
+                "node = ?4",
+                now_ms,
+                (&message.0, &message.1),
+                Some(&consumer),
+            )
+        })
+        .await
+    }
+
+    async fn rescue_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let message = around_node(expiry_message);
+        self.write(move |tx| {
+            hand_back(
+                tx,
+                "lease_until < ?1",
+                now_ms,
+                (&message.0, &message.1),
+                None,
+            )
+        })
+        .await
+    }
+
+    async fn consumers(&self) -> Result<Vec<String>, StoreError> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT DISTINCT node FROM jobs WHERE state = 'executing' AND node IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn cancel(&self, id: JobId, now_ms: u64) -> Result<Option<JobState>, StoreError> {
+        self.write(move |tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM jobs WHERE id = ?1",
+                    params![int(id.0)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(state) = state.and_then(|s| s.parse::<JobState>().ok()) else {
+                return Ok(None);
+            };
+            if !state.is_final() {
+                tx.execute(
+                    "UPDATE jobs SET state = 'cancelled', completed_at = ?2, lease_until = NULL
+                     WHERE id = ?1",
+                    params![int(id.0), int(now_ms)],
+                )?;
+            }
+            Ok(Some(state))
+        })
+        .await
+    }
+
+    async fn retry(&self, id: JobId, now_ms: u64) -> Result<Option<JobState>, StoreError> {
+        self.write(move |tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM jobs WHERE id = ?1",
+                    params![int(id.0)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(state) = state.and_then(|s| s.parse::<JobState>().ok()) else {
+                return Ok(None);
+            };
+            if matches!(
+                state,
+                JobState::Retryable | JobState::Dead | JobState::Cancelled
+            ) {
+                tx.execute(
+                    "UPDATE jobs SET state = 'available', scheduled_at = ?2, completed_at = NULL,
+                        max_retries = max(max_retries, attempt)
+                     WHERE id = ?1",
+                    params![int(id.0), int(now_ms)],
+                )?;
+            }
+            Ok(Some(state))
+        })
+        .await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let job = self
+            .write(move |tx| {
+                tx.query_row(
+                    &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                    params![int(id.0)],
+                    job_of,
+                )
+                .optional()
+            })
+            .await?;
+        job.transpose()
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
+        let rows = self
+            .write(|tx| {
+                let mut infos = std::collections::BTreeMap::<String, QueueInfo>::new();
+                let mut stmt = tx.prepare_cached("SELECT queue, paused FROM queues")?;
+                for row in
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                {
+                    let (queue, paused) = row?;
+                    infos.insert(
+                        queue.clone(),
+                        QueueInfo {
+                            queue,
+                            paused: paused == 1,
+                            paused_nodes: Vec::new(),
+                            counts: Default::default(),
+                        },
+                    );
+                }
+                let mut stmt = tx.prepare_cached(
+                    "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (queue, state, n) = row?;
+                    let Ok(state) = state.parse::<JobState>() else {
+                        continue;
+                    };
+                    let info = infos.entry(queue.clone()).or_insert_with(|| QueueInfo {
+                        queue,
+                        paused: false,
+                        paused_nodes: Vec::new(),
+                        counts: Default::default(),
+                    });
+                    info.counts.insert(state, uint(n));
+                }
+                let mut stmt =
+                    tx.prepare_cached("SELECT queue, node FROM node_pauses ORDER BY node")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                for row in rows {
+                    let (queue, node) = row?;
+                    infos
+                        .entry(queue.clone())
+                        .or_insert_with(|| QueueInfo {
+                            queue,
+                            paused: false,
+                            paused_nodes: Vec::new(),
+                            counts: Default::default(),
+                        })
+                        .paused_nodes
+                        .push(node);
+                }
+                Ok(infos.into_values().collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(rows)
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+        let queue = queue.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO queues(queue, paused) VALUES (?1, ?2)
+                 ON CONFLICT(queue) DO UPDATE SET paused = excluded.paused",
+                params![queue, i64::from(paused)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_node_paused(
+        &self,
+        queue: &str,
+        node: &str,
+        paused: bool,
+    ) -> Result<(), StoreError> {
+        let (queue, node) = (queue.to_owned(), node.to_owned());
+        self.write(move |tx| {
+            if paused {
+                tx.execute(
+                    "INSERT OR IGNORE INTO node_pauses(queue, node) VALUES (?1, ?2)",
+                    params![queue, node],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM node_pauses WHERE queue = ?1 AND node = ?2",
+                    params![queue, node],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        finished_before_ms: u64,
+        dead_before_ms: u64,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let finished = tx.execute(
+                "DELETE FROM jobs WHERE state IN ('completed', 'cancelled') AND completed_at < ?1",
+                params![int(finished_before_ms)],
+            )?;
+            let dead = tx.execute(
+                "DELETE FROM jobs WHERE state = 'dead' AND completed_at < ?1",
+                params![int(dead_before_ms)],
+            )?;
+            tx.execute(
+                "DELETE FROM uniques WHERE expires_at <= ?1",
+                params![int(now_ms)],
+            )?;
+            Ok((finished + dead) as u64)
+        })
+        .await
+    }
+}
