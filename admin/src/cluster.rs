@@ -64,6 +64,9 @@ pub fn metrics_text(drove: &Drove) -> String {
     text.push_str(&drove.pubsub().metrics_text());
     text.push_str(&drove.cache().metrics_text());
     text.push_str(&drove.pools().metrics_text());
+    if let Some(jobs) = drove.jobs() {
+        text.push_str(&jobs.metrics_text());
+    }
     text
 }
 

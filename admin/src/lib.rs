@@ -9,6 +9,7 @@
 //! - `/api/pubsub`: [`pubsub`].
 //! - `/api/cache`: [`cache`].
 //! - `/api/pools`: [`pools`].
+//! - `/api/jobs`: [`jobs`].
 //!
 //! The admin API belongs on a listener of its own, loopback by default:
 //! [`guard`] checks Host, Origin, content type and an optional bearer
@@ -27,6 +28,7 @@ pub mod children;
 pub mod client;
 pub mod cluster;
 pub mod guard;
+pub mod jobs;
 pub mod listener;
 pub mod pools;
 pub mod pubsub;
@@ -62,13 +64,14 @@ pub enum AdminError {
 }
 
 /// Each service's routes, in the order they are merged.
-pub const SERVICES: [fn(&Drove) -> Router; 6] = [
+pub const SERVICES: [fn(&Drove) -> Router; 7] = [
     cluster::routes,
     registry::routes,
     children::routes,
     pubsub::routes,
     cache::routes,
     pools::routes,
+    jobs::routes,
 ];
 
 /// The admin API of `drove`: every service in [`SERVICES`], behind

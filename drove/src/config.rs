@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use drove_cache::CacheConfig;
+use drove_jobs::JobsConfig;
 use drove_pool::{BackendKind, PoolConfig};
 use drove_runtime::tls::{Tls, TlsFiles};
 use drove_runtime::NodeConfig;
@@ -33,6 +34,9 @@ pub enum ConfigError {
     /// A `DROVE_*` variable does not parse.
     #[error("reading DROVE_* environment variables")]
     Env(#[source] envy::Error),
+    /// `DROVE_JOBS` is not a job store address.
+    #[error("DROVE_JOBS: {0}")]
+    JobStore(String),
     /// A value that parses but cannot be used.
     #[error("invalid config: {0}")]
     Invalid(&'static str),
@@ -111,6 +115,9 @@ pub struct Config {
     /// Runner pools this node starts (TOML `[[pools]]`; not read from
     /// the environment).
     pub pools: Vec<PoolConfig>,
+    /// Durable jobs: the store (TOML `[jobs] store = "redis://..."`, or
+    /// `DROVE_JOBS`), pipelines (`[[jobs.pipelines]]`), retries, leases.
+    pub jobs: JobsConfig,
 }
 
 impl Default for Config {
@@ -133,6 +140,7 @@ impl Default for Config {
             redistribution: Redistribution::Passive,
             clock_offset_ms: 0,
             pools: Vec::new(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -191,11 +199,23 @@ impl Config {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let ours = vars.into_iter().filter_map(|(k, v)| {
-            let key = k.strip_prefix("DROVE_")?.to_ascii_lowercase();
-            KEYS.contains(&key.as_str()).then_some((key, v))
-        });
-        envy::from_iter(ours).map_err(ConfigError::Env)
+        let mut jobs_store = None;
+        let ours: Vec<(String, String)> = vars
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("DROVE_")?.to_ascii_lowercase();
+                if key == "jobs" {
+                    jobs_store = Some(v);
+                    return None;
+                }
+                KEYS.contains(&key.as_str()).then_some((key, v))
+            })
+            .collect();
+        let mut config: Config = envy::from_iter(ours).map_err(ConfigError::Env)?;
+        if let Some(store) = jobs_store {
+            config.jobs.store = store.parse().map_err(ConfigError::JobStore)?;
+        }
+        Ok(config)
     }
 
     /// Checks what serde cannot: a name is given; the TLS files come

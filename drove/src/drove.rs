@@ -7,6 +7,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use std::sync::Arc;
 
 use drove_cache::Cache;
+use drove_jobs::{BatchWorker, CronJob, Jobs, JobsBuilder, Worker};
 use drove_pool::{parent_from_env, Home, ParentInfo, Pool, PoolBuilder, Pools};
 use drove_pubsub::PubSub;
 use drove_registry::Registry;
@@ -64,6 +65,7 @@ pub struct Drove {
     services: Services,
     supervisor: Supervisor,
     pools: Pools,
+    jobs: Option<Jobs>,
 }
 
 /// How a node stops.
@@ -84,11 +86,17 @@ impl Drove {
         DroveBuilder::new(config)
     }
 
-    pub(crate) fn new(services: Services, supervisor: Supervisor, pools: Pools) -> Self {
+    pub(crate) fn new(
+        services: Services,
+        supervisor: Supervisor,
+        pools: Pools,
+        jobs: Option<Jobs>,
+    ) -> Self {
         Drove {
             services,
             supervisor,
             pools,
+            jobs,
         }
     }
 
@@ -137,8 +145,18 @@ impl Drove {
         &self.services
     }
 
+    /// The job system (none on a pool's runner).
+    pub fn jobs(&self) -> Option<&Jobs> {
+        self.jobs.as_ref()
+    }
+
     /// Leaves the cluster, handing the children over first if asked.
+    /// Running jobs get their grace first; what is still running after
+    /// it goes back to the store for another node.
     pub async fn shutdown(&self, how: Shutdown) {
+        if let Some(jobs) = &self.jobs {
+            jobs.shutdown().await;
+        }
         self.pools.shutdown().await;
         if how == Shutdown::Handoff {
             let handed = self.supervisor.handoff().await;
@@ -182,6 +200,7 @@ pub struct DroveBuilder {
     builtins: bool,
     declare: Vec<Declare>,
     pools: Vec<PoolBuilder>,
+    jobs: Option<JobsBuilder>,
 }
 
 impl std::fmt::Debug for DroveBuilder {
@@ -201,6 +220,7 @@ impl DroveBuilder {
             builtins: true,
             declare: Vec::new(),
             pools: Vec::new(),
+            jobs: None,
         }
     }
 
@@ -235,6 +255,31 @@ impl DroveBuilder {
     /// A runner pool this node starts (with those of [`Config::pools`]).
     pub fn pool(mut self, pool: PoolBuilder) -> Self {
         self.pools.push(pool);
+        self
+    }
+
+    fn jobs_builder(&mut self) -> JobsBuilder {
+        self.jobs
+            .take()
+            .unwrap_or_else(|| JobsBuilder::new(self.config.jobs.clone()))
+    }
+
+    /// A job worker this node runs (besides the built-in ones).
+    pub fn worker<W: Worker>(mut self, worker: W) -> Self {
+        self.jobs = Some(self.jobs_builder().worker(worker));
+        self
+    }
+
+    /// A batch job worker this node runs.
+    pub fn batch_worker<W: BatchWorker>(mut self, worker: W) -> Self {
+        self.jobs = Some(self.jobs_builder().batch_worker(worker));
+        self
+    }
+
+    /// A cron schedule this node keeps (every node that has it enqueues
+    /// each tick; the store keeps one).
+    pub fn cron(mut self, job: CronJob) -> Self {
+        self.jobs = Some(self.jobs_builder().cron(job));
         self
     }
 
@@ -287,13 +332,30 @@ impl DroveBuilder {
         for pool in from_config.chain(self.pools) {
             pools.add(pool).map_err(DroveError::Pools)?;
         }
-        if let Some(info) = parent {
-            pools
-                .serve_as_runner(info)
-                .await
-                .map_err(DroveError::Pools)?;
-        }
-        Ok(Drove::new(services, supervisor, pools))
+        // A runner only serves its pool: jobs stay with the app's nodes.
+        let jobs = match parent {
+            Some(info) => {
+                pools
+                    .serve_as_runner(info)
+                    .await
+                    .map_err(DroveError::Pools)?;
+                None
+            }
+            None => {
+                let builder = match self.jobs {
+                    Some(builder) => builder,
+                    None => JobsBuilder::new(config.jobs.clone()),
+                };
+                let extension: Arc<dyn std::any::Any + Send + Sync> = Arc::new(services.clone());
+                Some(
+                    builder
+                        .start(services.node(), Some(extension))
+                        .await
+                        .map_err(DroveError::Jobs)?,
+                )
+            }
+        };
+        Ok(Drove::new(services, supervisor, pools, jobs))
     }
 }
 

@@ -26,6 +26,9 @@ pub enum DroveError {
     /// The runner pools did not start.
     #[error("starting the runner pools")]
     Pools(#[source] drove_pool::PoolsError),
+    /// The job system did not start.
+    #[error("starting the job system")]
+    Jobs(#[source] drove_jobs::JobsError),
     /// `DROVE_PARENT` is set but cannot be used.
     #[error("this process was started as a runner, but")]
     Parent(#[source] drove_pool::parent::ParentError),

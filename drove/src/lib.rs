@@ -74,6 +74,7 @@ pub use drove::{wait_for_signal, Drove, DroveBuilder, Services, Shutdown};
 pub use error::DroveError;
 
 pub use drove_cache as cache;
+pub use drove_jobs as jobs;
 pub use drove_macros::remote;
 pub use drove_pool as pool;
 pub use drove_pool::{parent, Pool};

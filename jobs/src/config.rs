@@ -223,6 +223,23 @@ impl FromStr for PipelineConfig {
     }
 }
 
+/// A cron schedule as configured (TOML `[[jobs.cron]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronConfig {
+    /// The schedule's name (one job per name and tick, cluster-wide).
+    pub name: String,
+    /// Five fields (minute first) or six (seconds first).
+    pub schedule: String,
+    /// The queue.
+    pub queue: String,
+    /// The worker's name.
+    pub worker: String,
+    /// The args.
+    #[serde(default)]
+    pub args: serde_json::Value,
+}
+
 /// A node's job settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -233,6 +250,8 @@ pub struct JobsConfig {
     pub namespace: String,
     /// Pipelines besides `default` (which always exists).
     pub pipelines: Vec<PipelineConfig>,
+    /// Cron schedules.
+    pub cron: Vec<CronConfig>,
     /// Retries.
     pub backoff: Backoff,
     /// How long a fetched job is held without renewal before any node
@@ -259,6 +278,7 @@ impl Default for JobsConfig {
             store: StoreUrl::default(),
             namespace: "drove".to_owned(),
             pipelines: Vec::new(),
+            cron: Vec::new(),
             backoff: Backoff::default(),
             lease_ms: 30_000,
             heartbeat_ms: 500,

@@ -40,6 +40,9 @@ pub enum JobsError {
         /// Why.
         reason: String,
     },
+    /// A cron schedule is refused.
+    #[error(transparent)]
+    Cron(#[from] crate::cron::CronError),
     /// A synchronous pause or resume did not take effect in time.
     #[error("{queue}: pipelines did not {what} within {timeout:?}")]
     Timeout {
@@ -169,6 +172,11 @@ impl JobsBuilder {
     ) -> Result<Jobs, JobsError> {
         let store = self.open_store()?;
         let pipelines = self.pipelines()?;
+        let mut crons = self.crons;
+        for c in &self.config.cron {
+            let spec = JobSpec::raw(c.queue.clone(), c.worker.clone(), c.args.clone());
+            crons.push(CronJob::new(c.name.clone(), &c.schedule, spec)?);
+        }
         let me = node.id();
         let engine = Engine::start(
             store,
@@ -199,7 +207,7 @@ impl JobsBuilder {
             stop_rx.clone(),
         ));
         tokio::spawn(heartbeat(Arc::downgrade(&engine), stop_rx.clone()));
-        for job in self.crons {
+        for job in crons {
             tokio::spawn(crate::cron::run(Arc::downgrade(&engine), job));
         }
         Ok(jobs)

@@ -359,6 +359,14 @@ impl NodeProc {
         if !self.seeds.is_empty() {
             cmd.args(["--seeds", &self.seeds.join(",")]);
         }
+        // Each node gets a job store of its own unless the test gives one,
+        // so no test's nodes share the default file in this directory.
+        if !self.extra.iter().any(|a| a == "--jobs") {
+            let dir = std::env::temp_dir().join("drove-test-jobs");
+            let _ = std::fs::create_dir_all(&dir);
+            let file = dir.join(format!("{}-{}.sqlite3", std::process::id(), self.listen.port()));
+            cmd.env("DROVE_JOBS", format!("sqlite:{}", file.display()));
+        }
         if let Ok(f) = File::options().create(true).append(true).open(&self.log) {
             cmd.stderr(f);
         }

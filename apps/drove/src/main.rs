@@ -3,6 +3,7 @@
 //! - `drove node --name n1 [--listen ..] [--seeds ..] [--cookie-file ..] [--http ..]`
 //! - `drove status --http ADDR`: print the member table of the node at ADDR.
 //! - `drove pools --http ADDR`: print a node's runner pools.
+//! - `drove jobs --http ADDR`: print the job queues.
 //! - `drove certs --out DIR --nodes n1,n2,n3`: a development CA and node
 //!   certificates for `--tls-cert`, `--tls-key`, `--tls-ca`.
 //! - `drove cluster [--nodes 3]`: start a local cluster of child nodes on
@@ -85,6 +86,12 @@ enum Command {
         #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
         http: String,
     },
+    /// Print the job queues of a cluster (counts by state, pauses).
+    Jobs {
+        /// A node's admin HTTP address.
+        #[arg(long, env = "DROVE_HTTP", default_value = "127.0.0.1:8370")]
+        http: String,
+    },
     /// Make a development CA and node certificates for mutual TLS.
     Certs {
         /// The output directory (an existing CA there is reused).
@@ -127,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             } => spawn_child(&http, &type_name, name, &restart, &args).await,
             Command::Children { http, local } => print_children(&http, local).await,
             Command::Pools { http } => print_pools(&http).await,
+            Command::Jobs { http } => print_jobs(&http).await,
             Command::Certs { out, nodes } => {
                 for path in drove_cli::certs::make(&out, &nodes)? {
                     println!("wrote {}", path.display());
@@ -232,6 +240,40 @@ async fn print_pools(http: &str) -> anyhow::Result<()> {
                 pid,
             ]);
         }
+    }
+    print!("{}", align(&rows));
+    Ok(())
+}
+
+async fn print_jobs(http: &str) -> anyhow::Result<()> {
+    let (status, body) =
+        drove_admin::client::get(http, "/api/jobs/queues", Duration::from_secs(5)).await?;
+    anyhow::ensure!(status == 200, "{http} answered {status}: {body}");
+    let queues: Vec<drove_admin::jobs::QueueJson> =
+        serde_json::from_str(&body).context("parsing /api/jobs/queues")?;
+    let states = drove::jobs::JobState::ALL;
+    let header: [String; 9] = std::array::from_fn(|i| match i {
+        0 => "QUEUE".to_string(),
+        1 => "PAUSED".to_string(),
+        i => states[i - 2].as_str().to_uppercase(),
+    });
+    let mut rows = vec![header];
+    for q in queues {
+        let mut paused: Vec<String> = q.paused.nodes.clone();
+        if q.paused.cluster {
+            paused.insert(0, "cluster".into());
+        }
+        rows.push(std::array::from_fn(|i| match i {
+            0 => q.queue.clone(),
+            1 if paused.is_empty() => "-".to_string(),
+            1 => paused.join(","),
+            i => q
+                .counts
+                .get(states[i - 2].as_str())
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
+        }));
     }
     print!("{}", align(&rows));
     Ok(())

@@ -79,6 +79,15 @@ pub struct NodeArgs {
     /// exec); `exec=TEMPLATE` last.
     #[arg(long = "pool", value_name = "SPEC")]
     pub pools: Vec<drove::pool::PoolConfig>,
+    /// The job store: `redis://HOST:PORT/DB` or `sqlite:PATH` (nodes on
+    /// one machine may share the file) [default: sqlite:drove-jobs.sqlite3].
+    #[arg(long, env = "DROVE_JOBS", value_name = "URL")]
+    pub jobs: Option<drove::jobs::StoreUrl>,
+    /// A job pipeline, `NAME:queue=Q,max_demand=N,batch=B,rate=COUNT/MS,rate_key=K`
+    /// (repeatable; replaces the file's). A `default` pipeline on queue
+    /// `default` always exists; naming one `default` reconfigures it.
+    #[arg(long = "pipeline", value_name = "SPEC")]
+    pub pipelines: Vec<drove::jobs::PipelineConfig>,
 }
 
 impl NodeArgs {
@@ -110,6 +119,12 @@ impl NodeArgs {
         };
         if !a.pools.is_empty() {
             c.pools = a.pools;
+        }
+        if let Some(store) = a.jobs {
+            c.jobs.store = store;
+        }
+        if !a.pipelines.is_empty() {
+            c.jobs.pipelines = a.pipelines;
         }
         c.validate()?;
         Ok(c)
