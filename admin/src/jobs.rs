@@ -181,7 +181,10 @@ fn failed(e: JobsError) -> Response {
 
 fn spec_of(body: EnqueueJson) -> Result<JobSpec, Response> {
     if body.in_ms.is_some() && body.at_ms.is_some() {
-        return Err(error(StatusCode::BAD_REQUEST, "give in_ms or at_ms, not both"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "give in_ms or at_ms, not both",
+        ));
     }
     let mut spec = JobSpec::raw(body.queue, body.worker, body.args);
     if let Some(ms) = body.in_ms {
@@ -337,9 +340,7 @@ async fn pause_or_resume(drove: Drove, queue: String, body: PauseJson, pause: bo
             )
         }
     };
-    let wait = body
-        .wait_ms
-        .map(|ms| Duration::from_millis(ms.min(60_000)));
+    let wait = body.wait_ms.map(|ms| Duration::from_millis(ms.min(60_000)));
     let result = if pause {
         jobs.pause(&queue, scope, wait).await
     } else {

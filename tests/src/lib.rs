@@ -364,7 +364,11 @@ impl NodeProc {
         if !self.extra.iter().any(|a| a == "--jobs") {
             let dir = std::env::temp_dir().join("drove-test-jobs");
             let _ = std::fs::create_dir_all(&dir);
-            let file = dir.join(format!("{}-{}.sqlite3", std::process::id(), self.listen.port()));
+            let file = dir.join(format!(
+                "{}-{}.sqlite3",
+                std::process::id(),
+                self.listen.port()
+            ));
             cmd.env("DROVE_JOBS", format!("sqlite:{}", file.display()));
         }
         if let Ok(f) = File::options().create(true).append(true).open(&self.log) {
