@@ -158,11 +158,18 @@ pub struct PipelineJson {
     pub status: String,
 }
 
-fn jobs_of(drove: &Drove) -> Result<&Jobs, Response> {
+/// A request refused before it reached the jobs: status and reason.
+type Refused = (StatusCode, String);
+
+fn refuse((status, reason): Refused) -> Response {
+    error(status, reason)
+}
+
+fn jobs_of(drove: &Drove) -> Result<&Jobs, Refused> {
     drove.jobs().ok_or_else(|| {
-        error(
+        (
             StatusCode::NOT_FOUND,
-            "this node runs no jobs (it is a pool's runner)",
+            "this node runs no jobs (it is a pool's runner)".to_string(),
         )
     })
 }
@@ -179,11 +186,11 @@ fn failed(e: JobsError) -> Response {
     error_of(status, &e)
 }
 
-fn spec_of(body: EnqueueJson) -> Result<JobSpec, Response> {
+fn spec_of(body: EnqueueJson) -> Result<JobSpec, Refused> {
     if body.in_ms.is_some() && body.at_ms.is_some() {
-        return Err(error(
+        return Err((
             StatusCode::BAD_REQUEST,
-            "give in_ms or at_ms, not both",
+            "give in_ms or at_ms, not both".to_string(),
         ));
     }
     let mut spec = JobSpec::raw(body.queue, body.worker, body.args);
@@ -211,11 +218,11 @@ fn spec_of(body: EnqueueJson) -> Result<JobSpec, Response> {
 async fn enqueue(State(drove): State<Drove>, JsonBody(body): JsonBody<EnqueueJson>) -> Response {
     let jobs = match jobs_of(&drove) {
         Ok(jobs) => jobs,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let spec = match spec_of(body) {
         Ok(spec) => spec,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     match jobs.insert(spec).await {
         Ok(e) => Json(EnqueuedJson {
@@ -227,16 +234,16 @@ async fn enqueue(State(drove): State<Drove>, JsonBody(body): JsonBody<EnqueueJso
     }
 }
 
-fn job_id(raw: &str) -> Result<JobId, Response> {
+fn job_id(raw: &str) -> Result<JobId, Refused> {
     raw.parse::<u64>()
         .map(JobId)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{raw:?} is not a job id")))
+        .map_err(|_| (StatusCode::BAD_REQUEST, format!("{raw:?} is not a job id")))
 }
 
 async fn show(State(drove): State<Drove>, Path(id): Path<String>) -> Response {
     let (jobs, id) = match (jobs_of(&drove), job_id(&id)) {
         (Ok(jobs), Ok(id)) => (jobs, id),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refuse(r),
     };
     match jobs.get(id).await {
         Ok(Some(j)) => Json(JobJson {
@@ -261,7 +268,7 @@ async fn show(State(drove): State<Drove>, Path(id): Path<String>) -> Response {
 async fn cancel(State(drove): State<Drove>, Path(id): Path<String>) -> Response {
     let (jobs, id) = match (jobs_of(&drove), job_id(&id)) {
         (Ok(jobs), Ok(id)) => (jobs, id),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refuse(r),
     };
     match jobs.cancel(id).await {
         Ok(Some(was)) => Json(serde_json::json!({"id": id.0, "was": was})).into_response(),
@@ -273,7 +280,7 @@ async fn cancel(State(drove): State<Drove>, Path(id): Path<String>) -> Response 
 async fn retry(State(drove): State<Drove>, Path(id): Path<String>) -> Response {
     let (jobs, id) = match (jobs_of(&drove), job_id(&id)) {
         (Ok(jobs), Ok(id)) => (jobs, id),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refuse(r),
     };
     match jobs.retry(id).await {
         Ok(Some(was)) => Json(serde_json::json!({"id": id.0, "was": was})).into_response(),
@@ -317,7 +324,7 @@ pub async fn queues_json(drove: &Drove, jobs: &Jobs) -> Result<Vec<QueueJson>, J
 async fn queues(State(drove): State<Drove>) -> Response {
     let jobs = match jobs_of(&drove) {
         Ok(jobs) => jobs,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     match queues_json(&drove, jobs).await {
         Ok(queues) => Json(queues).into_response(),
@@ -328,7 +335,7 @@ async fn queues(State(drove): State<Drove>) -> Response {
 async fn pause_or_resume(drove: Drove, queue: String, body: PauseJson, pause: bool) -> Response {
     let jobs = match jobs_of(&drove) {
         Ok(jobs) => jobs,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let scope = match body.scope.as_str() {
         "node" => Scope::Node,
@@ -372,7 +379,7 @@ async fn resume(
 async fn pipelines(State(drove): State<Drove>) -> Response {
     let jobs = match jobs_of(&drove) {
         Ok(jobs) => jobs,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let list: Vec<PipelineJson> = jobs
         .pipelines()

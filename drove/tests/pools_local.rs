@@ -122,6 +122,7 @@ async fn local_pools_run_typed_functions_within_their_limits() {
     let mut config = Config::new("solo");
     config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     config.cookie = Some(format!("{:032x}", rand::random::<u128>()));
+    config.jobs.store = drove::jobs::StoreUrl::Sqlite(":memory:".into());
     let grew = Arc::new(AtomicUsize::new(0));
     let grown = grew.clone();
     let drove = Drove::builder(config)

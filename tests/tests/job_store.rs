@@ -1,6 +1,10 @@
 //! The job stores' conformance suite: every test runs against SQLite (a
 //! fresh file) and Redis (a private `redis-server`, a fresh namespace).
 
+// The suite's cases are plain functions the macro runs per backend: they
+// fail the test as loudly as an assert.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
