@@ -6,6 +6,7 @@
 mod cache;
 mod demo;
 mod failover;
+mod jobs;
 mod local;
 mod pools;
 mod pubsub;
@@ -107,6 +108,18 @@ enum Command {
         /// The parent's gossip interval (a runner's is at most 40 ms).
         #[arg(long, default_value_t = 200)]
         gossip_ms: u64,
+    },
+    /// Durable jobs; prints a Markdown table.
+    Jobs {
+        /// No-op jobs per throughput run.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        /// Sequential enqueues for the latency row.
+        #[arg(long, default_value_t = 2000)]
+        latency: usize,
+        /// Kills for the rescue rows.
+        #[arg(long, default_value_t = 3)]
+        trials: usize,
     },
     /// Internal: one node of a pub/sub run; the publisher prints JSON.
     PubsubNode(pubsub::NodeArgs),
@@ -257,6 +270,11 @@ fn main() -> anyhow::Result<()> {
             print_pools(&r);
             Ok(())
         }
+        Command::Jobs {
+            jobs,
+            latency,
+            trials,
+        } => rt.block_on(jobs::run(jobs, latency, trials)),
         Command::Demo {
             downloads,
             steps,

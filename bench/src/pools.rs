@@ -66,7 +66,7 @@ pub(crate) async fn node(name: &str, gossip_ms: u64) -> anyhow::Result<Drove> {
     Ok(builder.start().await?)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     for _ in 0..100 {
         let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = tcp.local_addr()?.port();

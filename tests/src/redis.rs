@@ -12,11 +12,12 @@ use nix::unistd::Pid;
 
 use crate::{free_port, random_hex};
 
-/// One `redis-server` process with an append-only file fsynced on every
-/// write, so a kill -9 loses nothing it acknowledged.
+/// One `redis-server` process, by default with an append-only file
+/// fsynced on every write, so a kill -9 loses nothing it acknowledged.
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    durable: bool,
     child: Option<Child>,
 }
 
@@ -24,11 +25,22 @@ impl RedisServer {
     /// Starts a server and waits until it answers PING. Panics (a test
     /// setup failure) if `redis-server` is not installed.
     pub fn start() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    /// A server that keeps nothing on disk (for benchmarks, where the
+    /// raw `redis-benchmark` runs against the same server).
+    pub fn start_in_memory() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    fn start_with(durable: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("drove-redis-{}", random_hex()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {dir:?}: {e}"));
         let mut server = RedisServer {
             port: free_port("127.0.0.1"),
             dir,
+            durable,
             child: None,
         };
         server.restart();
@@ -53,14 +65,12 @@ impl RedisServer {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--dir", &self.dir.to_string_lossy()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
             .args(["--protected-mode", "no"])
             .stdin(Stdio::null())
             .stdout(log.map(Stdio::from).unwrap_or_else(Stdio::null));

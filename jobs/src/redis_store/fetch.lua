@@ -23,16 +23,25 @@ if ARGV[7] ~= '' then
   end
 end
 local out = { 0 }
-local popped = redis.call('ZRANGE', queue_key(q, 'avail'), 0, limit - 1)
-for _, id in ipairs(popped) do
+local ids = redis.call('ZRANGE', queue_key(q, 'avail'), 0, limit - 1)
+if #ids == 0 then return out end
+bulk('ZREM', queue_key(q, 'avail'), ids)
+local counts = ns .. ':counts:' .. q
+redis.call('HINCRBY', counts, 'available', -#ids)
+redis.call('HINCRBY', counts, 'executing', #ids)
+local leases = {}
+for _, id in ipairs(ids) do
   local key = job_key(id)
-  leave(id, q, 'available')
-  redis.call('HINCRBY', key, 'attempt', 1)
-  redis.call('HSET', key, 'node', consumer, 'att', now)
-  enter(id, q, 'executing', lease)
+  local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+  redis.call('HSET', key, 'state', 'executing', 'node', consumer, 'att', now, 'lease', lease)
+  table.insert(leases, lease)
+  table.insert(leases, id)
   if rate_key ~= '' then
-    redis.call('ZADD', rate_key, now, id .. ':' .. redis.call('HGET', key, 'attempt'))
+    redis.call('ZADD', rate_key, now, id .. ':' .. attempt)
   end
   table.insert(out, redis.call('HGETALL', key))
 end
+bulk('ZADD', ns .. ':leases', leases, 2)
+bulk('SADD', ns .. ':exec:' .. consumer, ids)
+redis.call('SADD', ns .. ':consumers', consumer)
 return out

@@ -57,6 +57,16 @@ local function enter(id, q, to, at)
   redis.call('HSET', key, 'state', to)
 end
 
+-- Runs `cmd key [prefix...] items...` in chunks, so long lists stay
+-- within Lua's stack.
+local function bulk(cmd, key, items, step)
+  step = step or 1
+  local chunk = 512 * step
+  for i = 1, #items, chunk do
+    redis.call(cmd, key, unpack(items, i, math.min(i + chunk - 1, #items)))
+  end
+end
+
 local function move(id, to, at)
   local f = redis.call('HMGET', job_key(id), 'queue', 'state')
   leave(id, f[1], f[2])
