@@ -227,7 +227,7 @@ fn raw_redis(port: u16, n: usize) -> anyhow::Result<(f64, f64)> {
         text.split(['\r', '\n'])
             .filter(|l| l.starts_with(name))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .last()
+            .next_back()
             .ok_or_else(|| anyhow::anyhow!("no {name} rate in: {text}"))
     };
     Ok((rate("LPUSH:")?, rate("RPOP:")?))
