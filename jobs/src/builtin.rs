@@ -67,8 +67,11 @@ impl Worker for Fail {
     }
 }
 
-pub(crate) fn register(workers: &mut Workers) {
+/// A worker table with the built-in workers.
+pub fn builtins() -> Workers {
+    let mut workers = Workers::default();
     workers.add(Noop);
     workers.add(Sleep);
     workers.add(Fail);
+    workers
 }

@@ -91,7 +91,7 @@ impl JobsBuilder {
     pub fn new(config: JobsConfig) -> JobsBuilder {
         JobsBuilder {
             config,
-            workers: Workers::with_builtins(),
+            workers: crate::builtin::builtins(),
             crons: Vec::new(),
             store: None,
         }

@@ -107,7 +107,7 @@ impl TestJobs {
     pub fn new(mode: TestMode) -> TestJobsBuilder {
         TestJobsBuilder {
             mode,
-            workers: Workers::with_builtins(),
+            workers: crate::builtin::builtins(),
             config: JobsConfig {
                 backoff: crate::backoff::Backoff {
                     min_ms: 1,

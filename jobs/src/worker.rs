@@ -229,13 +229,6 @@ impl std::fmt::Debug for Workers {
 }
 
 impl Workers {
-    /// The built-in workers (`drove.noop`, `drove.sleep`, `drove.fail`).
-    pub fn with_builtins() -> Workers {
-        let mut workers = Workers::default();
-        crate::builtin::register(&mut workers);
-        workers
-    }
-
     /// Adds `worker` under [`Worker::NAME`] (replacing one of that name).
     pub fn add<W: Worker>(&mut self, worker: W) {
         self.by_name

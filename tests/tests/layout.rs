@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose `src/` is checked.
-const CRATES: [&str; 11] = [
+const CRATES: [&str; 13] = [
     "membership",
     "runtime",
     "replication",
@@ -18,6 +18,8 @@ const CRATES: [&str; 11] = [
     "pubsub",
     "cache",
     "supervisor",
+    "pool",
+    "jobs",
     "drove",
     "admin",
     "apps/drove",
