@@ -60,8 +60,9 @@
 //! The crates underneath, re-exported: [`runtime`] (nodes, actors,
 //! membership), [`registry`], [`supervisor`], [`pubsub`], [`cache`],
 //! [`pool`] (runner pools, with [`macro@remote`] for their functions and
-//! [`parent()`] to tell a runner from its parent). HTTP lives above this
-//! crate, in `drove-admin`.
+//! [`parent()`] to tell a runner from its parent) and [`jobs`] (durable
+//! job pipelines: workers, pipelines, cron, the testing modes;
+//! [`Drove::jobs`]). HTTP lives above this crate, in `drove-admin`.
 
 pub mod config;
 pub mod cookie_file;
