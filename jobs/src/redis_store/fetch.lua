@@ -4,6 +4,7 @@
 -- {0, job fields...} with each job's HGETALL as a nested array.
 local q, consumer = ARGV[2], ARGV[3]
 local limit, now, lease = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if limit < 1 then return { 0 } end
 if redis.call('SISMEMBER', ns .. ':paused', q) == 1 then return { -1 } end
 local due = redis.call('ZRANGEBYSCORE', queue_key(q, 'sched'), '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
