@@ -108,14 +108,7 @@ impl TestJobs {
         TestJobsBuilder {
             mode,
             workers: crate::builtin::builtins(),
-            config: JobsConfig {
-                backoff: crate::backoff::Backoff {
-                    min_ms: 1,
-                    max_ms: 1,
-                    max_retries: 5,
-                },
-                ..JobsConfig::default()
-            },
+            config: JobsConfig::default(),
         }
     }
 
@@ -139,9 +132,9 @@ impl TestJobs {
         self.insert(JobSpec::of::<W>(queue, &args)?).await
     }
 
-    /// Runs every available job of `queue` (and scheduled and retryable
-    /// ones too with `with_scheduled`, until they complete or go dead),
-    /// one at a time, in this task.
+    /// Runs every job of `queue` that is due now (and every scheduled and
+    /// retryable one too with `with_scheduled`, until they complete or go
+    /// dead), one at a time, in this task.
     pub async fn drain_queue(
         &self,
         queue: &str,
@@ -150,12 +143,14 @@ impl TestJobs {
         let engine = self.jobs.engine();
         let consumer = engine.consumer();
         let mut drained = Drained::default();
+        // Without `with_scheduled`, only what was due when the drain began
+        // runs: a job that fails now is retried by a later drain.
+        let now = if with_scheduled {
+            u64::MAX / 4
+        } else {
+            now_ms()
+        };
         loop {
-            let now = if with_scheduled {
-                u64::MAX / 4
-            } else {
-                now_ms()
-            };
             let fetched = engine
                 .store
                 .fetch(FetchRequest {
