@@ -154,7 +154,10 @@ async fn fetch_takes_priority_then_time(store: Arc<dyn JobStore>) {
         )
         .await
         .unwrap();
-    assert!(fetch(&*store, "a#1", 0).await.is_empty(), "a fetch of 0 takes none");
+    assert!(
+        fetch(&*store, "a#1", 0).await.is_empty(),
+        "a fetch of 0 takes none"
+    );
     let got = fetch(&*store, "a#1", 10).await;
     let order: Vec<JobId> = got.iter().map(|j| j.id).collect();
     assert_eq!(order, vec![ids[1].id, ids[2].id, ids[0].id]);
