@@ -362,13 +362,10 @@ impl NodeProc {
         // Each node gets a job store of its own unless the test gives one,
         // so no test's nodes share the default file in this directory.
         if !self.extra.iter().any(|a| a == "--jobs") {
-            let dir = std::env::temp_dir().join("drove-test-jobs");
-            let _ = std::fs::create_dir_all(&dir);
-            let file = dir.join(format!(
-                "{}-{}.sqlite3",
-                std::process::id(),
-                self.listen.port()
-            ));
+            let file = self.jobs_file();
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
             cmd.env("DROVE_JOBS", format!("sqlite:{}", file.display()));
         }
         if let Ok(f) = File::options().create(true).append(true).open(&self.log) {
@@ -378,6 +375,16 @@ impl NodeProc {
             Ok(child) => self.child = Some(child),
             Err(e) => panic!("starting {}: {e}", self.name),
         }
+    }
+
+    /// The job store file this node gets when the test gives it none
+    /// (removed, with its WAL files, when the node is dropped).
+    fn jobs_file(&self) -> PathBuf {
+        std::env::temp_dir().join("drove-test-jobs").join(format!(
+            "{}-{}.sqlite3",
+            std::process::id(),
+            self.listen.port()
+        ))
     }
 
     /// The process id, while running.
@@ -497,6 +504,11 @@ impl Drop for NodeProc {
             let _ = kill(pid, Signal::SIGCONT);
         }
         self.kill9();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = self.jobs_file().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(name);
+        }
         if std::thread::panicking() {
             if let Ok(text) = std::fs::read_to_string(&self.log) {
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();
