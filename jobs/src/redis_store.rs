@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 
 use crate::job::{Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob};
 use crate::store::{
-    expiry_message, rescue_message, FetchRequest, Fetched, JobStore, QueueInfo, RescueReason,
-    StoreError,
+    around_node, error_entry, expiry_message, rescue_message, FetchRequest, Fetched, JobStore,
+    QueueInfo, RescueReason, StoreError,
 };
 
 const PRELUDE: &str = include_str!("redis_store/prelude.lua");
@@ -202,27 +202,6 @@ fn job_from_map(map: &HashMap<String, String>) -> Result<Job, StoreError> {
         attempted_at_ms: optional("att"),
         completed_at_ms: optional("done"),
     })
-}
-
-/// Splits a message made for node `X` around the name, for the scripts
-/// to put each job's own node in.
-fn around_node(message: impl Fn(&str) -> String) -> (String, String) {
-    let marker = "\u{1}";
-    let text = message(marker);
-    match text.split_once(marker) {
-        Some((before, after)) => (before.to_owned(), after.to_owned()),
-        None => (text, String::new()),
-    }
-}
-
-fn error_entry(attempt: u32, at_ms: u64, node: &str, error: &str) -> String {
-    let entry = AttemptError {
-        attempt,
-        at_ms,
-        node: node.to_owned(),
-        error: error.to_owned(),
-    };
-    serde_json::to_string(&entry).unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[async_trait]

@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 
 use crate::job::{Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob};
 use crate::store::{
-    expiry_message, rescue_message, FetchRequest, Fetched, JobStore, QueueInfo, RescueReason,
-    StoreError,
+    around_node, error_entry, expiry_message, rescue_message, FetchRequest, Fetched, JobStore,
+    QueueInfo, RescueReason, StoreError,
 };
 
 const SCHEMA: &str = "
@@ -167,14 +167,16 @@ fn job_of(row: &Row<'_>) -> Result<Result<Job, StoreError>, rusqlite::Error> {
     }))
 }
 
-fn error_entry(attempt: u32, at_ms: u64, node: &str, error: &str) -> String {
-    let entry = AttemptError {
-        attempt,
-        at_ms,
-        node: node.to_owned(),
-        error: error.to_owned(),
-    };
-    serde_json::to_string(&entry).unwrap_or_else(|_| "{}".to_owned())
+/// The state of job `id`, if there is one.
+fn state_of(tx: &Transaction<'_>, id: JobId) -> Result<Option<JobState>, rusqlite::Error> {
+    let state: Option<String> = tx
+        .query_row(
+            "SELECT state FROM jobs WHERE id = ?1",
+            params![int(id.0)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(state.and_then(|s| s.parse::<JobState>().ok()))
 }
 
 /// Hands back the executing jobs `filter` selects (`?1` is now, `?2`
@@ -201,17 +203,6 @@ fn hand_back(
         None => tx.execute(&sql, params![int(now_ms), message.0, message.1])?,
     };
     Ok(n as u64)
-}
-
-/// Splits a message made for node `X` around the name, so SQL can put
-/// each job's own node in.
-fn around_node(message: impl Fn(&str) -> String) -> (String, String) {
-    let marker = "\u{1}";
-    let text = message(marker);
-    match text.split_once(marker) {
-        Some((before, after)) => (before.to_owned(), after.to_owned()),
-        None => (text, String::new()),
-    }
 }
 
 #[async_trait]
@@ -489,14 +480,7 @@ impl JobStore for SqliteStore {
 
     async fn cancel(&self, id: JobId, now_ms: u64) -> Result<Option<JobState>, StoreError> {
         self.write(move |tx| {
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM jobs WHERE id = ?1",
-                    params![int(id.0)],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(state) = state.and_then(|s| s.parse::<JobState>().ok()) else {
+            let Some(state) = state_of(tx, id)? else {
                 return Ok(None);
             };
             if !state.is_final() {
@@ -513,14 +497,7 @@ impl JobStore for SqliteStore {
 
     async fn retry(&self, id: JobId, now_ms: u64) -> Result<Option<JobState>, StoreError> {
         self.write(move |tx| {
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM jobs WHERE id = ?1",
-                    params![int(id.0)],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(state) = state.and_then(|s| s.parse::<JobState>().ok()) else {
+            let Some(state) = state_of(tx, id)? else {
                 return Ok(None);
             };
             if matches!(
@@ -587,12 +564,9 @@ impl JobStore for SqliteStore {
                     let Ok(state) = state.parse::<JobState>() else {
                         continue;
                     };
-                    let info = infos.entry(queue.clone()).or_insert_with(|| QueueInfo {
-                        queue,
-                        paused: false,
-                        paused_nodes: Vec::new(),
-                        counts: Default::default(),
-                    });
+                    let info = infos
+                        .entry(queue.clone())
+                        .or_insert_with(|| QueueInfo::new(queue));
                     info.counts.insert(state, uint(n));
                 }
                 let mut stmt =
@@ -603,12 +577,7 @@ impl JobStore for SqliteStore {
                     let (queue, node) = row?;
                     infos
                         .entry(queue.clone())
-                        .or_insert_with(|| QueueInfo {
-                            queue,
-                            paused: false,
-                            paused_nodes: Vec::new(),
-                            counts: Default::default(),
-                        })
+                        .or_insert_with(|| QueueInfo::new(queue))
                         .paused_nodes
                         .push(node);
                 }

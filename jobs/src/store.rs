@@ -85,6 +85,18 @@ pub struct QueueInfo {
     pub counts: BTreeMap<JobState, u64>,
 }
 
+impl QueueInfo {
+    /// A queue with no pause and no jobs.
+    pub fn new(queue: String) -> QueueInfo {
+        QueueInfo {
+            queue,
+            paused: false,
+            paused_nodes: Vec::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+}
+
 /// Why jobs are handed back by [`JobStore::rescue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RescueReason {
@@ -198,4 +210,26 @@ pub(crate) fn rescue_message(consumer: &str, reason: RescueReason) -> String {
 /// The error entry a lease expiry appends.
 pub(crate) fn expiry_message(consumer: &str) -> String {
     format!("the lease of node {consumer} ran out during the attempt")
+}
+
+/// One attempt's error as the stores keep it (a JSON object).
+pub(crate) fn error_entry(attempt: u32, at_ms: u64, node: &str, error: &str) -> String {
+    let entry = crate::job::AttemptError {
+        attempt,
+        at_ms,
+        node: node.to_owned(),
+        error: error.to_owned(),
+    };
+    serde_json::to_string(&entry).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Splits a message made for node `X` around the name, so a store can
+/// put each job's own node in (in SQL or Lua).
+pub(crate) fn around_node(message: impl Fn(&str) -> String) -> (String, String) {
+    let marker = "\u{1}";
+    let text = message(marker);
+    match text.split_once(marker) {
+        Some((before, after)) => (before.to_owned(), after.to_owned()),
+        None => (text, String::new()),
+    }
 }
