@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chitchat::ChitchatHandle;
 use ractor::ActorRef;
-use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
+use ractor_cluster::NodeServerMessage;
 use tokio::sync::mpsc;
 
 use drove_membership::{
@@ -21,6 +21,7 @@ use crate::error::StartError;
 use crate::gossip::{self, GossipSettings};
 use crate::link::Link;
 use crate::node::{Control, Node};
+use crate::sessions::{Session, SessionPeers, Sessions};
 use crate::tls::{self, Tls};
 use crate::transport::{self, Inbox, TransportEvent};
 use crate::wire::{self, BatchHeader, FrameHeader};
@@ -142,7 +143,7 @@ impl NodeConfig {
             transport_tx,
             transport_rx,
             control_rx,
-            sessions: HashMap::new(),
+            sessions: Sessions::default(),
             pending_links: HashMap::new(),
             held_grants: HashMap::new(),
         };
@@ -179,19 +180,19 @@ fn watch_gossip(gossip: &ChitchatHandle, node: &Node) {
 }
 
 /// Whether the driver should (still) be connecting to `id`: it is alive in
-/// the view and has no link yet.
-fn wants_connection(node: &Node, id: &NodeId) -> bool {
+/// the view and has neither a session nor a link yet.
+fn wants_connection(node: &Node, sessions: &SessionPeers, id: &NodeId) -> bool {
     let alive = node
         .view()
         .alive_member(&id.name)
         .is_some_and(|m| m.info.id == *id);
-    alive && !node.links().has(id)
+    alive && !sessions.has(id) && !node.links().has(id)
 }
 
-struct Session {
-    cluster_node: u64,
-    actor: ActorRef<NodeSessionMessage>,
-}
+/// How long a dial whose TCP connection opened may take to become a session
+/// before it is tried again: a peer that is slow to answer the handshake is
+/// left to finish it rather than handed a duplicate.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(5);
 
 /// Half of a link: the peer's inbox, found on its session, waits for the
 /// peer's grant, or the grant waits for the inbox.
@@ -213,7 +214,7 @@ struct Driver {
     transport_tx: mpsc::UnboundedSender<TransportEvent>,
     transport_rx: mpsc::UnboundedReceiver<TransportEvent>,
     control_rx: mpsc::UnboundedReceiver<Control>,
-    sessions: HashMap<NodeId, Session>,
+    sessions: Sessions,
     pending_links: HashMap<NodeId, PendingLink>,
     /// Tokens peers granted this node, waiting for their link.
     held_grants: HashMap<NodeId, u128>,
@@ -285,9 +286,10 @@ impl Driver {
         let node = self.node.clone();
         let server = self.server.clone();
         let tls = self.config.tls.clone();
+        let sessions = self.sessions.peers();
         tokio::spawn(async move {
             for attempt in 0..60u32 {
-                if !wants_connection(&node, &info.id) {
+                if !wants_connection(&node, &sessions, &info.id) {
                     return;
                 }
                 let dialed = match &tls {
@@ -306,11 +308,21 @@ impl Driver {
                         Err(e) => Err(e.to_string()),
                     },
                 };
-                if let Err(e) = dialed {
-                    tracing::debug!(peer = %info.id, attempt, error = %e, "connect failed; retrying");
+                match dialed {
+                    Ok(()) => {
+                        let deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
+                        while wants_connection(&node, &sessions, &info.id)
+                            && tokio::time::Instant::now() < deadline
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %info.id, attempt, error = %e, "connect failed; retrying");
+                        let wait = Duration::from_millis(250 * u64::from(attempt.min(8) + 1));
+                        tokio::time::sleep(wait).await;
+                    }
                 }
-                let wait = Duration::from_millis(250 * u64::from(attempt.min(8) + 1));
-                tokio::time::sleep(wait).await;
             }
             tracing::warn!(peer = %info.id, "gave up connecting");
         });
@@ -401,7 +413,7 @@ impl Driver {
                 }
                 // The first session for a name keeps it until it closes: a
                 // second one claiming the same node does not take its link.
-                if self.sessions.keys().any(|id| id.name == peer.name) {
+                if self.sessions.has_name(&peer.name) {
                     tracing::warn!(%peer, "refusing a second session for a node that has one");
                     session.stop(None);
                     return;
@@ -495,7 +507,7 @@ impl Driver {
                     let view = self.node.view();
                     let sessions = &self.sessions;
                     self.held_grants.retain(|id, _| {
-                        sessions.contains_key(id)
+                        sessions.contains(id)
                             || view
                                 .alive_member(&id.name)
                                 .is_some_and(|m| m.info.id == *id)
@@ -532,7 +544,7 @@ impl Driver {
     }
 
     fn close_all(&mut self) {
-        for (_, session) in self.sessions.drain() {
+        for session in self.sessions.drain() {
             session.actor.stop(None);
         }
         self.pending_links.clear();

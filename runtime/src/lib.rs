@@ -48,6 +48,8 @@
 //! - [`gossip`]: chitchat over sealed, checked UDP; snapshots.
 //! - [`tls`]: mutual TLS material for the transport.
 //! - `transport`: ractor_cluster server, session events, the inbox actor.
+//! - `sessions`: the sessions the driver accepted, one per peer, and which
+//!   peers have one (so a dialer stops).
 //! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
 //!   (gossip + transport + membership view).
 
@@ -68,6 +70,7 @@ pub mod mailbox;
 pub mod message;
 pub mod metrics;
 pub mod node;
+mod sessions;
 pub mod tls;
 mod transport;
 pub mod wire;
