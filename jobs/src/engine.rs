@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
+use crate::backoff::Backoff;
 use crate::config::JobsConfig;
 use crate::job::{Attempt, Failure, Job, JobId};
 use crate::metrics::{JobMetrics, Outcome};
@@ -34,12 +35,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// How a run ended, before the store hears of it.
-#[derive(Debug, Clone)]
-enum Verdict {
-    Done,
-    Retry(String),
-    Dead(String),
-}
+type Verdict = Result<(), JobError>;
 
 struct Settle {
     id: JobId,
@@ -143,7 +139,7 @@ impl Engine {
                     job.worker,
                     self.consumer()
                 );
-                self.settle(job.id, Verdict::Dead(reason), None);
+                self.settle(job.id, Err(JobError::Discard(reason)), None);
                 continue;
             };
             if job.args.len() > self.config.max_args_bytes {
@@ -152,13 +148,13 @@ impl Engine {
                     job.args.len(),
                     self.config.max_args_bytes
                 );
-                self.settle(job.id, Verdict::Dead(reason), None);
+                self.settle(job.id, Err(JobError::Discard(reason)), None);
                 continue;
             }
             let args = match worker.decode(&job.args) {
                 Ok(args) => args,
                 Err(reason) => {
-                    self.settle(job.id, Verdict::Dead(reason), None);
+                    self.settle(job.id, Err(JobError::Discard(reason)), None);
                     continue;
                 }
             };
@@ -217,11 +213,11 @@ impl Engine {
                 let verdict = match timeout {
                     Some(limit) => match tokio::time::timeout(limit, run).await {
                         Ok(result) => verdict_of(result),
-                        Err(_) => Verdict::Retry(format!("timed out after {limit:?}")),
+                        Err(_) => Err(JobError::Retry(format!("timed out after {limit:?}"))),
                     },
                     None => verdict_of(run.await),
                 };
-                if let Verdict::Retry(e) | Verdict::Dead(e) = &verdict {
+                if let Err(e @ (JobError::Retry(_) | JobError::Discard(_))) = &verdict {
                     tracing::warn!(error = %e, "job failed");
                 }
                 if let Some(engine) = engine.upgrade() {
@@ -283,19 +279,43 @@ impl Engine {
     }
 }
 
-fn verdict_of(result: std::thread::Result<Result<(), JobError>>) -> Verdict {
+fn verdict_of(result: std::thread::Result<Verdict>) -> Verdict {
     match result {
-        Ok(Ok(())) => Verdict::Done,
-        Ok(Err(JobError::Retry(e))) => Verdict::Retry(e),
-        Ok(Err(JobError::Discard(e))) => Verdict::Dead(e),
+        Ok(verdict) => verdict,
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a non-string payload".to_owned());
-            Verdict::Retry(format!("worker panicked: {message}"))
+            Err(JobError::Retry(format!("worker panicked: {message}")))
         }
+    }
+}
+
+/// The record of a failed (or snoozed) attempt: retried after the backoff
+/// while retries remain, else dead.
+pub(crate) fn failure_of(
+    attempt: Attempt,
+    error: &JobError,
+    max_retries: u32,
+    backoff: &Backoff,
+    now_ms: u64,
+) -> Failure {
+    let after =
+        |wait: Duration| now_ms.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+    let (retry_at_ms, snooze) = match error {
+        JobError::Retry(_) if attempt.attempt <= max_retries => {
+            (Some(after(backoff.delay_for(attempt.attempt))), false)
+        }
+        JobError::Retry(_) | JobError::Discard(_) => (None, false),
+        JobError::Snooze(wait) => (Some(after(*wait)), true),
+    };
+    Failure {
+        attempt,
+        error: error.to_string(),
+        retry_at_ms,
+        snooze,
     }
 }
 
@@ -355,23 +375,14 @@ impl Engine {
                 attempt: entry.attempt,
             };
             match &s.verdict {
-                Verdict::Done => done.push(attempt),
-                Verdict::Retry(error) => {
-                    let retry_at_ms = (entry.attempt <= entry.max_retries).then(|| {
-                        let wait = self.config.backoff.delay_for(entry.attempt);
-                        now.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
-                    });
-                    failures.push(Failure {
-                        attempt,
-                        error: error.clone(),
-                        retry_at_ms,
-                    });
-                }
-                Verdict::Dead(error) => failures.push(Failure {
+                Ok(()) => done.push(attempt),
+                Err(error) => failures.push(failure_of(
                     attempt,
-                    error: error.clone(),
-                    retry_at_ms: None,
-                }),
+                    error,
+                    entry.max_retries,
+                    &self.config.backoff,
+                    now,
+                )),
             }
         }
         let mut refused = Vec::new();
@@ -398,9 +409,12 @@ impl Engine {
                 Outcome::Lost
             } else {
                 match &s.verdict {
-                    Verdict::Done => Outcome::Completed,
-                    Verdict::Retry(_) if entry.attempt <= entry.max_retries => Outcome::Retried,
-                    _ => Outcome::Dead,
+                    Ok(()) => Outcome::Completed,
+                    Err(JobError::Retry(_)) if entry.attempt <= entry.max_retries => {
+                        Outcome::Retried
+                    }
+                    Err(JobError::Snooze(_)) => Outcome::Snoozed,
+                    Err(_) => Outcome::Dead,
                 }
             };
             self.metrics.ran(&entry.queue, outcome, s.took);

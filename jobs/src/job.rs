@@ -192,4 +192,7 @@ pub struct Failure {
     pub error: String,
     /// When to try again (Unix ms); `None` sends the job to the dead set.
     pub retry_at_ms: Option<u64>,
+    /// A snooze: scheduled again at `retry_at_ms` with one more allowed
+    /// retry, and no error recorded.
+    pub snooze: bool,
 }

@@ -365,6 +365,26 @@ impl Jobs {
         Ok(answers)
     }
 
+    /// This node's consumer name (`name#incarnation`), as jobs it runs
+    /// record it.
+    pub fn consumer(&self) -> String {
+        self.inner.engine.consumer()
+    }
+
+    /// The job that holds `spec`'s unique key now (the one a unique
+    /// spec was enqueued as), if any; `None` for a spec that is not unique.
+    pub async fn unique_holder(&self, spec: &JobSpec) -> Result<Option<JobId>, JobsError> {
+        let Some(key) = spec.held_key()? else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .engine
+            .store
+            .unique_holder(&key, now_ms())
+            .await?)
+    }
+
     /// One job.
     pub async fn get(&self, id: JobId) -> Result<Option<Job>, JobsError> {
         Ok(self.inner.engine.store.get(id).await?)

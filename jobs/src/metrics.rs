@@ -66,6 +66,8 @@ pub(crate) enum Outcome {
     Completed,
     Retried,
     Dead,
+    /// Put off by the worker ([`JobError::Snooze`](crate::JobError::Snooze)).
+    Snoozed,
     /// Cancelled, rescued elsewhere, or refused by the store's fence.
     Lost,
 }
@@ -76,6 +78,7 @@ impl Outcome {
             Outcome::Completed => "completed",
             Outcome::Retried => "retried",
             Outcome::Dead => "dead",
+            Outcome::Snoozed => "snoozed",
             Outcome::Lost => "lost",
         }
     }

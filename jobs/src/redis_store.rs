@@ -302,15 +302,17 @@ impl JobStore for RedisStore {
     ) -> Result<Vec<JobId>, StoreError> {
         let mut args = vec![consumer.to_owned(), now_ms.to_string()];
         for f in failures {
-            let outcome = match f.retry_at_ms {
-                Some(at) => at.to_string(),
-                None => "dead".to_owned(),
+            let entry = || error_entry(f.attempt.attempt, now_ms, consumer, &f.error);
+            let (outcome, entry) = match (f.retry_at_ms, f.snooze) {
+                (Some(at), true) => (format!("z{at}"), String::new()),
+                (Some(at), false) => (at.to_string(), entry()),
+                (None, _) => ("dead".to_owned(), entry()),
             };
             args.extend([
                 f.attempt.id.to_string(),
                 f.attempt.attempt.to_string(),
                 outcome,
-                error_entry(f.attempt.attempt, now_ms, consumer, &f.error),
+                entry,
             ]);
         }
         ids(self.run(&SETTLE, args).await?)
@@ -386,6 +388,22 @@ impl JobStore for RedisStore {
             return Ok(None);
         }
         job_of(Value::Array(items)).map(Some)
+    }
+
+    async fn unique_holder(&self, key: &str, _now_ms: u64) -> Result<Option<JobId>, StoreError> {
+        // Redis lets the key lapse by itself (PX).
+        let mut conn = self.connection().await?;
+        let held: Option<String> = redis::cmd("GET")
+            .arg(format!("{}:uniq:{key}", self.ns))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        held.map(|id| {
+            id.parse()
+                .map(JobId)
+                .map_err(|_| corrupt(format!("unique key {key:?} holds {id:?}")))
+        })
+        .transpose()
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {

@@ -196,6 +196,17 @@ impl JobSpec {
         })
     }
 
+    /// The unique key a job from this spec holds (`None` unless
+    /// [`unique`](Self::unique) was set): with
+    /// [`Jobs::unique_holder`](crate::Jobs::unique_holder), how to find
+    /// the job a unique spec was enqueued as.
+    pub fn held_key(&self) -> Result<Option<String>, SpecError> {
+        self.unique
+            .as_ref()
+            .map(|by| self.unique_key(by))
+            .transpose()
+    }
+
     fn unique_key(&self, by: &UniqueBy) -> Result<String, SpecError> {
         #[derive(Serialize)]
         struct Identity<'a> {

@@ -378,10 +378,13 @@ impl JobStore for SqliteStore {
         self.write(move |tx| {
             let mut stmt = tx.prepare_cached(&format!(
                 "UPDATE jobs SET
-                    state = CASE WHEN ?4 IS NULL THEN 'dead' ELSE 'retryable' END,
+                    state = CASE WHEN ?4 IS NULL THEN 'dead'
+                                 WHEN ?7 THEN 'scheduled' ELSE 'retryable' END,
                     scheduled_at = coalesce(?4, scheduled_at),
                     completed_at = CASE WHEN ?4 IS NULL THEN ?5 ELSE NULL END,
-                    errors = json_insert(errors, '$[#]', json(?6)),
+                    errors = CASE WHEN ?7 THEN errors
+                                  ELSE json_insert(errors, '$[#]', json(?6)) END,
+                    max_retries = max_retries + ?7,
                     lease_until = NULL
                  WHERE {HELD}"
             ))?;
@@ -394,7 +397,8 @@ impl JobStore for SqliteStore {
                     f.attempt.attempt,
                     f.retry_at_ms.map(int),
                     int(now_ms),
-                    entry
+                    entry,
+                    f.snooze && f.retry_at_ms.is_some()
                 ])?;
                 if n == 0 {
                     refused.push(f.attempt.id);
@@ -528,6 +532,21 @@ impl JobStore for SqliteStore {
             })
             .await?;
         job.transpose()
+    }
+
+    async fn unique_holder(&self, key: &str, now_ms: u64) -> Result<Option<JobId>, StoreError> {
+        let key = key.to_owned();
+        let id = self
+            .write(move |tx| {
+                tx.query_row(
+                    "SELECT id FROM uniques WHERE key = ?1 AND expires_at > ?2",
+                    params![key, int(now_ms)],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+            })
+            .await?;
+        Ok(id.map(|id| JobId(u64::try_from(id).unwrap_or(0))))
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {

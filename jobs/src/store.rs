@@ -172,6 +172,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// One job.
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 
+    /// The job holding unique key `key` at `now_ms`, if its period has
+    /// not lapsed.
+    async fn unique_holder(&self, key: &str, now_ms: u64) -> Result<Option<JobId>, StoreError>;
+
     /// Every queue that has had a job or a pause, with its counts.
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError>;
 

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::JobsConfig;
-use crate::engine::{now_ms, Engine};
+use crate::engine::{failure_of, now_ms, Engine};
 use crate::job::{Attempt, Enqueued, Failure, JobId, JobState};
 use crate::jobs::{Jobs, JobsError};
 use crate::spec::JobSpec;
@@ -81,6 +81,8 @@ pub struct Drained {
     pub retried: usize,
     /// Jobs that went dead.
     pub dead: usize,
+    /// Jobs that snoozed (scheduled again at no cost).
+    pub snoozed: usize,
 }
 
 /// Why an assertion on enqueued jobs failed.
@@ -199,21 +201,19 @@ impl TestJobs {
                     drained.completed += 1;
                 }
                 Err(e) => {
-                    let retry = matches!(e, JobError::Retry(_)) && job.attempt <= job.max_retries;
-                    let retry_at_ms = retry.then(|| {
-                        let wait = engine.config.backoff.delay_for(job.attempt);
-                        now + u64::try_from(wait.as_millis()).unwrap_or(0)
-                    });
-                    let failure = Failure {
-                        attempt,
-                        error: e.to_string(),
-                        retry_at_ms,
-                    };
-                    engine.store.fail(&consumer, &[failure], now).await?;
-                    if retry {
-                        drained.retried += 1;
-                    } else {
-                        drained.dead += 1;
+                    let failure =
+                        failure_of(attempt, &e, job.max_retries, &engine.config.backoff, now);
+                    engine
+                        .store
+                        .fail(&consumer, std::slice::from_ref(&failure), now)
+                        .await?;
+                    match failure {
+                        Failure { snooze: true, .. } => drained.snoozed += 1,
+                        Failure {
+                            retry_at_ms: Some(_),
+                            ..
+                        } => drained.retried += 1,
+                        Failure { .. } => drained.dead += 1,
                     }
                 }
             }

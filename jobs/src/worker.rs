@@ -66,6 +66,11 @@ pub enum JobError {
     /// Never try again: straight to the dead set.
     #[error("discarded: {0}")]
     Discard(String),
+    /// Not now: run again after this long, without using up an attempt
+    /// and without recording an error (Oban's snooze; the job's
+    /// `max_retries` grows by one instead, so its attempt stays fenced).
+    #[error("snoozed for {0:?}")]
+    Snooze(std::time::Duration),
 }
 
 impl JobError {
@@ -77,6 +82,11 @@ impl JobError {
     /// A failure no retry will fix.
     pub fn discard(reason: impl std::fmt::Display) -> JobError {
         JobError::Discard(reason.to_string())
+    }
+
+    /// A job that should wait `wait` and try again, at no cost.
+    pub fn snooze(wait: std::time::Duration) -> JobError {
+        JobError::Snooze(wait)
     }
 }
 

@@ -137,6 +137,7 @@ conformance!(
     rate_limits_slide,
     queues_count_by_state_and_prune,
     retry_brings_back_a_dead_job,
+    snooze_reschedules_at_no_cost,
     concurrent_fetches_never_share_a_job,
 );
 
@@ -229,6 +230,7 @@ async fn failures_retry_then_go_dead_with_every_error(store: Arc<dyn JobStore>) 
         attempt: attempt(&j),
         error: "boom 1".into(),
         retry_at_ms: Some(retry_at),
+        snooze: false,
     };
     assert!(store
         .fail("a#1", &[failure], now())
@@ -250,6 +252,7 @@ async fn failures_retry_then_go_dead_with_every_error(store: Arc<dyn JobStore>) 
         attempt: attempt(&j),
         error: "boom 2".into(),
         retry_at_ms: None,
+        snooze: false,
     };
     assert!(store
         .fail("a#1", &[failure], now())
@@ -261,6 +264,42 @@ async fn failures_retry_then_go_dead_with_every_error(store: Arc<dyn JobStore>) 
     let errors: Vec<&str> = got.errors.iter().map(|e| e.error.as_str()).collect();
     assert_eq!(errors, vec!["boom 1", "boom 2"]);
     assert!(got.completed_at_ms.is_some());
+}
+
+async fn snooze_reschedules_at_no_cost(store: Arc<dyn JobStore>) {
+    let t = now();
+    store.enqueue(&[job("q", 0, t)], t).await.unwrap();
+    let j = fetch(&*store, "a#1", 1).await.remove(0);
+    let at = now() + 200;
+    let snooze = Failure {
+        attempt: attempt(&j),
+        error: "not yet".into(),
+        retry_at_ms: Some(at),
+        snooze: true,
+    };
+    assert!(store
+        .fail("a#1", std::slice::from_ref(&snooze), now())
+        .await
+        .unwrap()
+        .is_empty());
+    let got = store.get(j.id).await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Scheduled);
+    assert_eq!(got.scheduled_at_ms, at);
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
+    assert_eq!(got.max_retries, j.max_retries + 1);
+    // The old attempt stays fenced: its answer is refused.
+    assert_eq!(
+        store.fail("a#1", &[snooze], now()).await.unwrap(),
+        vec![j.id]
+    );
+    assert!(fetch(&*store, "a#1", 1).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let again = fetch(&*store, "a#1", 1).await.remove(0);
+    assert_eq!(again.attempt, 2);
+    assert_eq!(
+        store.queues().await.unwrap()[0].counts[&JobState::Executing],
+        1
+    );
 }
 
 async fn rescue_hands_back_and_fences_the_old_attempt(store: Arc<dyn JobStore>) {
@@ -398,7 +437,13 @@ async fn unique_jobs_hold_for_their_period(store: Arc<dyn JobStore>) {
     assert!(second[0].duplicate);
     assert_eq!(second[0].id, first.id);
     assert!(!second[1].duplicate);
+    assert_eq!(
+        store.unique_holder("k1", now()).await.unwrap(),
+        Some(first.id)
+    );
+    assert_eq!(store.unique_holder("k2", now()).await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(store.unique_holder("k1", now()).await.unwrap(), None);
     let third = store.enqueue(&[u], now()).await.unwrap()[0];
     assert!(!third.duplicate);
     assert_ne!(third.id, first.id);
@@ -499,6 +544,7 @@ async fn retry_brings_back_a_dead_job(store: Arc<dyn JobStore>) {
         attempt: attempt(&j),
         error: "bad".into(),
         retry_at_ms: None,
+        snooze: false,
     };
     store.fail("a#1", &[failure], now()).await.unwrap();
     assert_eq!(store.retry(id, now()).await.unwrap(), Some(JobState::Dead));

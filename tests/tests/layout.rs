@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose `src/` is checked.
-const CRATES: [&str; 13] = [
+const CRATES: [&str; 14] = [
     "membership",
     "runtime",
     "replication",
@@ -20,6 +20,7 @@ const CRATES: [&str; 13] = [
     "supervisor",
     "pool",
     "jobs",
+    "events",
     "drove",
     "admin",
     "apps/drove",

@@ -1,6 +1,7 @@
 -- Completes or fails attempts held by a consumer.
 -- ARGV: ns, consumer, now, then per attempt: id, attempt, outcome
--- ('done', or a retry time, or 'dead'), error entry (JSON, '' if done).
+-- ('done', a retry time, 'dead', or 'z' and a time for a snooze: one
+-- more retry allowed, no error kept), error entry (JSON, '' if none).
 -- Returns the ids not held. Completions, the common case, are moved in
 -- bulk per queue.
 local consumer, now = ARGV[2], tonumber(ARGV[3])
@@ -24,6 +25,9 @@ for i = 4, #ARGV, 4 do
       table.insert(list, id)
     elseif outcome == 'dead' then
       move(id, 'dead', now)
+    elseif string.sub(outcome, 1, 1) == 'z' then
+      redis.call('HINCRBY', key, 'max', 1)
+      move(id, 'scheduled', tonumber(string.sub(outcome, 2)))
     else
       move(id, 'retryable', tonumber(outcome))
     end
