@@ -67,6 +67,9 @@ pub fn metrics_text(drove: &Drove) -> String {
     if let Some(jobs) = drove.jobs() {
         text.push_str(&jobs.metrics_text());
     }
+    if let Some(events) = drove.events() {
+        text.push_str(&events.metrics_text());
+    }
     text
 }
 

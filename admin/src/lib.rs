@@ -10,6 +10,7 @@
 //! - `/api/cache`: [`cache`].
 //! - `/api/pools`: [`pools`].
 //! - `/api/jobs`: [`jobs`].
+//! - `/api/events`: [`events`].
 //!
 //! The admin API belongs on a listener of its own, loopback by default:
 //! [`guard`] checks Host, Origin, content type and an optional bearer
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod children;
 pub mod client;
 pub mod cluster;
+pub mod events;
 pub mod guard;
 pub mod jobs;
 pub mod listener;
@@ -64,7 +66,7 @@ pub enum AdminError {
 }
 
 /// Each service's routes, in the order they are merged.
-pub const SERVICES: [fn(&Drove) -> Router; 7] = [
+pub const SERVICES: [fn(&Drove) -> Router; 8] = [
     cluster::routes,
     registry::routes,
     children::routes,
@@ -72,6 +74,7 @@ pub const SERVICES: [fn(&Drove) -> Router; 7] = [
     cache::routes,
     pools::routes,
     jobs::routes,
+    events::routes,
 ];
 
 /// The admin API of `drove`: every service in [`SERVICES`], behind

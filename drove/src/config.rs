@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use drove_cache::CacheConfig;
+use drove_events::EventsConfig;
 use drove_jobs::JobsConfig;
 use drove_pool::{BackendKind, PoolConfig};
 use drove_runtime::tls::{Tls, TlsFiles};
@@ -118,6 +119,9 @@ pub struct Config {
     /// Durable jobs: the store (TOML `[jobs] store = "redis://..."`, or
     /// `DROVE_JOBS`), pipelines (`[[jobs.pipelines]]`), retries, leases.
     pub jobs: JobsConfig,
+    /// Durable events (TOML `[events]`): the listener, demand, payload
+    /// limit, retries.
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -141,6 +145,7 @@ impl Default for Config {
             clock_offset_ms: 0,
             pools: Vec::new(),
             jobs: JobsConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use std::sync::Arc;
 
 use drove_cache::Cache;
+use drove_events::{Events, Handler, Handlers};
 use drove_jobs::{BatchWorker, CronJob, Jobs, JobsBuilder, Worker};
 use drove_pool::{parent_from_env, Home, ParentInfo, Pool, PoolBuilder, Pools};
 use drove_pubsub::PubSub;
@@ -65,7 +66,7 @@ pub struct Drove {
     services: Services,
     supervisor: Supervisor,
     pools: Pools,
-    jobs: Option<Jobs>,
+    jobs: Option<(Jobs, Events)>,
 }
 
 /// How a node stops.
@@ -90,7 +91,7 @@ impl Drove {
         services: Services,
         supervisor: Supervisor,
         pools: Pools,
-        jobs: Option<Jobs>,
+        jobs: Option<(Jobs, Events)>,
     ) -> Self {
         Drove {
             services,
@@ -147,14 +148,19 @@ impl Drove {
 
     /// The job system (none on a pool's runner).
     pub fn jobs(&self) -> Option<&Jobs> {
-        self.jobs.as_ref()
+        self.jobs.as_ref().map(|(jobs, _)| jobs)
+    }
+
+    /// Durable events (none on a pool's runner).
+    pub fn events(&self) -> Option<&Events> {
+        self.jobs.as_ref().map(|(_, events)| events)
     }
 
     /// Leaves the cluster, handing the children over first if asked.
     /// Running jobs get their grace first; what is still running after
     /// it goes back to the store for another node.
     pub async fn shutdown(&self, how: Shutdown) {
-        if let Some(jobs) = &self.jobs {
+        if let Some((jobs, _)) = &self.jobs {
             jobs.shutdown().await;
         }
         self.pools.shutdown().await;
@@ -201,6 +207,7 @@ pub struct DroveBuilder {
     declare: Vec<Declare>,
     pools: Vec<PoolBuilder>,
     jobs: Option<JobsBuilder>,
+    handlers: Handlers,
 }
 
 impl std::fmt::Debug for DroveBuilder {
@@ -221,6 +228,7 @@ impl DroveBuilder {
             declare: Vec::new(),
             pools: Vec::new(),
             jobs: None,
+            handlers: Handlers::new(),
         }
     }
 
@@ -283,8 +291,16 @@ impl DroveBuilder {
         self
     }
 
-    /// Without the built-in `ticker` and `echo` child types (on by
-    /// default, as `drove node` has them).
+    /// An event handler this node runs (unless its listener is off: it
+    /// still signals events then, and others handle them).
+    pub fn handler<H: Handler>(mut self, handler: H) -> Self {
+        self.handlers.add(handler);
+        self
+    }
+
+    /// Without the built-in `ticker` and `echo` child types and the
+    /// `drove.record` and `drove.flaky` event handlers (on by default, as
+    /// `drove node` has them).
     pub fn without_builtins(mut self) -> Self {
         self.builtins = false;
         self
@@ -346,13 +362,19 @@ impl DroveBuilder {
                     Some(builder) => builder,
                     None => JobsBuilder::new(config.jobs.clone()),
                 };
+                let mut handlers = self.handlers;
+                let ledger = self
+                    .builtins
+                    .then(|| drove_events::builtin::add_builtins(&mut handlers, &config.events));
+                let (builder, events) =
+                    drove_events::install(builder, handlers, &config.events, ledger);
                 let extension: Arc<dyn std::any::Any + Send + Sync> = Arc::new(services.clone());
-                Some(
-                    builder
-                        .start(services.node(), Some(extension))
-                        .await
-                        .map_err(DroveError::Jobs)?,
-                )
+                let jobs = builder
+                    .start(services.node(), Some(extension.clone()))
+                    .await
+                    .map_err(DroveError::Jobs)?;
+                let events = events.start(jobs.clone(), Some(extension));
+                Some((jobs, events))
             }
         };
         Ok(Drove::new(services, supervisor, pools, jobs))

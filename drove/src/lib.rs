@@ -62,7 +62,8 @@
 //! [`pool`] (runner pools, with [`macro@remote`] for their functions and
 //! [`parent()`] to tell a runner from its parent) and [`jobs`] (durable
 //! job pipelines: workers, pipelines, cron, the testing modes;
-//! [`Drove::jobs`]). HTTP lives above this crate, in `drove-admin`.
+//! [`Drove::jobs`]) and [`events`] (durable events on the job store;
+//! [`Drove::events`]). HTTP lives above this crate, in `drove-admin`.
 
 pub mod config;
 pub mod cookie_file;
@@ -75,6 +76,7 @@ pub use drove::{wait_for_signal, Drove, DroveBuilder, Services, Shutdown};
 pub use error::DroveError;
 
 pub use drove_cache as cache;
+pub use drove_events as events;
 pub use drove_jobs as jobs;
 pub use drove_macros::remote;
 pub use drove_pool as pool;

@@ -88,6 +88,14 @@ pub struct NodeArgs {
     /// `default` always exists; naming one `default` reconfigures it.
     #[arg(long = "pipeline", value_name = "SPEC")]
     pub pipelines: Vec<drove::jobs::PipelineConfig>,
+    /// Handle no events here (they are still signalled from here, and
+    /// other nodes handle them).
+    #[arg(long)]
+    pub no_event_listener: bool,
+    /// The event types the built-in `drove.record` handler records,
+    /// comma-separated; `*` for all [default: *].
+    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    pub record_events: Option<Vec<String>>,
 }
 
 impl NodeArgs {
@@ -125,6 +133,12 @@ impl NodeArgs {
         }
         if !a.pipelines.is_empty() {
             c.jobs.pipelines = a.pipelines;
+        }
+        if a.no_event_listener {
+            c.events.listener = false;
+        }
+        if let Some(types) = a.record_events {
+            c.events.record_types = types;
         }
         c.validate()?;
         Ok(c)
