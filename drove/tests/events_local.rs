@@ -44,10 +44,12 @@ impl Handler for Mailer {
 
     async fn handle(&self, ctx: EventCtx, event: Envelope) -> Result<(), JobError> {
         let shipped: Shipped = event.decode()?;
-        self.0
-            .lock()
-            .unwrap()
-            .push((Self::NAME, ctx.event, ctx.attempt, shipped.order));
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((
+            Self::NAME,
+            ctx.event,
+            ctx.attempt,
+            shipped.order,
+        ));
         if shipped.order % 2 == 1 && ctx.attempt == 1 {
             return Err(JobError::retry("mail server busy"));
         }
@@ -67,10 +69,12 @@ impl Handler for Audit {
 
     async fn handle(&self, ctx: EventCtx, event: Envelope) -> Result<(), JobError> {
         let order = event.payload["order"].as_u64().unwrap_or(0) as u32;
-        self.0
-            .lock()
-            .unwrap()
-            .push((Self::NAME, ctx.event, ctx.attempt, order));
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((
+            Self::NAME,
+            ctx.event,
+            ctx.attempt,
+            order,
+        ));
         Ok(())
     }
 }
@@ -98,7 +102,7 @@ async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 fn seen_for(seen: &Seen, event: EventId) -> Vec<(&'static str, u32)> {
     let mut v: Vec<(&'static str, u32)> = seen
         .lock()
-        .unwrap()
+        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .filter(|s| s.1 == event)
         .map(|s| (s.0, s.2))
