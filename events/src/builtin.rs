@@ -1,9 +1,11 @@
 //! Built-in handlers for black-box tests: `drove.record` appends each
-//! event it gets to a node-local [`Ledger`]; `drove.flaky` fails its first
-//! `payload.times` attempts.
+//! event it gets to a node-local [`Ledger`] (after `payload.sleep_ms`, if
+//! given, so a test can kill a node mid-handler); `drove.flaky` fails its
+//! first `payload.times` attempts.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,9 @@ use crate::route::now_ms;
 
 /// The type `drove.flaky` handles.
 pub const FLAKY_TYPE: &str = "drove.flaky";
+
+/// The longest `sleep_ms` `drove.record` honours.
+const MAX_RECORD_SLEEP_MS: u64 = 60_000;
 
 /// The most entries a ledger keeps; older ones are dropped first.
 pub const LEDGER_CAPACITY: usize = 100_000;
@@ -75,6 +80,9 @@ impl Handler for Record {
     }
 
     async fn handle(&self, ctx: EventCtx, event: Envelope) -> Result<(), JobError> {
+        if let Some(ms) = event.payload.get("sleep_ms").and_then(|v| v.as_u64()) {
+            tokio::time::sleep(Duration::from_millis(ms.min(MAX_RECORD_SLEEP_MS))).await;
+        }
         self.ledger.push(Recorded {
             id: ctx.event,
             kind: event.kind,

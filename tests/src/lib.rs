@@ -10,12 +10,14 @@
 //! - this file: [`drove_bin`], [`TestCluster`], [`NodeProc`], [`wait_for`].
 //! - [`netns`]: network namespaces for partition tests (root only).
 //! - [`redis`]: a private `redis-server` per test.
+//! - [`stores`]: nodes on a shared job store, temp files, admin JSON calls.
 //! - `tests/`: the test cases, one binary per file.
 
 pub mod forge;
 pub mod netns;
 pub mod redis;
 pub mod sse;
+pub mod stores;
 
 use std::fs::File;
 use std::future::Future;

@@ -9,69 +9,15 @@
 #![allow(clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use drove_tests::redis::RedisServer;
-use drove_tests::{metric, random_hex, send_json, start_all_and_wait, wait_for, NodeProc};
+use drove_tests::stores::{config_file, post, sqlite_file, store_nodes};
+use drove_tests::{metric, send_json, start_all_and_wait, wait_for, NodeProc};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// `n` nodes on the store `store`, each with `extra` flags.
-fn nodes(n: usize, store: &str, extra: &[&str]) -> Vec<NodeProc> {
-    let cookie = random_hex();
-    let mut nodes: Vec<NodeProc> = Vec::new();
-    for i in 0..n {
-        let seeds = nodes
-            .first()
-            .map(|f| vec![f.listen.to_string()])
-            .unwrap_or_default();
-        let mut node = NodeProc::new(&format!("n{}", i + 1), seeds, &cookie);
-        node.extra = ["--jobs", store]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect();
-        nodes.push(node);
-    }
-    nodes
-}
-
-/// A fresh SQLite file for one test's nodes to share.
-fn sqlite_file() -> (String, TempFiles) {
-    let path = std::env::temp_dir().join(format!("drove-jobs-test-{}.sqlite3", random_hex()));
-    (format!("sqlite:{}", path.display()), TempFiles(path))
-}
-
-/// Removes a SQLite file and its WAL files when dropped.
-struct TempFiles(PathBuf);
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = self.0.clone().into_os_string();
-            name.push(suffix);
-            let _ = std::fs::remove_file(name);
-        }
-    }
-}
-
-/// A config file with these TOML lines (the job settings flags lack).
-fn config_file(toml: &str) -> (String, TempFiles) {
-    let path = std::env::temp_dir().join(format!("drove-jobs-config-{}.toml", random_hex()));
-    std::fs::write(&path, toml).expect("writing the config file");
-    (path.display().to_string(), TempFiles(path))
-}
-
-async fn post(n: &NodeProc, path: &str, body: Value) -> (u16, Value) {
-    let (status, text) = send_json("POST", &n.http_addr(), path, &body)
-        .await
-        .expect("the admin API answers");
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
-    (status, value)
-}
 
 /// Enqueues through `n`; returns the id.
 async fn enqueue(n: &NodeProc, body: Value) -> u64 {
@@ -139,7 +85,7 @@ async fn all_executing(n: &NodeProc, queue: &str, jobs: usize, ms: u64) -> BTree
 async fn kill9_mid_job_completes_on_a_survivor_within_a_second_of_the_rescue() {
     let _alone = drove_tests::timing_sensitive().await;
     let redis = RedisServer::start();
-    let mut cluster = nodes(3, &redis.url(), &["--pipeline", "slow:max_demand=4"]);
+    let mut cluster = store_nodes(3, &redis.url(), &["--pipeline", "slow:max_demand=4"]);
     start_all_and_wait(&mut cluster, LONG).await;
     // Only n3 takes the jobs; the survivors keep free slots for the rescue.
     let scope = |wait: bool| json!({"scope": "node", "wait_ms": if wait { 5000 } else { 0 }});
@@ -178,7 +124,7 @@ async fn kill9_mid_job_completes_on_a_survivor_within_a_second_of_the_rescue() {
 async fn a_frozen_node_cannot_complete_attempts_that_were_rescued() {
     let _alone = drove_tests::timing_sensitive().await;
     let (store, _file) = sqlite_file();
-    let mut cluster = nodes(3, &store, &["--pipeline", "slow:max_demand=2"]);
+    let mut cluster = store_nodes(3, &store, &["--pipeline", "slow:max_demand=2"]);
     start_all_and_wait(&mut cluster, LONG).await;
     let held = all_executing(&cluster[0], "slow", 6, 4000).await;
     let victim = held
@@ -226,7 +172,7 @@ async fn scheduled_retryable_and_paused_survive_a_restart_of_every_node() {
     let _shared = drove_tests::shared_machine().await;
     let (store, _file) = sqlite_file();
     let (config, _config) = config_file("[jobs.backoff]\nmin_ms = 5000\nmax_ms = 5000\n");
-    let mut cluster = nodes(2, &store, &["--config", &config, "--pipeline", "held"]);
+    let mut cluster = store_nodes(2, &store, &["--config", &config, "--pipeline", "held"]);
     start_all_and_wait(&mut cluster, LONG).await;
     let n1 = &cluster[0];
     let scheduled = enqueue(
@@ -278,7 +224,7 @@ async fn a_rate_limit_holds_across_three_nodes() {
     let _shared = drove_tests::shared_machine().await;
     let redis = RedisServer::start();
     let spec = "rl:max_demand=10,rate=4/1000";
-    let mut cluster = nodes(3, &redis.url(), &["--pipeline", spec]);
+    let mut cluster = store_nodes(3, &redis.url(), &["--pipeline", spec]);
     start_all_and_wait(&mut cluster, LONG).await;
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -320,7 +266,7 @@ async fn a_rate_limit_holds_across_three_nodes() {
 async fn a_cluster_pause_stops_every_node_and_a_node_pause_only_that_node() {
     let _shared = drove_tests::shared_machine().await;
     let (store, _file) = sqlite_file();
-    let mut cluster = nodes(2, &store, &["--pipeline", "p"]);
+    let mut cluster = store_nodes(2, &store, &["--pipeline", "p"]);
     start_all_and_wait(&mut cluster, LONG).await;
     let (n1, n2) = (&cluster[0], &cluster[1]);
     let (status, answer) = post(
@@ -378,7 +324,7 @@ async fn a_cluster_pause_stops_every_node_and_a_node_pause_only_that_node() {
 async fn unique_jobs_by_args_and_by_keys() {
     let _shared = drove_tests::shared_machine().await;
     let redis = RedisServer::start();
-    let mut cluster = nodes(1, &redis.url(), &[]);
+    let mut cluster = store_nodes(1, &redis.url(), &[]);
     start_all_and_wait(&mut cluster, LONG).await;
     let n = &cluster[0];
     let unique = |args: Value, keys: Option<Vec<&str>>| {
@@ -418,7 +364,7 @@ async fn cron_fires_once_per_tick_across_three_nodes_through_a_kill() {
     let (config, _config) = config_file(
         "[[jobs.cron]]\nname = \"beat\"\nschedule = \"* * * * * *\"\nqueue = \"cron\"\nworker = \"drove.noop\"\n",
     );
-    let mut cluster = nodes(3, &redis.url(), &["--config", &config]);
+    let mut cluster = store_nodes(3, &redis.url(), &["--config", &config]);
     start_all_and_wait(&mut cluster, LONG).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     cluster[1].kill9();
@@ -453,7 +399,7 @@ async fn backoff_gaps_grow_and_the_dead_set_keeps_every_error() {
     let _shared = drove_tests::shared_machine().await;
     let redis = RedisServer::start();
     let (config, _config) = config_file("[jobs.backoff]\nmin_ms = 300\nmax_ms = 60000\n");
-    let mut cluster = nodes(1, &redis.url(), &["--config", &config]);
+    let mut cluster = store_nodes(1, &redis.url(), &["--config", &config]);
     start_all_and_wait(&mut cluster, LONG).await;
     let n = &cluster[0];
     let flaky = enqueue(
@@ -492,7 +438,7 @@ async fn backoff_gaps_grow_and_the_dead_set_keeps_every_error() {
 async fn cancelling_a_running_job_stops_it() {
     let _shared = drove_tests::shared_machine().await;
     let (store, _file) = sqlite_file();
-    let mut cluster = nodes(2, &store, &[]);
+    let mut cluster = store_nodes(2, &store, &[]);
     start_all_and_wait(&mut cluster, LONG).await;
     let id = enqueue(&cluster[0], sleep_job("default", 30_000)).await;
     let j = wait_state(&cluster[0], id, "executing", LONG).await;
@@ -549,7 +495,7 @@ async fn cancelling_a_running_job_stops_it() {
 async fn a_redis_outage_loses_nothing() {
     let _shared = drove_tests::shared_machine().await;
     let mut redis = RedisServer::start();
-    let mut cluster = nodes(2, &redis.url(), &["--pipeline", "default:max_demand=4"]);
+    let mut cluster = store_nodes(2, &redis.url(), &["--pipeline", "default:max_demand=4"]);
     start_all_and_wait(&mut cluster, LONG).await;
     let mut ids = Vec::new();
     for _ in 0..60 {
@@ -584,7 +530,7 @@ async fn a_redis_outage_loses_nothing() {
 async fn bad_input_goes_to_the_dead_set_or_is_refused_and_the_node_keeps_going() {
     let _shared = drove_tests::shared_machine().await;
     let (store, _file) = sqlite_file();
-    let mut cluster = nodes(1, &store, &[]);
+    let mut cluster = store_nodes(1, &store, &[]);
     start_all_and_wait(&mut cluster, LONG).await;
     let n = &cluster[0];
     let unknown = enqueue(n, json!({"queue": "default", "worker": "no.such.worker"})).await;
