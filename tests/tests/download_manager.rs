@@ -292,6 +292,63 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
     }
 }
 
+/// A ready report nobody fetches expires after its TTL: a durable event
+/// the tracker's node signalled, handled by a survivor after that node
+/// was killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unfetched_report_expires_after_its_node_is_killed() {
+    let _machine = drove_tests::shared_machine().await;
+    let (store, _file) = drove_tests::stores::sqlite_file();
+    let mut nodes = dm_nodes(3, 3, 100, 4);
+    for n in nodes.iter_mut() {
+        n.extra
+            .extend(["--jobs", &store, "--report-ttl-ms", "3000"].map(String::from));
+    }
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
+    let https: Vec<String> = nodes.iter().map(|n| n.app_addr()).collect();
+    let mut user = User::default();
+    let (status, d) = user.json(&https[0], "POST", "/api/downloads").await;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_str().expect("id").to_string();
+    let ready = wait_for(LONG, "the report to be ready", || {
+        let (http, mut u) = (https[0].clone(), user.clone());
+        async move {
+            let (status, d) = u.json(&http, "GET", "/api/downloads/current").await;
+            (status == 200 && d["state"] == "ready").then_some(d)
+        }
+    })
+    .await;
+    let ready_at = std::time::Instant::now();
+    // The node that sealed the file signalled its expiry: kill it.
+    let tracker = ready["tracker_node"].as_str().expect("tracker node");
+    let victim = nodes
+        .iter()
+        .position(|n| tracker == n.name || tracker.starts_with(&format!("{}#", n.name)))
+        .expect("the tracker's node is ours");
+    nodes[victim].kill9();
+    let survivor = https[(victim + 1) % 3].clone();
+    let (status, d) = user.json(&survivor, "GET", "/api/downloads/current").await;
+    assert_eq!(status, 200, "not expired before its time: {d}");
+    assert_eq!(d["id"].as_str(), Some(id.as_str()));
+    wait_for(LONG, "the report to expire", || {
+        let (http, mut u) = (survivor.clone(), user.clone());
+        async move {
+            let (status, _) = u.json(&http, "GET", "/api/downloads/current").await;
+            (status == 404).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        ready_at.elapsed() >= Duration::from_millis(2500),
+        "expired after {:?}",
+        ready_at.elapsed()
+    );
+    let (status, _) = user
+        .json(&survivor, "GET", "/api/downloads/current/file")
+        .await;
+    assert_eq!(status, 404, "the file went with it");
+}
+
 /// `download-manager demo` starts a local cluster, prints the URLs, serves
 /// the page, and stops every node on Ctrl-C (SIGINT).
 #[tokio::test(flavor = "multi_thread")]

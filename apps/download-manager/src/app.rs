@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use drove::supervisor::{ChildSpec, SupervisorError};
 use drove::Drove;
 
-use crate::download::{self, Download, Manifest, State, Update};
+use crate::download::{self, Download, Manifest, State};
+use crate::expiry::forget;
 use crate::tracker::{Tracker, TrackerArgs};
 
 /// How downloads are produced (the same on every node).
@@ -20,6 +21,8 @@ pub(crate) struct AppConfig {
     pub step_ms: u64,
     /// Bytes per chunk.
     pub chunk_bytes: usize,
+    /// How long a ready report stays unfetched, ms.
+    pub report_ttl_ms: u64,
 }
 
 /// Why an operation failed; each maps to an HTTP status.
@@ -108,6 +111,7 @@ impl App {
             steps: self.config.steps,
             step_ms: self.config.step_ms,
             chunk_bytes: self.config.chunk_bytes,
+            expire_ms: self.config.report_ttl_ms,
         };
         let spec = ChildSpec::of::<Tracker>(args)
             .transient()
@@ -190,18 +194,12 @@ impl App {
         while self.drove.registry().lookup(&name).is_some() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let cache = self.drove.cache();
-        let _ = cache.delete(&download::download_key(user));
-        let manifest: Option<Manifest> = cache.get(&download::manifest_key(&d.id)).ok().flatten();
-        let chunks = manifest.map_or(self.config.steps, |m| m.chunks);
-        for n in 0..chunks {
-            let _ = cache.delete(&download::chunk_key(&d.id, n));
-        }
-        let _ = cache.delete(&download::manifest_key(&d.id));
-        let _ = self
-            .drove
-            .pubsub()
-            .broadcast(&download::topic(user), &Update::Cleared);
+        forget(
+            self.drove.cache(),
+            self.drove.pubsub(),
+            &d,
+            self.config.steps,
+        );
         Ok(())
     }
 }

@@ -21,6 +21,7 @@
 //!
 //! - `app`: the operations (start, read, file, clear), HTTP-free.
 //! - `tracker`: the supervised tracker actor.
+//! - `expiry`: the durable event that clears an unfetched report.
 //! - `download`: the download, the file manifest, keys and topics.
 //! - `web`: routes, the progress stream, CORS.
 //! - `page`: the HTML page and its script.
@@ -30,6 +31,7 @@
 
 mod app;
 mod download;
+mod expiry;
 mod limits;
 mod page;
 mod report;
@@ -37,7 +39,7 @@ mod session;
 mod tracker;
 mod web;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser};
@@ -48,9 +50,10 @@ use drove_cli::local_cluster::LocalCluster;
 use drove_cli::node_args::NodeArgs;
 
 use crate::app::{App, AppConfig};
+use crate::expiry::ExpireReport;
 use crate::limits::ClientLimits;
 use crate::session::Sessions;
-use crate::tracker::Tracker;
+use crate::tracker::{NodeParts, Tracker};
 use crate::web::WebState;
 
 /// `download-manager --name n1 ...`: one node of the demo.
@@ -129,6 +132,11 @@ struct AppArgs {
     /// syntax, named `report`), or `none` to render in the tracker.
     #[arg(long, env = "DM_REPORT_POOL", default_value = report::DEFAULT_POOL)]
     report_pool: String,
+    /// How long a ready report waits to be fetched before it expires, ms
+    /// (a durable event: it expires even if its node is gone; 0 keeps it
+    /// until the file's one-hour TTL).
+    #[arg(long, env = "DM_REPORT_TTL_MS", default_value_t = 600_000)]
+    report_ttl_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -166,12 +174,13 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     }
     // Peers (and the page, for failover) learn the public address.
     config.advertise_http = config.advertise_http.or(Some(args.app.app));
-    let pool = Arc::new(OnceLock::new());
+    let parts = Arc::new(NodeParts::default());
     let builder = Drove::builder(config.clone())
         .child_with({
-            let pool = pool.clone();
-            move |s| Tracker::new(s.cache(), s.pubsub(), pool)
+            let parts = parts.clone();
+            move |s| Tracker::new(s.cache(), s.pubsub(), parts)
         })
+        .handler(ExpireReport)
         .supervisor(|b| b.placement(download::ByUser));
     if drove::parent().is_some() {
         // A report runner: the same binary, without the web endpoints
@@ -188,7 +197,10 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     let app_listener = drove_admin::bind(args.app.app).await?;
     let drove = builder.start().await?;
     if let Some(report) = drove.pool("report") {
-        let _ = pool.set(report);
+        let _ = parts.pool.set(report);
+    }
+    if let Some(events) = drove.events() {
+        let _ = parts.events.set(events.clone());
     }
     let app = App {
         drove: drove.clone(),
@@ -196,6 +208,7 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
             steps: args.app.steps,
             step_ms: args.app.step_ms,
             chunk_bytes,
+            report_ttl_ms: args.app.report_ttl_ms,
         },
     };
     // The public port serves the app and nothing else; the admin API has
@@ -236,19 +249,24 @@ async fn run_demo(demo: DemoCli) -> anyhow::Result<()> {
             "warn,ractor_cluster=error,download_manager::tracker=info",
         );
     }
-    // One cookie and one session secret per run, in files only this user
-    // can read, shared with every node started here.
+    // One cookie, one session secret and one job store per run, in files
+    // only this user can read, shared with every node started here.
     let dir = std::env::temp_dir().join(format!("download-manager-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("making the demo's secrets directory")?;
     let cookie_file = dir.join("cookie");
     let secret_file = dir.join("session-secret");
     drove::cookie_file::read_or_create(&cookie_file)?;
     drove::cookie_file::read_or_create(&secret_file)?;
+    // The nodes share one job store (events: the reports' expiries).
+    let mut store = std::ffi::OsString::from("sqlite:");
+    store.push(dir.join("jobs.sqlite3"));
     let command = [
         "--cookie-file".into(),
         cookie_file.into_os_string(),
         "--secret-file".into(),
         secret_file.into_os_string(),
+        "--jobs".into(),
+        store,
     ];
     let app_addr = |i: u16| format!("127.0.0.1:{}", base_http + i);
     let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_admin, &|i| {

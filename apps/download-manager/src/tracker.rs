@@ -16,9 +16,11 @@ use drove_pubsub::PubSub;
 use drove_runtime::{Actor, ActorError, Context, Message};
 use drove_supervisor::{checkpoint, Child, Started};
 
+use drove::events::Events;
 use drove::pool::Pool;
 
 use crate::download::{self, Download, Manifest, State, Update};
+use crate::expiry::ReportReady;
 use crate::report::{self, render_step, StepJob};
 
 /// Failed pool calls for one step before it is rendered in-process.
@@ -40,6 +42,9 @@ pub(crate) struct TrackerArgs {
     pub step_ms: u64,
     /// Bytes per chunk (about).
     pub chunk_bytes: usize,
+    /// How long the ready file stays unfetched, ms (0: until its TTL).
+    #[serde(default)]
+    pub expire_ms: u64,
 }
 
 /// The tracker's only message: do the next step.
@@ -58,8 +63,17 @@ impl Message for TrackerMsg {
 pub(crate) struct Tracker {
     cache: Cache,
     pubsub: PubSub,
-    /// The pool steps are rendered on, once the node has started it.
-    pool: Arc<OnceLock<Pool>>,
+    /// What the node starts after declaring the tracker type.
+    started: Arc<NodeParts>,
+}
+
+/// The parts of a node that start after its child types are declared.
+#[derive(Default)]
+pub(crate) struct NodeParts {
+    /// The pool steps are rendered on (in-process while unset).
+    pub pool: OnceLock<Pool>,
+    /// Durable events, for the report's expiry.
+    pub events: OnceLock<Events>,
 }
 
 /// Its state: the arguments, the next step, and failed attempts at it.
@@ -79,13 +93,33 @@ fn schedule(ctx: &Context<Tracker>, after: Duration) {
 }
 
 impl Tracker {
-    /// A tracker that stores in `cache`, reports on `pubsub`, and renders
-    /// on the pool put in `pool` (in-process while it is empty).
-    pub(crate) fn new(cache: &Cache, pubsub: &PubSub, pool: Arc<OnceLock<Pool>>) -> Self {
+    /// A tracker that stores in `cache`, reports on `pubsub`, renders on
+    /// the pool in `started` and signals expiries through its events.
+    pub(crate) fn new(cache: &Cache, pubsub: &PubSub, started: Arc<NodeParts>) -> Self {
         Tracker {
             cache: cache.clone(),
             pubsub: pubsub.clone(),
-            pool,
+            started,
+        }
+    }
+
+    /// Signals the ready file's expiry (durable: it happens even if this
+    /// node is gone by then).
+    async fn expire_later(&self, args: &TrackerArgs) {
+        let Some(events) = self.started.events.get() else {
+            return;
+        };
+        if args.expire_ms == 0 {
+            return;
+        }
+        let ready = ReportReady {
+            user: args.user.clone(),
+            download_id: args.download_id.clone(),
+            chunks: args.steps,
+        };
+        let after = Duration::from_millis(args.expire_ms);
+        if let Err(e) = events.signal_after(after, &ready).await {
+            tracing::warn!(download = %args.download_id, error = %e, "could not schedule the expiry; the file's TTL still applies");
         }
     }
 
@@ -96,7 +130,7 @@ impl Tracker {
         failures: u32,
         here: &str,
     ) -> Result<report::Rendered, String> {
-        match self.pool.get() {
+        match self.started.pool.get() {
             Some(pool) if failures < POOL_ATTEMPTS => {
                 let ran = pool
                     .call(render_step, job)
@@ -257,6 +291,7 @@ impl Actor for Tracker {
                 d.state = State::Ready;
                 d.progress = 100;
                 d.file_url = Some(download::FILE_URL.to_string());
+                self.expire_later(&s.args).await;
                 tracing::info!(download = %s.args.download_id, size = manifest.size, nodes = ?manifest.nodes, "file ready");
             }
             Err(e) => {
