@@ -5,6 +5,7 @@
 
 mod cache;
 mod demo;
+mod events;
 mod failover;
 mod jobs;
 mod local;
@@ -120,6 +121,15 @@ enum Command {
         /// Kills for the rescue rows.
         #[arg(long, default_value_t = 3)]
         trials: usize,
+    },
+    /// Durable events benchmarks; prints a Markdown table.
+    Events {
+        /// Events per throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Pending timers for the large lateness row.
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: usize,
     },
     /// Internal: one node of a pub/sub run; the publisher prints JSON.
     PubsubNode(pubsub::NodeArgs),
@@ -275,6 +285,7 @@ fn main() -> anyhow::Result<()> {
             latency,
             trials,
         } => rt.block_on(jobs::run(jobs, latency, trials)),
+        Command::Events { events, pending } => rt.block_on(events::run(events, pending)),
         Command::Demo {
             downloads,
             steps,

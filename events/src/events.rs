@@ -252,18 +252,20 @@ impl Events {
         payload: serde_json::Value,
         when: When,
     ) -> Result<EventId, EventsError> {
-        check_type(kind).map_err(EventsError::Type)?;
-        let bytes = serde_json::to_string(&payload)
-            .map_err(EventsError::Encode)?
-            .len();
-        let limit = self.inner.config.max_payload_bytes;
-        if bytes > limit {
-            return Err(EventsError::TooLarge { bytes, limit });
-        }
-        let envelope = Envelope {
-            kind: kind.to_owned(),
-            payload,
-        };
+        let mut ids = self
+            .signal_all(vec![(kind.to_owned(), payload)], when)
+            .await?;
+        ids.pop()
+            .ok_or_else(|| EventsError::Corrupt(0, "the store answered no id".into()))
+    }
+
+    /// Signals many events in one store call; every one is checked before
+    /// any is stored.
+    pub async fn signal_all(
+        &self,
+        events: Vec<(String, serde_json::Value)>,
+        when: When,
+    ) -> Result<Vec<EventId>, EventsError> {
         let now = now_ms();
         let due_ms = match when {
             When::Now | When::Direct => now,
@@ -272,22 +274,44 @@ impl Events {
             }
             When::AtMs(at) => at,
         };
-        if when == When::Direct {
-            return self.deliver_here(envelope, now);
+        let mut envelopes = Vec::with_capacity(events.len());
+        for (kind, payload) in events {
+            check_type(&kind).map_err(EventsError::Type)?;
+            let bytes = serde_json::to_string(&payload)
+                .map_err(EventsError::Encode)?
+                .len();
+            let limit = self.inner.config.max_payload_bytes;
+            if bytes > limit {
+                return Err(EventsError::TooLarge { bytes, limit });
+            }
+            envelopes.push(Envelope { kind, payload });
         }
-        let args = EventArgs {
-            envelope,
-            signalled_at_ms: now,
-            due_ms,
-            from: self.node(),
-        };
-        let json = serde_json::to_value(&args).map_err(EventsError::Encode)?;
-        let spec = JobSpec::raw(QUEUE, route::EVENT_WORKER, json)
-            .run_at(UNIX_EPOCH + Duration::from_millis(due_ms))
-            .max_retries(route::DISPATCH_RETRIES);
-        let enqueued = self.inner.jobs.insert(spec).await?;
-        self.inner.core.metrics.signalled(false);
-        Ok(EventId(enqueued.id.0))
+        if when == When::Direct {
+            return envelopes
+                .into_iter()
+                .map(|e| self.deliver_here(e, now))
+                .collect();
+        }
+        let mut specs = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let args = EventArgs {
+                envelope,
+                signalled_at_ms: now,
+                due_ms,
+                from: self.node(),
+            };
+            let json = serde_json::to_value(&args).map_err(EventsError::Encode)?;
+            specs.push(
+                JobSpec::raw(QUEUE, route::EVENT_WORKER, json)
+                    .run_at(UNIX_EPOCH + Duration::from_millis(due_ms))
+                    .max_retries(route::DISPATCH_RETRIES),
+            );
+        }
+        let enqueued = self.inner.jobs.insert_all(specs).await?;
+        for _ in &enqueued {
+            self.inner.core.metrics.signalled(false);
+        }
+        Ok(enqueued.into_iter().map(|e| EventId(e.id.0)).collect())
     }
 
     fn deliver_here(&self, envelope: Envelope, now: u64) -> Result<EventId, EventsError> {

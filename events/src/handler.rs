@@ -212,14 +212,18 @@ impl Handlers {
         self.by_name.keys().copied().collect()
     }
 
-    /// Runs handler `name`, if this node has it.
+    /// Runs handler `name` on `event`, if this node has a handler of that
+    /// name that takes the event's type (nodes may configure one name
+    /// differently).
     pub(crate) fn run(
         &self,
         name: &str,
         ctx: EventCtx,
         event: Envelope,
     ) -> Option<BoxFuture<Result<(), JobError>>> {
-        let (_, handler) = self.by_name.get(name)?;
-        Some(handler.handle(ctx, event))
+        let (filter, handler) = self.by_name.get(name)?;
+        filter
+            .takes(&event.kind)
+            .then(|| handler.handle(ctx, event))
     }
 }

@@ -8,7 +8,8 @@
 //! once. Each delivery is retried on its own, so one failing handler never
 //! runs the others again. A node with no handler for the type snoozes the
 //! event (no attempt used up) for a node that has one; so does a node
-//! without a delivery's handler.
+//! without a delivery's handler, or whose handler of that name does not
+//! take the type.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
