@@ -31,9 +31,14 @@ pub const EVENT_WORKER: &str = "drove.event";
 pub const DELIVERY_WORKER: &str = "drove.event.deliver";
 /// Retries of an event job: its dispatch fails only while the store does.
 pub(crate) const DISPATCH_RETRIES: u32 = 20;
-/// How long an event (or delivery) waits before a node that has no handler
-/// for it hands it back for another node.
-const NO_HANDLER_SNOOZE: Duration = Duration::from_secs(1);
+/// How long an event (or delivery) that a node has no handler for waits
+/// before it is looked at again: a second at first, then half the time it
+/// has waited, up to a minute, so events of a type nobody handles cost
+/// little while they wait.
+fn no_handler_wait(due_ms: u64) -> Duration {
+    let waited = now_ms().saturating_sub(due_ms) / 2;
+    Duration::from_millis(waited.clamp(1_000, 60_000))
+}
 /// How long a delivery's unique key is kept: the longest a dead delivery
 /// is kept by default, so an event's deliveries can be found while stored.
 const DELIVERY_KEY_PERIOD: Duration = Duration::from_secs(8 * 86_400);
@@ -111,7 +116,7 @@ impl Worker for Dispatch {
         let handlers = self.0.handlers.taking(&args.envelope.kind);
         if handlers.is_empty() {
             tracing::debug!(event = %ctx.id, kind = %args.envelope.kind, "no handler here; snoozing");
-            return Err(JobError::snooze(NO_HANDLER_SNOOZE));
+            return Err(JobError::snooze(no_handler_wait(args.due_ms)));
         }
         let event = EventId(ctx.id.0);
         let of = u32::try_from(handlers.len()).unwrap_or(u32::MAX);
@@ -163,7 +168,7 @@ impl Worker for Deliver {
             None,
         );
         let Some(run) = core.handlers.run(&args.handler, event_ctx, args.envelope) else {
-            return Err(JobError::snooze(NO_HANDLER_SNOOZE));
+            return Err(JobError::snooze(no_handler_wait(args.due_ms)));
         };
         if attempt == 1 {
             core.metrics.started(now_ms().saturating_sub(args.due_ms));
