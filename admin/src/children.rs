@@ -1,7 +1,9 @@
 //! The supervisor's routes.
 //!
 //! - `POST /api/children` `{"type", "name", "restart", "args", "id"?,
-//!   "max_restarts"?, "within_ms"?}`: starts a child where placement puts it.
+//!   "max_restarts"?, "within_ms"?}`: starts a child where placement puts it;
+//!   422 for a type no node runs, 409 when the id runs already or the name
+//!   is held by another actor, 503 when the cluster cannot take it.
 //! - `GET /api/children[?scope=local]`: every child in the cluster, or only
 //!   those this node runs now (its own ledger).
 
@@ -74,7 +76,9 @@ async fn spawn(State(sup): State<Supervisor>, JsonBody(body): JsonBody<SpawnBody
         Err(e @ (SupervisorError::NoNodeForType(_) | SupervisorError::Start(_))) => {
             error_of(StatusCode::UNPROCESSABLE_ENTITY, &e)
         }
-        Err(e @ SupervisorError::AlreadyRunning { .. }) => error_of(StatusCode::CONFLICT, &e),
+        Err(e @ (SupervisorError::AlreadyRunning { .. } | SupervisorError::NameHeld { .. })) => {
+            error_of(StatusCode::CONFLICT, &e)
+        }
         Err(e) => error_of(StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }

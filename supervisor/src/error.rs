@@ -1,6 +1,6 @@
 //! [`SupervisorError`]: why a supervisor operation failed.
 
-use drove_runtime::{CallError, NodeId, SpawnError};
+use drove_runtime::{ActorAddr, CallError, NodeId, SpawnError};
 
 /// Why a supervisor operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,15 @@ pub enum SupervisorError {
     /// No such child.
     #[error("no child {0}")]
     NoSuchChild(String),
+    /// The child's global name is held by another actor: a start of the
+    /// same name won elsewhere (the owner can be asked who it is).
+    #[error("cannot start child: name {name:?} is held by {owner}")]
+    NameHeld {
+        /// The name.
+        name: String,
+        /// Its holder.
+        owner: ActorAddr,
+    },
     /// The child could not be started (the reason may come from another
     /// node, so it is text).
     #[error("cannot start child: {0}")]
@@ -62,4 +71,35 @@ pub enum SupervisorError {
     /// Two child types declared under one name.
     #[error("two child types declared as {0:?}")]
     DuplicateType(&'static str),
+}
+
+/// Why a node did not start a child, as it answers another node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum StartRefused {
+    /// The child's global name is held by another actor.
+    #[error("name {name:?} is held by {owner}")]
+    NameHeld {
+        /// The name.
+        name: String,
+        /// Its holder.
+        owner: ActorAddr,
+    },
+    /// Anything else, as text.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for StartRefused {
+    fn from(reason: String) -> Self {
+        StartRefused::Failed(reason)
+    }
+}
+
+impl From<StartRefused> for SupervisorError {
+    fn from(refused: StartRefused) -> Self {
+        match refused {
+            StartRefused::NameHeld { name, owner } => SupervisorError::NameHeld { name, owner },
+            StartRefused::Failed(reason) => SupervisorError::Start(reason),
+        }
+    }
 }

@@ -90,7 +90,7 @@ pub mod supervisor;
 
 pub use builder::SupervisorBuilder;
 pub use child::checkpoint;
-pub use error::SupervisorError;
+pub use error::{StartRefused, SupervisorError};
 pub use moves::Redistribution;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
 pub use placer::QuorumConfig;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use drove_runtime::{Actor, ActorAddr, ActorError, Context, Message, Reply};
 
+use crate::error::StartRefused;
 use crate::runner::Runner;
 use crate::spec::{ChildRecord, ChildSpec};
 
@@ -15,7 +16,7 @@ pub const SUPERVISOR_NAME: &str = "drove.supervisor";
 #[derive(Serialize, Deserialize)]
 pub enum SupMsg {
     /// Start this child here.
-    Start(ChildSpec, Reply<Result<ActorAddr, String>>),
+    Start(ChildSpec, Reply<Result<ActorAddr, StartRefused>>),
     /// Stop this child here and forget it.
     Terminate(String, Reply<Result<(), String>>),
     /// Take over this child, from its last record, from a node that is
@@ -24,7 +25,7 @@ pub enum SupMsg {
 }
 
 impl Message for SupMsg {
-    const TAG: &'static str = "drove.supervisor.v1";
+    const TAG: &'static str = "drove.supervisor.v2";
 }
 
 /// The supervisor's actor, registered under [`SUPERVISOR_NAME`] on every
@@ -50,7 +51,8 @@ impl Actor for SupervisorActor {
             SupMsg::Adopt(record, reply) => {
                 let result = runner
                     .start_local(record.spec, record.checkpoint, record.restarts)
-                    .await;
+                    .await
+                    .map_err(|e| e.to_string());
                 ctx.reply(reply, result)?;
             }
             SupMsg::Terminate(id, reply) => {

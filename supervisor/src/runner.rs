@@ -12,7 +12,7 @@ use drove_runtime::{ActorAddr, ExitReason, Handle, LocalRef, MemberStatus, Node}
 
 use crate::child::Factory;
 use crate::child_ext::ChildExt;
-use crate::error::SupervisorError;
+use crate::error::{StartRefused, SupervisorError};
 use crate::ledger::Ledger;
 use crate::records::Records;
 use crate::spec::{ChildInfo, ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
@@ -88,7 +88,7 @@ impl Runner {
         spec: ChildSpec,
         checkpoint: Option<Arc<str>>,
         restarts: u32,
-    ) -> Result<ActorAddr, String> {
+    ) -> Result<ActorAddr, StartRefused> {
         let factory = self
             .factories
             .get(&spec.type_name)
@@ -127,7 +127,7 @@ impl Runner {
     /// Takes a child's global name. A holder on a node that is no longer
     /// up is about to be purged (the registry hears of the death on its own
     /// schedule), so that case waits a moment instead of failing.
-    async fn register_name(&self, name: &str, handle: &Handle<()>) -> Result<(), String> {
+    async fn register_name(&self, name: &str, handle: &Handle<()>) -> Result<(), StartRefused> {
         let deadline = Instant::now() + NAME_WAIT;
         loop {
             match self.registry.register(name, handle) {
@@ -139,11 +139,14 @@ impl Runner {
                         .iter()
                         .any(|m| m.info.id == owner.node && m.status == MemberStatus::Up);
                     if holder_up || Instant::now() > deadline {
-                        return Err(format!("name {name:?} is held by {owner}"));
+                        return Err(StartRefused::NameHeld {
+                            name: name.to_owned(),
+                            owner,
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err(other) => return Err(other.to_string()),
+                Err(other) => return Err(StartRefused::Failed(other.to_string())),
             }
         }
     }

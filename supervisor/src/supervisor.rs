@@ -117,7 +117,7 @@ impl Supervisor {
                 .call(&remote, |r| SupMsg::Start(spec, r), Duration::from_secs(10))
                 .await?
         };
-        addr.map_err(SupervisorError::Start)
+        addr.map_err(SupervisorError::from)
     }
 
     /// [`singleton`](Self::singleton) from an untyped spec that has a name.

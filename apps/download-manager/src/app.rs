@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use drove::runtime::Handle;
 use drove::supervisor::{ChildSpec, SupervisorError};
 use drove::Drove;
 
 use crate::download::{self, Download, Manifest, State};
 use crate::expiry::forget;
-use crate::tracker::{Tracker, TrackerArgs};
+use crate::tracker::{Tracker, TrackerArgs, TrackerMsg};
 
 /// How downloads are produced (the same on every node).
 #[derive(Clone, Debug)]
@@ -122,22 +123,22 @@ impl App {
                 d.tracker_node = Some(handle.node().name.clone());
                 Ok(d)
             }
-            Err(e) => {
-                // Withdraw our record: a request of the same user on
-                // another node may have won (its tracker holds the user's
-                // name, which is why ours failed), and its record must show
-                // again, not be hidden behind a deletion.
+            Err(SupervisorError::NameHeld { owner, .. }) => {
+                // Another request of this user won: its tracker holds the
+                // user's name, and says which download it runs.
                 let _ = self.drove.cache().retract(&key);
-                // Answer with the winner's download once its record is
-                // here; trackers are placed by user, so the two requests
-                // met on one node and one of them won there.
-                let deadline = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < deadline {
-                    if let Some(other) = self.current(user).filter(|c| c.id != id) {
-                        return Err(AppError::InProgress(Box::new(other)));
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
+                let winner: Handle<TrackerMsg> = Handle::from_addr(owner);
+                self.drove
+                    .node()
+                    .call(&winner, TrackerMsg::Describe, Duration::from_secs(5))
+                    .await
+                    .map(|other| Err(AppError::InProgress(Box::new(other))))
+                    .unwrap_or_else(|e| Err(AppError::Unavailable(e.to_string())))
+            }
+            Err(e) => {
+                // Withdraw our record, so no download shows that has no
+                // tracker.
+                let _ = self.drove.cache().retract(&key);
                 Err(AppError::Unavailable(e.to_string()))
             }
         }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use drove_cache::Cache;
 use drove_pubsub::PubSub;
-use drove_runtime::{Actor, ActorError, Context, Message};
+use drove_runtime::{Actor, ActorError, Context, Message, Reply};
 use drove_supervisor::{checkpoint, Child, Started};
 
 use drove::events::Events;
@@ -52,10 +52,13 @@ pub(crate) struct TrackerArgs {
 pub(crate) enum TrackerMsg {
     /// Produce the next chunk, or finish.
     Step,
+    /// Which download this is, as far as it has got (for a request of the
+    /// same user that lost the race to start one).
+    Describe(Reply<Download>),
 }
 
 impl Message for TrackerMsg {
-    const TAG: &'static str = "download-manager.tracker.v1";
+    const TAG: &'static str = "download-manager.tracker.v2";
 }
 
 /// One download's tracker.
@@ -167,6 +170,25 @@ impl Tracker {
         Some(d)
     }
 
+    /// The download as stored here, or as this tracker knows it when its
+    /// record has not reached this node yet.
+    fn describe(&self, s: &TrackerState, node: &str) -> Download {
+        self.stored(&s.args, node).unwrap_or_else(|| Download {
+            id: s.args.download_id.clone(),
+            user: s.args.user.clone(),
+            state: if s.step == 0 {
+                State::Pending
+            } else {
+                State::Processing
+            },
+            progress: progress(s.step, s.args.steps),
+            tracker_node: Some(node.to_string()),
+            step_runner: None,
+            file_url: None,
+            error: None,
+        })
+    }
+
     /// Reads every chunk back, hashes the file, stores the manifest.
     fn seal(&self, args: &TrackerArgs) -> Result<Manifest, String> {
         let mut hasher = Sha256::new();
@@ -242,9 +264,14 @@ impl Actor for Tracker {
     async fn handle(
         &self,
         ctx: &Context<Self>,
-        _: TrackerMsg,
+        msg: TrackerMsg,
         s: &mut TrackerState,
     ) -> Result<(), ActorError> {
+        if let TrackerMsg::Describe(reply) = msg {
+            let d = self.describe(s, ctx.node().name());
+            ctx.reply(reply, d)?;
+            return Ok(());
+        }
         let node = ctx.node().id().to_string();
         let Some(mut d) = self.stored(&s.args, ctx.node().name()) else {
             tracing::info!(download = %s.args.download_id, "download cleared; tracker ends");
