@@ -196,7 +196,7 @@ impl JobsBuilder {
                 pipelines: handles,
                 stop,
                 node_name: me.name.clone(),
-                inserted: Mutex::new(Vec::new()),
+                inserted: None,
             }),
         };
         jobs.forget_own_node_pauses().await;
@@ -219,8 +219,9 @@ struct JobsInner {
     pipelines: Vec<PipelineHandle>,
     stop: watch::Sender<bool>,
     node_name: String,
-    /// Every job inserted through this handle (for `assert_enqueued`).
-    inserted: Mutex<Vec<(JobId, JobSpec)>>,
+    /// Every job inserted through this handle, kept by the testing modes
+    /// only (for `assert_enqueued`): a running node keeps none.
+    inserted: Option<Mutex<Vec<(JobId, JobSpec)>>>,
 }
 
 /// A node's job system. Cheap to clone.
@@ -259,7 +260,7 @@ impl Jobs {
                 pipelines: Vec::new(),
                 stop,
                 node_name,
-                inserted: Mutex::new(Vec::new()),
+                inserted: Some(Mutex::new(Vec::new())),
             }),
         }
     }
@@ -269,11 +270,9 @@ impl Jobs {
     }
 
     pub(crate) fn inserted(&self) -> Vec<(JobId, JobSpec)> {
-        self.inner
-            .inserted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.inserted.as_ref().map_or_else(Vec::new, |log| {
+            log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
     }
 
     /// The store.
@@ -352,11 +351,11 @@ impl Jobs {
         for job in &new {
             engine.metrics.enqueued(&job.queue, job.args.len());
         }
-        self.inner
-            .inserted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(answers.iter().map(|a| a.id).zip(specs));
+        if let Some(log) = &self.inner.inserted {
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(answers.iter().map(|a| a.id).zip(specs));
+        }
         for p in &self.inner.pipelines {
             if new.iter().any(|j| j.queue == p.config.queue) {
                 p.wake.notify_one();
