@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, state, priority, scheduled_at, id);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(queue, state, scheduled_at);
 CREATE INDEX IF NOT EXISTS jobs_held ON jobs(state, node);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(state, lease_until);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, completed_at);
@@ -65,6 +66,9 @@ const HELD: &str = "state = 'executing' AND id = ?1 AND node = ?2 AND attempt = 
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection for reads: in WAL mode they neither wait for
+    /// the writer nor hold it up.
+    reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -104,8 +108,19 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(bad)?;
         conn.execute_batch(SCHEMA).map_err(bad)?;
+        // A private in-memory store has no file a second connection could
+        // open: it reads through the writer.
+        let reader = if path == Path::new(":memory:") {
+            None
+        } else {
+            let reader = Connection::open(&path).map_err(bad)?;
+            reader.busy_timeout(Duration::from_secs(10)).map_err(bad)?;
+            Some(reader)
+        };
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            reader: reader.map_or_else(|| conn.clone(), |r| Arc::new(Mutex::new(r))),
+            conn,
             path,
         })
     }
@@ -121,11 +136,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        Self::run(self.conn.clone(), TransactionBehavior::Immediate, f).await
+    }
+
+    /// Runs `f`, which only reads, in a snapshot on the read connection.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        Self::run(self.reader.clone(), TransactionBehavior::Deferred, f).await
+    }
+
+    async fn run<T, F>(
+        conn: Arc<Mutex<Connection>>,
+        behavior: TransactionBehavior,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .transaction_with_behavior(behavior)
                 .map_err(unavailable)?;
             let out = f(&tx).map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
@@ -472,7 +507,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn consumers(&self) -> Result<Vec<String>, StoreError> {
-        self.write(|tx| {
+        self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT DISTINCT node FROM jobs WHERE state = 'executing' AND node IS NOT NULL",
             )?;
@@ -522,7 +557,7 @@ impl JobStore for SqliteStore {
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let job = self
-            .write(move |tx| {
+            .read(move |tx| {
                 tx.query_row(
                     &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
                     params![int(id.0)],
@@ -537,7 +572,7 @@ impl JobStore for SqliteStore {
     async fn unique_holder(&self, key: &str, now_ms: u64) -> Result<Option<JobId>, StoreError> {
         let key = key.to_owned();
         let id = self
-            .write(move |tx| {
+            .read(move |tx| {
                 tx.query_row(
                     "SELECT id FROM uniques WHERE key = ?1 AND expires_at > ?2",
                     params![key, int(now_ms)],
@@ -551,7 +586,7 @@ impl JobStore for SqliteStore {
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, StoreError> {
         let rows = self
-            .write(|tx| {
+            .read(|tx| {
                 let mut infos = std::collections::BTreeMap::<String, QueueInfo>::new();
                 let mut stmt = tx.prepare_cached("SELECT queue, paused FROM queues")?;
                 for row in
