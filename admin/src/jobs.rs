@@ -17,7 +17,7 @@
 //!   pipelines on the queue took it (504 if not in time).
 //! - `GET /api/jobs/pipelines`: this node's pipelines.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -198,7 +198,7 @@ fn spec_of(body: EnqueueJson) -> Result<JobSpec, Refused> {
         spec = spec.run_in(Duration::from_millis(ms));
     }
     if let Some(ms) = body.at_ms {
-        spec = spec.run_at(UNIX_EPOCH + Duration::from_millis(ms));
+        spec = spec.run_at_ms(ms);
     }
     if let Some(p) = body.priority {
         spec = spec.priority(p);

@@ -225,6 +225,17 @@ async fn handlers_each_get_their_delivery_on_time_and_bad_input_loses_nothing() 
         Err(EventsError::Type(_))
     ));
 
+    // A time past what a clock can hold is stored, not a panic.
+    let far = events
+        .signal_value(
+            "test.shipped",
+            serde_json::json!({ "order": 10 }),
+            When::AtMs(u64::MAX),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.get(far).await.unwrap().unwrap().state, "scheduled");
+
     // A payload that does not decode: the typed handler dead-letters it
     // with the reason; the other handler is not held up.
     let bad = events

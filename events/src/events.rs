@@ -303,7 +303,7 @@ impl Events {
             let json = serde_json::to_value(&args).map_err(EventsError::Encode)?;
             specs.push(
                 JobSpec::raw(QUEUE, route::EVENT_WORKER, json)
-                    .run_at(UNIX_EPOCH + Duration::from_millis(due_ms))
+                    .run_at_ms(due_ms)
                     .max_retries(route::DISPATCH_RETRIES),
             );
         }

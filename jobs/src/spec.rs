@@ -28,6 +28,9 @@ pub enum RunAt {
     In(Duration),
     /// At a time.
     At(SystemTime),
+    /// At a time in Unix ms (any u64: a time given over the network need
+    /// not fit a `SystemTime`).
+    AtMs(u64),
 }
 
 /// A job to enqueue.
@@ -128,6 +131,12 @@ impl JobSpec {
         self
     }
 
+    /// Runs at `ms` Unix milliseconds.
+    pub fn run_at_ms(mut self, ms: u64) -> JobSpec {
+        self.run_at = RunAt::AtMs(ms);
+        self
+    }
+
     /// Priority 0 (first) to 9.
     pub fn priority(mut self, priority: u8) -> JobSpec {
         self.priority = priority;
@@ -175,6 +184,7 @@ impl JobSpec {
                 now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
             }
             RunAt::At(time) => ms_since_epoch(time),
+            RunAt::AtMs(ms) => ms,
         };
         let unique = match &self.unique {
             Some(by) => Some(Unique {

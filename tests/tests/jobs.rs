@@ -556,6 +556,13 @@ async fn bad_input_goes_to_the_dead_set_or_is_refused_and_the_node_keeps_going()
             .contains("do not decode"),
         "{j}"
     );
+    // A time past what a clock can hold is stored as far future.
+    let far = enqueue(
+        n,
+        json!({"queue": "default", "worker": "drove.noop", "at_ms": u64::MAX}),
+    )
+    .await;
+    assert_eq!(job(n, far).await.expect("stored")["state"], "scheduled");
     let huge = json!({"queue": "default", "worker": "drove.noop", "args": "x".repeat(1_100_000)});
     let (status, answer) = post(n, "/api/jobs", huge).await;
     assert_eq!(status, 413, "{answer}");
