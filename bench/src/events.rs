@@ -195,23 +195,6 @@ fn raw_zset_bytes(port: u16, n: usize) -> anyhow::Result<f64> {
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
-/// Redis' pairs of LPUSH + RPOP per second (unpipelined).
-fn raw_pairs(port: u16) -> anyhow::Result<f64> {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-t", "lpush,rpop", "-n", "200000", "-q"])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rate = |name: &str| {
-        text.split(['\r', '\n'])
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .next_back()
-            .ok_or_else(|| anyhow::anyhow!("no {name} rate in: {text}"))
-    };
-    Ok(1.0 / (1.0 / rate("LPUSH:")? + 1.0 / rate("RPOP:")?))
-}
-
 struct StoreRun {
     rate: f64,
     late_small: Vec<Duration>,
@@ -247,7 +230,8 @@ async fn one_store(
 pub(crate) async fn run(events: usize, pending: usize) -> anyhow::Result<()> {
     anyhow::ensure!(pending > 1000, "--pending must be over 1000");
     let redis = RedisServer::start_in_memory();
-    let pair = raw_pairs(redis.port())?;
+    let (lpush, rpop) = crate::jobs::raw_redis(redis.port(), 200_000)?;
+    let pair = 1.0 / (1.0 / lpush + 1.0 / rpop);
     let zset = raw_zset_bytes(redis.port(), pending)?;
     let port = redis.port();
     let r = one_store(StoreUrl::Redis(redis.url()), events, pending, &|| {

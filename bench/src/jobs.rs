@@ -217,7 +217,7 @@ fn now_ms() -> u64 {
 }
 
 /// `redis-benchmark -t lpush,rpop` on `port`: requests/s of each.
-fn raw_redis(port: u16, n: usize) -> anyhow::Result<(f64, f64)> {
+pub(crate) fn raw_redis(port: u16, n: usize) -> anyhow::Result<(f64, f64)> {
     let out = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-t", "lpush,rpop", "-n", &n.to_string(), "-q"])
