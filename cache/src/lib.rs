@@ -27,16 +27,23 @@
 //! # Clock skew
 //!
 //! Cluster time on a node is the later of its wall clock and the newest
-//! stamp it has made or seen (an HLC). So:
+//! stamp it has made or seen (an HLC), where a peer's stamp counts only if
+//! it is at most the maximum offset (500 ms) ahead of this node's wall
+//! clock. So, for a node A whose clock runs `d` ahead of node B's:
 //!
-//! - **LWW.** If node A's clock runs `d` ahead of node B's, a write on A
-//!   beats a write made on B up to `d` later in real time. Writes more than
-//!   `d` apart are ordered as they happened. On one node, writes are always
-//!   ordered as made.
+//! - **LWW.** With `d` within the offset, a write on A beats a write made
+//!   on B up to `d` later in real time; writes more than `d` apart, and
+//!   writes B makes after seeing A's, are ordered as they happened. With
+//!   `d` beyond the offset, A's stamps do not move B's clock (B counts them
+//!   in `drove_repl_stamps_too_far_ahead_total` and names A in its log), so
+//!   A's writes beat B's for up to `d`: a wrong clock costs that node's
+//!   writes their order, never the cluster's time. On one node, writes are
+//!   always ordered as made.
 //! - **TTL.** A deadline is in the writer's time. A node whose clock runs
-//!   ahead by `d` expires an entry up to `d` early (in real time); one whose
-//!   clock lags expires it up to `d` late, unless it has seen a newer stamp
-//!   from the faster node, which moves its cluster time forward.
+//!   ahead expires entries up to `d` early on its own reads; the others'
+//!   clocks do not follow it past the offset, so they expire nothing early.
+//!   A node removes its own expired entries by its own clock, so entries
+//!   written by a node that runs ahead go when that node's clock says.
 //!
 //! Tested with an injected offset (`drove node --clock-offset-ms`).
 //!

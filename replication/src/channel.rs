@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use drove_runtime::NodeId;
 
+use crate::chunks::{split, ChunkLimits};
 use crate::config::ReplicationConfig;
 use crate::hlc::{Clock, Hlc};
 use crate::observer::{Change, Observer};
@@ -47,7 +48,13 @@ pub struct ChannelCounters {
     pub anti_entropy_rounds: u64,
     /// Partition resyncs received.
     pub syncs_received: u64,
+    /// Stamps from peers too far ahead of this node's wall clock to move
+    /// its clock (see [`Clock::observe`]).
+    pub stamps_too_far_ahead: u64,
 }
+
+/// How often one owner's stamps too far ahead are logged, at most.
+const AHEAD_LOG_EVERY_MS: u64 = 10_000;
 
 /// The replication state machine of one channel on one node.
 pub struct Channel<S: Schema> {
@@ -59,8 +66,10 @@ pub struct Channel<S: Schema> {
     staging: HashMap<NodeId, Vec<SchemaOp<S>>>,
     /// Owners asked for their partition, and when (ms).
     requested: HashMap<NodeId, u64>,
-    chunk: usize,
+    limits: ChunkLimits,
     tombstone_ttl_ms: u64,
+    /// When each owner's stamps too far ahead were last logged (ms).
+    ahead_logged: HashMap<NodeId, u64>,
     /// How long an unanswered sync request blocks asking again.
     patience_ms: u64,
     observers: Vec<Box<dyn Observer<S>>>,
@@ -88,11 +97,15 @@ impl<S: Schema> Channel<S> {
         Channel {
             me,
             replica: Replica::new(),
-            clock: Clock::with_offset(config.clock_offset_ms),
+            clock: Clock::new(config.clock_offset_ms, config.max_clock_offset_ms),
             peers: BTreeSet::new(),
             staging: HashMap::new(),
             requested: HashMap::new(),
-            chunk: config.chunk.max(1),
+            limits: ChunkLimits {
+                max_ops: config.chunk.max(1),
+                max_bytes: config.chunk_bytes.max(1),
+            },
+            ahead_logged: HashMap::new(),
             tombstone_ttl_ms: u64::try_from(config.tombstone_ttl.as_millis()).unwrap_or(u64::MAX),
             patience_ms: u64::try_from((config.anti_entropy_interval * 10).as_millis())
                 .unwrap_or(u64::MAX),
@@ -127,7 +140,8 @@ impl<S: Schema> Channel<S> {
         self.clock.peek(now_ms)
     }
 
-    /// Writes to the local replica; the ops become one delta to every peer.
+    /// Writes to the local replica; the ops become deltas to every peer (one,
+    /// unless they exceed a message's limits).
     pub fn write<R>(
         &mut self,
         now_ms: u64,
@@ -145,22 +159,21 @@ impl<S: Schema> Channel<S> {
         if ops.is_empty() {
             return (result, Vec::new());
         }
-        let mut out = Vec::with_capacity(self.peers.len());
-        let mut ops = Some(ops);
-        let n = self.peers.len();
-        for (i, peer) in self.peers.iter().enumerate() {
-            let batch = if i + 1 == n {
-                ops.take().unwrap_or_default()
-            } else {
-                ops.clone().unwrap_or_default()
-            };
-            out.push(Outgoing {
-                to: peer.clone(),
-                msg: ReplMsg::Delta {
-                    owner: self.me.clone(),
-                    ops: batch,
-                },
-            });
+        if self.peers.is_empty() {
+            return (result, Vec::new());
+        }
+        let runs = split(ops, self.limits);
+        let mut out = Vec::with_capacity(self.peers.len() * runs.len());
+        for peer in &self.peers {
+            for ops in &runs {
+                out.push(Outgoing {
+                    to: peer.clone(),
+                    msg: ReplMsg::Delta {
+                        owner: self.me.clone(),
+                        ops: ops.clone(),
+                    },
+                });
+            }
         }
         (result, out)
     }
@@ -250,7 +263,7 @@ impl<S: Schema> Channel<S> {
                 self.counters.deltas_received += 1;
                 if owner != self.me {
                     for op in ops {
-                        self.apply_remote(&owner, op);
+                        self.apply_remote(&owner, op, now_ms);
                     }
                 }
                 Vec::new()
@@ -271,46 +284,65 @@ impl<S: Schema> Channel<S> {
                     },
                 }]
             }
-            ReplMsg::SyncRequest { requester } => {
-                // The whole snapshot in one step, so no delta of this node
-                // falls between its chunks on the FIFO link.
-                let mut chunks = self.replica.partition_chunks(&self.me, self.chunk);
-                if chunks.is_empty() {
-                    chunks.push(Vec::new());
-                }
-                let n = chunks.len();
-                let requester = Arc::new(requester);
-                chunks
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, ops)| Outgoing {
-                        to: requester.clone(),
-                        msg: ReplMsg::Sync {
-                            owner: self.me.clone(),
-                            ops,
-                            first: i == 0,
-                            last: i + 1 == n,
-                        },
-                    })
-                    .collect()
-            }
+            ReplMsg::SyncRequest { requester } => self.snapshot_to(Arc::new(requester)),
             ReplMsg::Sync {
                 owner,
                 ops,
                 first,
                 last,
             } => {
-                self.on_sync(owner, ops, first, last);
+                self.on_sync(owner, ops, first, last, now_ms);
                 Vec::new()
             }
         }
     }
 
-    fn apply_remote(&mut self, owner: &NodeId, op: SchemaOp<S>) {
+    /// This node's whole partition for `peer`, if it is a peer (to send it
+    /// again when a chunk could not be sent).
+    pub fn snapshot_for(&self, peer: &NodeId) -> Vec<Outgoing<S>> {
+        match self.peers.get(peer) {
+            Some(to) => self.snapshot_to(to.clone()),
+            None => Vec::new(),
+        }
+    }
+
+    /// A request this node sent to `owner` was lost: ask again at its next
+    /// digest instead of waiting out the request's patience.
+    pub fn request_lost(&mut self, owner: &NodeId) {
+        self.requested.remove(owner);
+    }
+
+    /// The whole partition in one step, so no delta of this node falls
+    /// between its chunks on the FIFO link; chunks cut by encoded size, so
+    /// large values never make a frame too big.
+    fn snapshot_to(&self, to: Arc<NodeId>) -> Vec<Outgoing<S>> {
+        let mut chunks = split(self.replica.partition_ops(&self.me), self.limits);
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let n = chunks.len();
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, ops)| Outgoing {
+                to: to.clone(),
+                msg: ReplMsg::Sync {
+                    owner: self.me.clone(),
+                    ops,
+                    first: i == 0,
+                    last: i + 1 == n,
+                },
+            })
+            .collect()
+    }
+
+    fn apply_remote(&mut self, owner: &NodeId, op: SchemaOp<S>, now_ms: u64) {
         let stamp = match &op {
             Op::Put { stamp, .. } | Op::Remove { stamp, .. } => *stamp,
         };
-        self.clock.observe(stamp);
+        if let Err(ahead) = self.clock.observe(stamp, now_ms) {
+            self.stamp_too_far_ahead(owner, ahead.ahead_ms, now_ms);
+        }
         if self.observers.is_empty() {
             self.replica.apply(owner, op);
         } else if self.replica.apply(owner, op.clone()) {
@@ -318,7 +350,30 @@ impl<S: Schema> Channel<S> {
         }
     }
 
-    fn on_sync(&mut self, owner: NodeId, ops: Vec<SchemaOp<S>>, first: bool, last: bool) {
+    /// Counts a stamp too far ahead and names its owner in the log, at most
+    /// once per owner per [`AHEAD_LOG_EVERY_MS`].
+    fn stamp_too_far_ahead(&mut self, owner: &NodeId, ahead_ms: u64, now_ms: u64) {
+        self.counters.stamps_too_far_ahead += 1;
+        let last = self.ahead_logged.get(owner).copied();
+        if last.is_none_or(|at| now_ms.saturating_sub(at) >= AHEAD_LOG_EVERY_MS) {
+            self.ahead_logged.insert(owner.clone(), now_ms);
+            tracing::warn!(
+                channel = S::CHANNEL,
+                peer = %owner,
+                ahead_ms,
+                "a peer's stamp is too far ahead of this node's clock; kept, but the clock does not follow it (is the peer's clock wrong?)"
+            );
+        }
+    }
+
+    fn on_sync(
+        &mut self,
+        owner: NodeId,
+        ops: Vec<SchemaOp<S>>,
+        first: bool,
+        last: bool,
+        now_ms: u64,
+    ) {
         if owner == self.me || self.replica.is_dead(&owner) {
             return;
         }
@@ -343,13 +398,14 @@ impl<S: Schema> Channel<S> {
             });
         }
         for op in staged {
-            self.apply_remote(&owner, op);
+            self.apply_remote(&owner, op, now_ms);
         }
         self.counters.syncs_received += 1;
     }
 
     fn purge(&mut self, owner: &NodeId, forever: bool, notify: bool) {
         let slots = self.replica.purge_owner(owner, forever);
+        self.ahead_logged.remove(owner);
         self.staging.remove(owner);
         self.requested.remove(owner);
         if notify && !slots.is_empty() {

@@ -17,6 +17,7 @@
 //! - [`hlc`]: hybrid logical clock.
 //! - [`replica`]: the map, its ops, digests, merge, purge.
 //! - [`schema`]: a channel's types and its wire messages.
+//! - [`chunks`]: cutting ops into messages of bounded size.
 //! - [`channel`]: the sans-IO state machine of one channel.
 //! - [`writer`]: local writes, recorded for the next delta.
 //! - [`observer`]: how the layers above hear of changes.
@@ -25,6 +26,7 @@
 //! - `ALGORITHM.md` (beside this crate): why it converges.
 
 pub mod channel;
+pub mod chunks;
 pub mod config;
 pub mod hlc;
 pub mod observer;
@@ -35,7 +37,7 @@ pub mod writer;
 
 pub use channel::{Channel, ChannelCounters, Outgoing};
 pub use config::ReplicationConfig;
-pub use hlc::{Clock, Hlc};
+pub use hlc::{Clock, Hlc, TooFarAhead};
 pub use observer::{Change, Observer};
 pub use replica::{Digest, Op, Replica, SlotRef};
 pub use replicated::{ReplStats, Replicated, ReplicatedBuilder};

@@ -290,32 +290,25 @@ where
             .unwrap_or_default()
     }
 
-    /// `owner`'s live slots as Put ops, in chunks of at most `chunk` ops.
-    pub fn partition_chunks(&self, owner: &NodeId, chunk: usize) -> Vec<Vec<Op<K, V>>> {
+    /// `owner`'s live slots as Put ops.
+    pub fn partition_ops(&self, owner: &NodeId) -> Vec<Op<K, V>> {
         let Some(&o) = self.owner_index.get(owner) else {
             return Vec::new();
         };
-        let mut chunks = Vec::new();
-        let mut current = Vec::new();
+        let mut ops = Vec::new();
         for (key, slots) in &self.entries {
             for s in slots.iter().filter(|s| s.owner == o) {
                 if let Some(value) = &s.value {
-                    current.push(Op::Put {
+                    ops.push(Op::Put {
                         key: key.clone(),
                         lineage: s.lineage,
                         stamp: s.stamp,
                         value: value.clone(),
                     });
-                    if current.len() >= chunk.max(1) {
-                        chunks.push(std::mem::take(&mut current));
-                    }
                 }
             }
         }
-        if !current.is_empty() {
-            chunks.push(current);
-        }
-        chunks
+        ops
     }
 
     /// Drops every slot of `owner` (live and tombstones) and returns them as

@@ -20,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use drove_runtime::{
-    Actor, ActorError, Context, Handle, MembershipEvent, Node, NodeId, SpawnError,
+    Actor, ActorError, Context, Handle, MembershipEvent, Node, NodeId, SendError, SpawnError,
 };
 
 use crate::channel::{Channel, Outgoing};
@@ -30,10 +30,22 @@ use crate::observer::{Change, Observer, Picker};
 use crate::schema::{ReplMsg, Schema, SchemaReplica};
 use crate::writer::Writer;
 
-/// How often, and how many times, a new peer is offered this node's digest
-/// while its link is not up yet.
-const OFFER_RETRY: Duration = Duration::from_millis(20);
-const OFFER_TRIES: u32 = 100;
+/// A failed send is repaired after this wait, doubling up to
+/// [`REPAIR_MAX_WAIT`], at most [`REPAIR_TRIES`] times (about a minute);
+/// after that the anti-entropy rounds still repair it.
+const REPAIR_FIRST_WAIT: Duration = Duration::from_millis(20);
+const REPAIR_MAX_WAIT: Duration = Duration::from_secs(2);
+const REPAIR_TRIES: u32 = 40;
+
+/// How to repair a peer's copy after a send to it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Repair {
+    /// Offer this node's digest again: the peer asks for the partition if
+    /// its copy differs (a lost delta or digest).
+    Digest,
+    /// Stream the whole partition again (a lost chunk of a resync).
+    Snapshot,
+}
 
 /// A snapshot of one channel's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +58,12 @@ pub struct ReplStats {
     pub anti_entropy_rounds: u64,
     /// Partition resyncs received.
     pub syncs_received: u64,
+    /// Messages that could not be sent (each is repaired).
+    pub send_failures: u64,
+    /// Repairs sent after a failed send.
+    pub resends: u64,
+    /// Peers' stamps too far ahead to move this node's clock.
+    pub stamps_too_far_ahead: u64,
 }
 
 /// The channel and the handles of its peers' services, under one lock.
@@ -54,6 +72,50 @@ pub struct ReplStats {
 struct Locked<S: Schema> {
     channel: Channel<S>,
     handles: BTreeMap<NodeId, Handle<ReplMsg<S>>>,
+    /// Peers with a repair under way, and what it sends.
+    repairing: BTreeMap<NodeId, Repair>,
+}
+
+/// This channel's counters in the node's metrics.
+struct Counters {
+    /// Failed sends by reason: the peer's link is not up (routine while a
+    /// member comes up), it is overloaded, the message does not encode
+    /// within the frame limit, other.
+    send_failures: [Arc<AtomicU64>; 4],
+    resends: Arc<AtomicU64>,
+    too_far_ahead: Arc<AtomicU64>,
+}
+
+impl Counters {
+    fn new(node: &Node, channel: &'static str) -> Self {
+        let m = node.metrics();
+        let labels = [("channel", channel)];
+        let failure = |reason: &str| {
+            m.counter(
+                "drove_repl_send_failures_total",
+                "Replication messages that could not be sent to a peer, by reason (each is repaired by a resend).",
+                &[("channel", channel), ("reason", reason)],
+            )
+        };
+        Counters {
+            send_failures: [
+                failure("unreachable"),
+                failure("overloaded"),
+                failure("encode"),
+                failure("other"),
+            ],
+            resends: m.counter(
+                "drove_repl_resends_total",
+                "Digests or partitions sent again to a peer after a failed send.",
+                &labels,
+            ),
+            too_far_ahead: m.counter(
+                "drove_repl_stamps_too_far_ahead_total",
+                "Peers' stamps further ahead of this node's clock than the maximum offset; kept, without moving the clock.",
+                &labels,
+            ),
+        }
+    }
 }
 
 struct Shared<S: Schema> {
@@ -62,6 +124,9 @@ struct Shared<S: Schema> {
     interval: Duration,
     locked: Mutex<Locked<S>>,
     deltas_sent: AtomicU64,
+    counters: Counters,
+    /// When a failed send was last logged as a warning (ms).
+    warned_at: AtomicU64,
 }
 
 /// A running replication service: cheap to clone.
@@ -142,8 +207,11 @@ impl<S: Schema> ReplicatedBuilder<S> {
             locked: Mutex::new(Locked {
                 channel,
                 handles: BTreeMap::new(),
+                repairing: BTreeMap::new(),
             }),
             deltas_sent: AtomicU64::new(0),
+            counters: Counters::new(&node, S::CHANNEL),
+            warned_at: AtomicU64::new(0),
             node: node.clone(),
         });
         let events = node.subscribe();
@@ -202,11 +270,15 @@ impl<S: Schema> Replicated<S> {
     /// The channel's counters.
     pub fn stats(&self) -> ReplStats {
         let counters = self.lock().channel.counters();
+        let c = &self.shared.counters;
         ReplStats {
             deltas_sent: self.shared.deltas_sent.load(Ordering::Relaxed),
             deltas_received: counters.deltas_received,
             anti_entropy_rounds: counters.anti_entropy_rounds,
             syncs_received: counters.syncs_received,
+            send_failures: c.send_failures.iter().map(|f| f.load(Ordering::Relaxed)).sum(),
+            resends: c.resends.load(Ordering::Relaxed),
+            stamps_too_far_ahead: counters.stamps_too_far_ahead,
         }
     }
 
@@ -216,8 +288,9 @@ impl<S: Schema> Replicated<S> {
     }
 
     /// Sends `out` in order. After a failed send to a peer, the rest of
-    /// this batch to that peer is dropped (anti-entropy repairs it), so a
-    /// peer never gets a later part of a batch without an earlier one.
+    /// this batch to that peer is dropped, so a peer never gets a later
+    /// part of a batch without an earlier one; the failure is counted,
+    /// logged, and repaired by a resend with backoff (see [`Repair`]).
     /// Returns whether everything was sent.
     fn send(&self, locked: &mut Locked<S>, out: Vec<Outgoing<S>>) -> bool {
         let mut failed: Vec<Arc<NodeId>> = Vec::new();
@@ -225,25 +298,98 @@ impl<S: Schema> Replicated<S> {
             if failed.contains(&to) {
                 continue;
             }
-            let is_delta = matches!(msg, ReplMsg::Delta { .. });
-            let sent = match locked.handles.get(&*to) {
-                Some(handle) => self.shared.node.cast(handle, msg).is_ok(),
-                None => {
-                    let handle = Handle::named((*to).clone(), self.shared.name.clone());
-                    let sent = self.shared.node.cast(&handle, msg).is_ok();
-                    locked.handles.insert((*to).clone(), handle);
-                    sent
-                }
+            let repair = match &msg {
+                ReplMsg::Sync { .. } => Some(Repair::Snapshot),
+                ReplMsg::Delta { .. } | ReplMsg::Digest { .. } => Some(Repair::Digest),
+                ReplMsg::SyncRequest { .. } => None,
             };
-            if sent {
-                if is_delta {
-                    self.shared.deltas_sent.fetch_add(1, Ordering::Relaxed);
+            let is_delta = matches!(msg, ReplMsg::Delta { .. });
+            let handle = locked
+                .handles
+                .entry((*to).clone())
+                .or_insert_with(|| Handle::named((*to).clone(), self.shared.name.clone()));
+            match self.shared.node.cast(handle, msg) {
+                Ok(()) => {
+                    if is_delta {
+                        self.shared.deltas_sent.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            } else {
-                failed.push(to);
+                Err(error) => {
+                    self.send_failed(&to, &error);
+                    match repair {
+                        Some(repair) => self.schedule_repair(locked, &to, repair),
+                        // A lost request: ask again at the owner's next digest.
+                        None => locked.channel.request_lost(&to),
+                    }
+                    failed.push(to);
+                }
             }
         }
         failed.is_empty()
+    }
+
+    /// Counts a failed send, and logs it: as a warning at most once a
+    /// second, and at debug level for a peer whose link is not up yet (a
+    /// member that just came up), which is routine.
+    fn send_failed(&self, to: &NodeId, error: &SendError) {
+        let reason = match error {
+            SendError::NodeUnreachable(_) => 0,
+            SendError::Overloaded(_) => 1,
+            SendError::Wire(_) => 2,
+            SendError::Delivery(_) => 3,
+        };
+        self.shared.counters.send_failures[reason].fetch_add(1, Ordering::Relaxed);
+        let now = wall_ms();
+        let last = self.shared.warned_at.load(Ordering::Relaxed);
+        let routine = matches!(error, SendError::NodeUnreachable(_));
+        if !routine && now.saturating_sub(last) >= 1000 {
+            self.shared.warned_at.store(now, Ordering::Relaxed);
+            tracing::warn!(channel = S::CHANNEL, peer = %to, %error, "replication send failed; resending");
+        } else {
+            tracing::debug!(channel = S::CHANNEL, peer = %to, %error, "replication send failed; resending");
+        }
+    }
+
+    /// Starts a repair of `peer`'s copy, or widens the one under way.
+    fn schedule_repair(&self, locked: &mut Locked<S>, peer: &NodeId, repair: Repair) {
+        match locked.repairing.get_mut(peer) {
+            Some(under_way) => *under_way = (*under_way).max(repair),
+            None => {
+                locked.repairing.insert(peer.clone(), repair);
+                tokio::spawn(self.clone().repair(peer.clone()));
+            }
+        }
+    }
+
+    /// Sends `peer` what its repair needs, with backoff, until a send goes
+    /// through, the peer is gone, or the tries run out.
+    async fn repair(self, peer: NodeId) {
+        let mut wait = REPAIR_FIRST_WAIT;
+        for _ in 0..REPAIR_TRIES {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(REPAIR_MAX_WAIT);
+            let mut locked = self.lock();
+            let Some(repair) = locked.repairing.get(&peer).copied() else {
+                return;
+            };
+            if !locked.channel.is_peer(&peer) {
+                locked.repairing.remove(&peer);
+                return;
+            }
+            let out = match repair {
+                Repair::Digest => locked.channel.digest_for(&peer).into_iter().collect(),
+                Repair::Snapshot => locked.channel.snapshot_for(&peer),
+            };
+            self.shared.counters.resends.fetch_add(1, Ordering::Relaxed);
+            // A resend that fails again finds its repair registered and
+            // only widens it; this loop goes on with it.
+            if self.send(&mut locked, out) {
+                locked.repairing.remove(&peer);
+                return;
+            }
+        }
+        self.lock().repairing.remove(&peer);
+        tracing::warn!(channel = S::CHANNEL, peer = %peer, "gave up resending to a peer; anti-entropy rounds go on");
     }
 
     async fn run(self, mut events: tokio::sync::broadcast::Receiver<MembershipEvent>) {
@@ -275,42 +421,25 @@ impl<S: Schema> Replicated<S> {
     fn on_membership(&self, event: MembershipEvent) {
         match event {
             MembershipEvent::NodeUp(info) => {
-                let peer = info.id;
-                let sent = {
-                    let mut locked = self.lock();
-                    let out = locked.channel.peer_up(peer.clone());
-                    self.send(&mut locked, out)
-                };
-                if !sent {
-                    // The member is up before its link is: offer the digest
-                    // again until the link takes it.
-                    tokio::spawn(self.clone().offer_digest(peer));
-                }
+                // A member may be up before its link is: the failed offer
+                // is repaired once the link takes it.
+                let mut locked = self.lock();
+                let out = locked.channel.peer_up(info.id);
+                self.send(&mut locked, out);
             }
             MembershipEvent::NodeDown(id) | MembershipEvent::NodeLeft(id) => {
                 let mut locked = self.lock();
                 locked.handles.remove(&id);
+                locked.repairing.remove(&id);
                 locked.channel.peer_gone(&id);
             }
             MembershipEvent::Rejoined { old, new } => {
                 let mut locked = self.lock();
                 locked.handles.clear();
+                locked.repairing.clear();
                 locked.channel.rejoined(&old, new);
             }
             MembershipEvent::NodeLeaving(_) => {}
-        }
-    }
-
-    async fn offer_digest(self, peer: NodeId) {
-        for _ in 0..OFFER_TRIES {
-            tokio::time::sleep(OFFER_RETRY).await;
-            let mut locked = self.lock();
-            let Some(offer) = locked.channel.digest_for(&peer) else {
-                return;
-            };
-            if self.send(&mut locked, vec![offer]) {
-                return;
-            }
         }
     }
 
@@ -318,6 +447,10 @@ impl<S: Schema> Replicated<S> {
         let mut locked = self.lock();
         let out = locked.channel.handle(msg, wall_ms());
         self.send(&mut locked, out);
+        self.shared
+            .counters
+            .too_far_ahead
+            .store(locked.channel.counters().stamps_too_far_ahead, Ordering::Relaxed);
     }
 }
 

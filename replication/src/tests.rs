@@ -116,7 +116,7 @@ proptest! {
         for o in 0..3u8 {
             let id = owner(o);
             if replica.digest(&id) != owners[o as usize].digest(&id) {
-                let all: Vec<_> = owners[o as usize].partition_chunks(&id, 7).into_iter().flatten().collect();
+                let all: Vec<_> = owners[o as usize].partition_ops(&id);
                 replica.replace_partition(&id, all);
             }
         }

@@ -52,7 +52,7 @@ fn config() -> ReplicationConfig {
         // Small chunks, so resyncs span several messages.
         chunk: 3,
         tombstone_ttl: Duration::from_millis(2000),
-        clock_offset_ms: 0,
+        ..ReplicationConfig::default()
     }
 }
 

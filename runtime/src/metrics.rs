@@ -35,6 +35,14 @@ pub struct GossipCounters {
     pub dropped_sends: AtomicU64,
 }
 
+/// One labelled counter family of a layer above the runtime.
+#[derive(Debug)]
+struct Family {
+    help: &'static str,
+    /// Series by their labels, rendered (`channel="cache"`).
+    series: BTreeMap<String, Arc<AtomicU64>>,
+}
+
 /// Picks one counter out of a peer's set.
 type CounterOf = fn(&PeerCounters) -> &AtomicU64;
 
@@ -53,6 +61,8 @@ pub struct Metrics {
     pub spoofed_frames: AtomicU64,
     /// The gossip socket's counters.
     pub gossip: Arc<GossipCounters>,
+    /// Labelled counters of the layers above, by metric name.
+    families: Mutex<BTreeMap<&'static str, Family>>,
 }
 
 impl Metrics {
@@ -60,6 +70,33 @@ impl Metrics {
     pub fn peer(&self, name: &str) -> Arc<PeerCounters> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.entry(name.to_string()).or_default().clone()
+    }
+
+    /// A counter of a layer above the runtime, rendered with this node's
+    /// others: `name{node=..., labels}`. The same name and labels give the
+    /// same counter; the first help text given for a name is kept. Label
+    /// values must be plain (they are written as given).
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Arc<AtomicU64> {
+        let labels: String = labels
+            .iter()
+            .map(|(k, v)| format!(",{k}=\"{v}\""))
+            .collect();
+        let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        families
+            .entry(name)
+            .or_insert_with(|| Family {
+                help,
+                series: BTreeMap::new(),
+            })
+            .series
+            .entry(labels)
+            .or_default()
+            .clone()
     }
 
     /// Prometheus text exposition of these counters and the member table.
@@ -173,6 +210,18 @@ impl Metrics {
                 "{name}{{node=\"{node}\"}} {}",
                 v.load(Ordering::Relaxed)
             );
+        }
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, family) in families.iter() {
+            let _ = writeln!(out, "# HELP {name} {}", family.help);
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (labels, v) in &family.series {
+                let _ = writeln!(
+                    out,
+                    "{name}{{node=\"{node}\"{labels}}} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
         }
         out
     }

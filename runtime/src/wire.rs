@@ -230,6 +230,15 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T
     Ok(value)
 }
 
+/// How many bytes `value` takes encoded, without encoding it into memory
+/// (to cut messages to a size before sending them).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, WireError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config())
+        .map_err(|e| WireError::Encode(e.to_string()))?;
+    Ok(size.bytes_written)
+}
+
 /// Encodes one value on its own (for tests and tools).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| WireError::Encode(e.to_string()))
@@ -284,6 +293,12 @@ mod tests {
             Err(WireError::Encode(_) | WireError::TooLarge { .. })
         ));
         assert_eq!(buf, before);
+    }
+
+    #[test]
+    fn encoded_len_matches_the_encoding() {
+        let value = ("hello".to_string(), vec![7u64; 300], Some(-3i32));
+        assert_eq!(encoded_len(&value).unwrap(), encode(&value).unwrap().len());
     }
 
     #[test]

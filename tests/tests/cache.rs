@@ -190,34 +190,22 @@ async fn ttl_expires_everywhere_and_new_nodes_get_the_contents() {
     assert_eq!(metric(&all[2], "drove_cache_entries", &[]).await, Some(300));
 }
 
-/// n3's clock runs 4 s ahead. A causal later write still wins (the hybrid
-/// clock moved past n3's stamp), and a TTL is a deadline in the writer's
-/// time: n3 expires the entry about 4 s before the others.
+/// n3's clock runs 400 ms ahead, within the maximum offset (500 ms). A
+/// causal later write still wins (the hybrid clock moved past n3's stamp),
+/// and a TTL is a deadline in the writer's time, which the others do not
+/// reach early. (A clock further ahead: `data_safety.rs`.)
 #[tokio::test(flavor = "multi_thread")]
-async fn clock_skew_keeps_causal_order_and_shifts_expiry_by_the_offset() {
+async fn clock_skew_within_the_offset_keeps_causal_order() {
     let mut c = TestCluster::new(3);
-    c.nodes[2].extra = vec!["--clock-offset-ms".into(), "4000".into()];
+    c.nodes[2].extra = vec!["--clock-offset-ms".into(), "400".into()];
     c.start_all();
     c.wait_converged(LONG).await;
     let https: Vec<String> = c.nodes.iter().map(|n| n.http_addr()).collect();
 
-    // TTL first, before n1 has seen any stamp from n3.
-    put(&https[0], "session", json!({"value": "s", "ttl_ms": 8000})).await;
+    put(&https[0], "session", json!({"value": "s", "ttl_ms": 6000})).await;
     let written = Instant::now();
     wait_everywhere(&https, "session", Some(json!("s"))).await;
-    // n3 reaches the deadline 4 s early in real time.
-    wait_for(LONG, "n3 to expire the entry", || async {
-        value_at(&https[2], "session")
-            .await?
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    let early = written.elapsed();
-    assert!(
-        early < Duration::from_secs(6),
-        "n3 expired it after {early:?}"
-    );
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(written.elapsed())).await;
     for http in &https[..2] {
         assert_eq!(
             value_at(http, "session").await,
@@ -227,7 +215,7 @@ async fn clock_skew_keeps_causal_order_and_shifts_expiry_by_the_offset() {
         );
     }
     wait_everywhere(&https, "session", None).await;
-    assert!(written.elapsed() >= Duration::from_millis(7500));
+    assert!(written.elapsed() >= Duration::from_millis(5500));
 
     // LWW: n3 writes, n1 sees it and writes after: n1's write wins although
     // n3's clock is ahead.
@@ -235,6 +223,10 @@ async fn clock_skew_keeps_causal_order_and_shifts_expiry_by_the_offset() {
     wait_everywhere(&https, "owner", Some(json!("n3"))).await;
     put(&https[0], "owner", json!({"value": "n1"})).await;
     wait_everywhere(&https, "owner", Some(json!("n1"))).await;
+    assert_eq!(
+        metric(&https[0], "drove_repl_stamps_too_far_ahead_total", &[]).await,
+        Some(0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
