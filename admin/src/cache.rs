@@ -4,7 +4,8 @@
 //! - `GET /api/cache/{key}`: `{"key", "value", "expires_at_ms", "written_by"}`,
 //!   404 when absent or expired.
 //! - `PUT /api/cache/{key}` `{"value": <json>, "ttl_ms": N?, "only_if_absent": bool?}`:
-//!   204, or 409 when `only_if_absent` and the key has a live value.
+//!   204, or 409 when `only_if_absent` and the key has a live value, or
+//!   507 when the write would take the cache past its byte cap here.
 //! - `DELETE /api/cache/{key}`: 204, or 404 when there was nothing.
 
 use axum::body::Bytes;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use drove::cache::Cache;
+use drove::cache::{Cache, CacheError};
 use drove::Drove;
 
 use crate::reply::{error, error_of};
@@ -81,6 +82,7 @@ async fn put_entry(State(cache): State<Cache>, Path(key): Path<String>, body: By
     match result {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::CONFLICT, format!("{key:?} already has a value")),
+        Err(e @ CacheError::Full { .. }) => error_of(StatusCode::INSUFFICIENT_STORAGE, &e),
         Err(e) => error_of(StatusCode::BAD_REQUEST, &e),
     }
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use drove_replication::{Change, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{Node, NodeId, SpawnError};
 
-use crate::schema::{adoptable, latest, tidy, visible, CacheData, CacheSchema, CacheValue, Tidy};
+use crate::schema::{
+    adoptable, latest, tidy, visible, weight, CacheData, CacheSchema, CacheValue, Tidy,
+};
 
 /// Longest accepted key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -30,6 +32,17 @@ pub enum CacheError {
     /// A value over [`MAX_VALUE_LEN`] bytes of JSON.
     #[error("value too large: {0} bytes of JSON, at most {MAX_VALUE_LEN}")]
     TooLarge(usize),
+    /// The write would take the cache past its byte cap on this node
+    /// ([`CacheConfig::max_bytes`]). Nothing was written.
+    #[error("cache full: {used} bytes held, this write needs {needed} more, the cap is {max}")]
+    Full {
+        /// Bytes the cache holds on this node.
+        used: usize,
+        /// Bytes the write adds.
+        needed: usize,
+        /// The cap.
+        max: usize,
+    },
     /// A value that does not (de)serialize as the type asked for.
     #[error("value does not (de)serialize as the type asked for")]
     Value(#[source] serde_json::Error),
@@ -38,11 +51,30 @@ pub enum CacheError {
     Spawn(#[from] SpawnError),
 }
 
+/// The default cap on the bytes the cache holds on one node.
+pub const DEFAULT_MAX_BYTES: usize = 512 << 20;
+
 /// Settings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CacheConfig {
     /// Added to this node's wall clock, to test clock skew.
     pub clock_offset_ms: i64,
+    /// The bytes (keys, values as JSON, writers' names, over every node's
+    /// copies) this node's cache may hold: a write that would pass it is
+    /// refused with [`CacheError::Full`]. Copies that arrive from peers and
+    /// copies adopted from a departed node are never refused (refusing
+    /// them would lose data), so a node can go past it when its peers
+    /// have a larger cap.
+    pub max_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            clock_offset_ms: 0,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
 }
 
 /// One entry as this node sees it.
@@ -61,6 +93,7 @@ struct Counters {
     expired: AtomicU64,
     tidied: AtomicU64,
     adopted: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// The replicated cache on one node. Cheap to clone.
@@ -68,6 +101,7 @@ struct Counters {
 pub struct Cache {
     repl: Replicated<CacheSchema>,
     counters: Arc<Counters>,
+    max_bytes: usize,
 }
 
 impl std::fmt::Debug for Cache {
@@ -123,6 +157,7 @@ impl Cache {
         let cache = Cache {
             repl,
             counters: Arc::default(),
+            max_bytes: config.max_bytes,
         };
         tokio::spawn(cache.clone().tidy_loop());
         let adopter = cache.clone();
@@ -149,10 +184,11 @@ impl Cache {
         check_key(key)?;
         let json = encode(value)?;
         self.repl.write(|w| {
+            self.room_for(w, key, &json)?;
             let data = live(json, w.now().ms(), ttl);
             write_mine(w, key, data);
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Writes `key` only if it has no live value on this node; returns
@@ -166,14 +202,15 @@ impl Cache {
     ) -> Result<bool, CacheError> {
         check_key(key)?;
         let json = encode(value)?;
-        Ok(self.repl.write(|w| {
+        self.repl.write(|w| {
             let now = w.now().ms();
             if visible(w.replica(), key, now).is_some() {
-                return false;
+                return Ok(false);
             }
+            self.room_for(w, key, &json)?;
             write_mine(w, key, live(json, now, ttl));
-            true
-        }))
+            Ok(true)
+        })
     }
 
     /// Reads, changes and writes `key` in one step on this node: `f` gets
@@ -193,9 +230,42 @@ impl Cache {
             };
             let new = f(current);
             let json = encode(&new)?;
+            self.room_for(w, key, &json)?;
             write_mine(w, key, live(json, now, ttl));
             Ok(new)
         })
+    }
+
+    /// Whether writing `json` under `key` stays within the byte cap: what
+    /// it adds is its size less that of this node's copy it replaces.
+    fn room_for(
+        &self,
+        w: &drove_replication::Writer<'_, CacheSchema>,
+        key: &str,
+        json: &str,
+    ) -> Result<(), CacheError> {
+        let replica = w.replica();
+        let mine = replica
+            .slots(key)
+            .find(|s| s.owner == w.me())
+            .and_then(|s| s.value)
+            .map_or(0, |v| weight(key, v));
+        let needed = (key.len() + w.me().to_string().len() + json.len()).saturating_sub(mine);
+        let used = replica.bytes();
+        if needed > 0 && used.saturating_add(needed) > self.max_bytes {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(CacheError::Full {
+                used,
+                needed,
+                max: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytes this node's cache holds (see [`CacheConfig::max_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.repl.read(|r, _| r.bytes())
     }
 
     /// The live value of `key`, read locally.
@@ -375,7 +445,7 @@ impl Cache {
                 .sum();
             (slots, r.tombstone_count())
         });
-        let rows: [drove_runtime::metrics::Sample<'_>; 7] = [
+        let rows: [drove_runtime::metrics::Sample<'_>; 10] = [
             (
                 "drove_cache_entries",
                 "gauge",
@@ -411,6 +481,24 @@ impl Cache {
                 "counter",
                 "Entries this node took over from departed nodes.",
                 self.counters.adopted.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_cache_bytes",
+                "gauge",
+                "Bytes the cache holds on this node (keys, values as JSON, writers), over every node's copies.",
+                self.bytes() as u64,
+            ),
+            (
+                "drove_cache_max_bytes",
+                "gauge",
+                "The cap on drove_cache_bytes past which this node refuses writes.",
+                self.max_bytes as u64,
+            ),
+            (
+                "drove_cache_refused_total",
+                "counter",
+                "Writes refused because the cache was at its byte cap.",
+                self.counters.refused.load(Ordering::Relaxed),
             ),
             (
                 "drove_cache_tidied_total",

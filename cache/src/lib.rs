@@ -57,5 +57,7 @@
 pub mod cache;
 pub mod schema;
 
-pub use cache::{Cache, CacheConfig, CacheError, EntryInfo, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use cache::{
+    Cache, CacheConfig, CacheError, EntryInfo, DEFAULT_MAX_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN,
+};
 pub use schema::{CacheData, CacheSchema, CacheValue};

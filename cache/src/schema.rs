@@ -15,6 +15,22 @@ impl Schema for CacheSchema {
     const TAG: &'static str = "drove.cache.v1";
     type Key = Arc<str>;
     type Value = CacheValue;
+
+    /// The key, the value's JSON and its writer's name: what a copy holds
+    /// that grows with use.
+    fn weight(key: &Arc<str>, value: &CacheValue) -> usize {
+        weight(key, value)
+    }
+}
+
+/// What one copy of `key` weighs: the key, the value's JSON and its
+/// writer's name.
+pub(crate) fn weight(key: &str, value: &CacheValue) -> usize {
+    let data = match &value.data {
+        CacheData::Live { json, .. } => json.len(),
+        CacheData::Deleted => 0,
+    };
+    key.len() + value.writer.len() + data
 }
 
 /// One node's copy of a key: a write, with the stamp and writer that

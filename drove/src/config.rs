@@ -113,6 +113,9 @@ pub struct Config {
     pub redistribution: Redistribution,
     /// Shifts this node's clock for the replicated cache (to test skew).
     pub clock_offset_ms: i64,
+    /// The bytes the replicated cache may hold on this node before it
+    /// refuses writes (see `drove_cache::CacheConfig::max_bytes`).
+    pub cache_max_bytes: usize,
     /// Runner pools this node starts (TOML `[[pools]]`; not read from
     /// the environment).
     pub pools: Vec<PoolConfig>,
@@ -143,6 +146,7 @@ impl Default for Config {
             fencing_ms: 2000,
             redistribution: Redistribution::Passive,
             clock_offset_ms: 0,
+            cache_max_bytes: drove_cache::DEFAULT_MAX_BYTES,
             pools: Vec::new(),
             jobs: JobsConfig::default(),
             events: EventsConfig::default(),
@@ -151,7 +155,7 @@ impl Default for Config {
 }
 
 /// The keys [`Config`] reads, to pick its variables out of the environment.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "advertise_http",
     "name",
     "listen",
@@ -168,6 +172,7 @@ const KEYS: [&str; 16] = [
     "fencing_ms",
     "redistribution",
     "clock_offset_ms",
+    "cache_max_bytes",
 ];
 
 impl Config {
@@ -295,6 +300,7 @@ impl Config {
     pub fn cache_config(&self) -> CacheConfig {
         CacheConfig {
             clock_offset_ms: self.clock_offset_ms,
+            max_bytes: self.cache_max_bytes,
         }
     }
 

@@ -96,7 +96,7 @@ impl<S: Schema> Channel<S> {
     ) -> Self {
         Channel {
             me,
-            replica: Replica::new(),
+            replica: Replica::weighed(S::weight),
             clock: Clock::new(config.clock_offset_ms, config.max_clock_offset_ms),
             peers: BTreeSet::new(),
             staging: HashMap::new(),

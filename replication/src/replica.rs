@@ -123,6 +123,9 @@ fn slot_hash<K: Hash>(key: &K, lineage: Hlc, stamp: Hlc) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How many bytes one live slot holds, as a channel counts them.
+pub type Weigh<K, V> = fn(&K, &V) -> usize;
+
 /// A replica of the map.
 #[derive(Clone, Debug)]
 pub struct Replica<K, V> {
@@ -132,6 +135,9 @@ pub struct Replica<K, V> {
     digests: HashMap<u32, Digest>,
     dead: HashSet<NodeId>,
     tombstones: usize,
+    weigh: Weigh<K, V>,
+    /// The weight of every live slot, kept as slots change (no scan).
+    bytes: usize,
 }
 
 impl<K, V> Default for Replica<K, V> {
@@ -143,6 +149,8 @@ impl<K, V> Default for Replica<K, V> {
             digests: HashMap::new(),
             dead: HashSet::new(),
             tombstones: 0,
+            weigh: |_, _| 0,
+            bytes: 0,
         }
     }
 }
@@ -155,6 +163,20 @@ where
     /// An empty replica.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty replica that keeps the total of `weigh` over its live
+    /// slots (see [`bytes`](Self::bytes)).
+    pub fn weighed(weigh: Weigh<K, V>) -> Self {
+        Self {
+            weigh,
+            ..Self::default()
+        }
+    }
+
+    /// The total weight of the live slots (0 unless [`weighed`](Self::weighed)).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     fn owner_id(&mut self, owner: &NodeId) -> u32 {
@@ -214,6 +236,12 @@ where
         {
             Some(slot) if slot.stamp >= stamp => false,
             Some(slot) => {
+                if let Some(old) = &slot.value {
+                    self.bytes = self.bytes.saturating_sub((self.weigh)(&key, old));
+                }
+                if let Some(new) = &value {
+                    self.bytes = self.bytes.saturating_add((self.weigh)(&key, new));
+                }
                 if slot.value.is_some() {
                     digest.live -= 1;
                     digest.hash ^= slot_hash(&key, lineage, slot.stamp);
@@ -231,6 +259,9 @@ where
                 true
             }
             None => {
+                if let Some(new) = &value {
+                    self.bytes = self.bytes.saturating_add((self.weigh)(&key, new));
+                }
                 if value.is_some() {
                     digest.live += 1;
                     digest.hash ^= slot_hash(&key, lineage, stamp);
@@ -323,13 +354,16 @@ where
         };
         let mut purged = Vec::new();
         let mut tombstones = 0;
+        let mut bytes = 0usize;
+        let weigh = self.weigh;
         self.entries.retain(|key, slots| {
             slots.retain(|s| {
                 if s.owner != o {
                     return true;
                 }
-                if s.value.is_none() {
-                    tombstones += 1;
+                match &s.value {
+                    Some(v) => bytes = bytes.saturating_add(weigh(key, v)),
+                    None => tombstones += 1,
                 }
                 purged.push((key.clone(), s.value.clone()));
                 false
@@ -337,6 +371,7 @@ where
             !slots.is_empty()
         });
         self.tombstones -= tombstones;
+        self.bytes = self.bytes.saturating_sub(bytes);
         self.digests.remove(&o);
         purged
     }

@@ -21,6 +21,12 @@ pub trait Schema: Send + Sync + 'static {
     type Key: Clone + Eq + Hash + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Values.
     type Value: Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// How many bytes a live slot counts for in the replica's total
+    /// ([`Replica::bytes`]); 0 unless a channel caps its size.
+    fn weight(_key: &Self::Key, _value: &Self::Value) -> usize {
+        0
+    }
 }
 
 /// The ops of one channel.

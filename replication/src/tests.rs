@@ -128,6 +128,25 @@ proptest! {
         prop_assert_eq!(live(&replica), expected);
     }
 
+    /// The weight a replica keeps equals the weight of its live slots,
+    /// whatever was applied, purged and collected.
+    #[test]
+    fn kept_weight_is_the_live_slots_weight(
+        ops in prop::collection::vec(raw_op(), 0..60),
+        purge in 0u8..4,
+        gc in 0u64..60_000,
+    ) {
+        fn weigh(k: &u8, v: &u64) -> usize { usize::from(*k) + (*v % 97) as usize }
+        let mut r = R::weighed(weigh);
+        for &raw in &ops {
+            r.apply(&owner(raw.0), to_op(raw));
+        }
+        r.purge_owner(&owner(purge), true);
+        r.gc_tombstones(Hlc(gc));
+        let want: usize = r.canonical().iter().filter_map(|s| s.4.map(|v| weigh(&s.0, &v))).sum();
+        prop_assert_eq!(r.bytes(), want);
+    }
+
     /// A purged owner's slots never come back.
     #[test]
     fn purged_owner_stays_out(a in prop::collection::vec(raw_op(), 0..40), later in prop::collection::vec(raw_op(), 0..40)) {

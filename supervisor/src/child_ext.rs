@@ -25,7 +25,13 @@ impl ChildExt {
     }
 }
 
-/// Saves `text` (JSON) as the checkpoint of the child whose context this is.
+/// Largest checkpoint, in bytes of JSON: replicated to every node, and
+/// well under a replication message's size.
+pub const MAX_CHECKPOINT_BYTES: usize = 256 * 1024;
+
+/// Saves `text` (JSON) as the checkpoint of the child whose context this
+/// is; one over [`MAX_CHECKPOINT_BYTES`] is refused (and counted), and the
+/// previous checkpoint stays.
 pub(crate) fn checkpoint_json<A: Actor>(
     ctx: &Context<A>,
     text: String,
@@ -33,6 +39,21 @@ pub(crate) fn checkpoint_json<A: Actor>(
     let ext = ctx
         .extension::<ChildExt>()
         .ok_or(SupervisorError::NotAChild)?;
+    if text.len() > MAX_CHECKPOINT_BYTES {
+        ctx.node()
+            .metrics()
+            .counter(
+                "drove_supervisor_checkpoints_refused_total",
+                "Checkpoints refused for being over the size limit.",
+                &[],
+            )
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(child = %ext.id, bytes = text.len(), max = MAX_CHECKPOINT_BYTES, "checkpoint refused: too large");
+        return Err(SupervisorError::CheckpointTooLarge {
+            len: text.len(),
+            max: MAX_CHECKPOINT_BYTES,
+        });
+    }
     let text: Arc<str> = Arc::from(text);
     ext.records.update(&ext.id, |r| r.checkpoint = Some(text));
     Ok(())

@@ -47,6 +47,16 @@ pub enum SupervisorError {
     /// A checkpoint that does not serialize.
     #[error("checkpoint does not serialize")]
     Checkpoint(#[source] serde_json::Error),
+    /// A checkpoint over [`MAX_CHECKPOINT_BYTES`](crate::MAX_CHECKPOINT_BYTES):
+    /// every node holds a copy of every child's checkpoint. The previous
+    /// checkpoint stays.
+    #[error("checkpoint of {len} bytes of JSON is over the {max}-byte limit")]
+    CheckpointTooLarge {
+        /// The checkpoint's size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A stored checkpoint that does not decode as the child's type.
     #[error("checkpoint of child {id} does not decode")]
     BadCheckpoint {

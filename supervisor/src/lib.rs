@@ -90,6 +90,7 @@ pub mod supervisor;
 
 pub use builder::SupervisorBuilder;
 pub use child::checkpoint;
+pub use child_ext::MAX_CHECKPOINT_BYTES;
 pub use error::{StartRefused, SupervisorError};
 pub use moves::Redistribution;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};

@@ -1,6 +1,6 @@
 //! Typed children on one node: start and call, checkpoint and restart from
 //! it, bad arguments refused with a clear error, duplicate type names
-//! refused at start.
+//! refused at start, checkpoints over the size limit refused.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use drove_registry::Registry;
 use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig, Reply};
 use drove_supervisor::{
     checkpoint, Child, ChildSpec, Restart, Started, SupervisorBuilder, SupervisorError,
+    MAX_CHECKPOINT_BYTES,
 };
 
 fn free_port() -> u16 {
@@ -100,6 +101,84 @@ impl Child for Impostor {
     type Checkpoint = ();
 
     fn init_args(&self, _: Started<Self>) {}
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum DiaryMsg {
+    /// Checkpoint a text of this many bytes; answers what the checkpoint said.
+    Write(usize, Reply<Result<(), String>>),
+}
+
+impl Message for DiaryMsg {
+    const TAG: &'static str = "tests.diary.v1";
+}
+
+/// Checkpoints texts of the size asked for.
+#[derive(Clone)]
+struct Diary;
+
+impl Actor for Diary {
+    type Msg = DiaryMsg;
+    type State = ();
+    type Args = ();
+
+    async fn init(&self, _: &Context<Self>, (): ()) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    async fn handle(&self, ctx: &Context<Self>, msg: DiaryMsg, (): &mut ()) -> Result<(), ActorError> {
+        let DiaryMsg::Write(len, reply) = msg;
+        let saved = checkpoint(ctx, &"x".repeat(len)).map_err(|e| e.to_string());
+        ctx.reply(reply, saved)?;
+        Ok(())
+    }
+}
+
+impl Child for Diary {
+    const TYPE: &'static str = "diary";
+    type Start = ();
+    type Checkpoint = String;
+
+    fn init_args(&self, _: Started<Self>) {}
+}
+
+/// A checkpoint over the limit is refused with a clear error and counted;
+/// the one before it stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_checkpoint_is_refused_and_the_last_one_kept() {
+    let mut config = NodeConfig::new("diarist");
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let node = config.start().await.expect("node");
+    let registry = Registry::start(&node).await.expect("registry");
+    let sup = SupervisorBuilder::new(&node, &registry)
+        .child(Diary)
+        .start()
+        .await
+        .expect("supervisor");
+    let diary = sup
+        .start_child(ChildSpec::of::<Diary>(()).id("d1"))
+        .await
+        .expect("start");
+    let t = Duration::from_secs(5);
+    let small = node.call(&diary, |r| DiaryMsg::Write(100, r), t).await;
+    assert_eq!(small.expect("call"), Ok(()));
+    let big = node
+        .call(&diary, |r| DiaryMsg::Write(MAX_CHECKPOINT_BYTES + 1, r), t)
+        .await
+        .expect("call");
+    let why = big.expect_err("an oversized checkpoint was taken");
+    assert!(why.contains("over the"), "{why}");
+    let kept = sup
+        .local_children()
+        .into_iter()
+        .find(|c| c.id == "d1")
+        .and_then(|c| c.checkpoint)
+        .expect("a checkpoint");
+    assert_eq!(kept.as_str().map(str::len), Some(100));
+    assert!(node
+        .metrics_text()
+        .contains("drove_supervisor_checkpoints_refused_total{node=\"diarist\"} 1"));
+    node.leave().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

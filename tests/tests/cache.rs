@@ -229,6 +229,34 @@ async fn clock_skew_within_the_offset_keeps_causal_order() {
     );
 }
 
+/// A node with a 100 kB cap takes writes up to it, refuses the one past it
+/// with 507 and a clear error (writing nothing), takes a replacement that
+/// shrinks a value, and counts what it refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_byte_cap_refuses_writes_past_it_and_loses_nothing() {
+    let mut c = TestCluster::new(1);
+    c.nodes[0].extra = vec!["--cache-max-bytes".into(), "100000".into()];
+    c.start_all();
+    c.wait_converged(LONG).await;
+    let http = c.nodes[0].http_addr();
+    let text = |n: usize| "x".repeat(n);
+    put(&http, "a", json!({"value": text(60_000)})).await;
+    let (status, answer) = send_json("PUT", &http, "/api/cache/b", &json!({"value": text(60_000)}))
+        .await
+        .expect("PUT");
+    assert_eq!(status, 507, "{answer}");
+    assert!(answer.contains("cache full"), "{answer}");
+    assert_eq!(value_at(&http, "b").await, Some(None));
+    assert_eq!(value_at(&http, "a").await, Some(Some(json!(text(60_000)))));
+    // Shrinking a held value makes room.
+    put(&http, "a", json!({"value": text(20_000)})).await;
+    put(&http, "b", json!({"value": text(60_000)})).await;
+    assert_eq!(metric(&http, "drove_cache_refused_total", &[]).await, Some(1));
+    let bytes = metric(&http, "drove_cache_bytes", &[]).await.expect("bytes");
+    assert!((80_000..=100_000).contains(&bytes), "{bytes} bytes");
+    assert_eq!(metric(&http, "drove_cache_max_bytes", &[]).await, Some(100_000));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_clear_errors() {
     let c = TestCluster::started(1).await;

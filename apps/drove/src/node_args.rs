@@ -72,6 +72,10 @@ pub struct NodeArgs {
     /// milliseconds (to test clock skew; see drove-cache's docs) [default: 0].
     #[arg(long, env = "DROVE_CLOCK_OFFSET_MS", allow_negative_numbers = true)]
     pub clock_offset_ms: Option<i64>,
+    /// The bytes the replicated cache may hold on this node; writes past
+    /// it are refused (507 over HTTP) [default: 536870912].
+    #[arg(long, env = "DROVE_CACHE_MAX_BYTES")]
+    pub cache_max_bytes: Option<usize>,
     /// A runner pool, `NAME:min=0,max=3,max_concurrency=2,idle_ms=3000,backend=process`
     /// (repeatable; replaces the file's pools). Keys: min, max,
     /// max_concurrency, single_use, timeout_ms, boot_timeout_ms,
@@ -120,6 +124,7 @@ impl NodeArgs {
         c.quorum = a.quorum.or(c.quorum);
         c.fencing_ms = a.fencing_ms.unwrap_or(c.fencing_ms);
         c.clock_offset_ms = a.clock_offset_ms.unwrap_or(c.clock_offset_ms);
+        c.cache_max_bytes = a.cache_max_bytes.unwrap_or(c.cache_max_bytes);
         c.redistribution = match a.redistribution.as_deref() {
             Some("active") => Redistribution::Active,
             Some(_) => Redistribution::Passive,
