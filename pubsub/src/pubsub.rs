@@ -380,13 +380,16 @@ impl PubSub {
         }
     }
 
-    /// Other nodes that have subscribers to `topic`, as far as this node
-    /// knows (up members only).
+    /// Other nodes that have subscribers to `topic`, as far as this node's
+    /// table knows. Not filtered by this node's view of the members: a node
+    /// that has just joined can learn the table before it sees the owners
+    /// up or has links to them, and a send to such an owner must count as
+    /// failed, never vanish. (The slots of owners that go down or leave
+    /// are purged from the table.)
     fn remote_subscribers(&self, topic: &str) -> Vec<NodeId> {
-        let up = self.shared.node.up_members();
         self.shared.subscriptions.read(|r, me| {
             r.slots(topic)
-                .filter(|s| s.value.is_some() && s.owner != me && up.contains(s.owner))
+                .filter(|s| s.value.is_some() && s.owner != me)
                 .map(|s| s.owner.clone())
                 .collect()
         })

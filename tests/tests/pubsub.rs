@@ -244,3 +244,42 @@ async fn bad_input_gets_clear_errors() {
             .is_err()
     );
 }
+
+/// The window after a join: the moment a joining node's table names a
+/// subscriber, a broadcast from it is sent or reported failed, never
+/// answered `{"nodes": 0, "failed": 0}`. Tried on several joiners, each
+/// publishing at the first sight of the subscriber.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joining_node_never_misses_a_subscriber_its_table_names() {
+    let c = TestCluster::started(1).await;
+    let http = c.nodes[0].http_addr();
+    let mut events = SseClient::connect(&http, "/api/pubsub/window/events")
+        .await
+        .expect("subscribe");
+    let seed = c.nodes[0].listen.to_string();
+    let mut delivered = 0;
+    for i in 0..4 {
+        let mut joiner =
+            drove_tests::NodeProc::new(&format!("j{i}"), vec![seed.clone()], &c.cookie);
+        joiner.start();
+        let jhttp = joiner.http_addr();
+        wait_for(LONG, "the joiner's table to name n1", || async {
+            let topics = topics_at(&jhttp).await?;
+            topics.contains_key("window").then_some(())
+        })
+        .await;
+        let a = publish(&jhttp, "window", json!({"from": i})).await;
+        let (nodes, failed) = (a["nodes"].as_u64(), a["failed"].as_u64());
+        assert_eq!(
+            nodes.unwrap_or(0) + failed.unwrap_or(0),
+            1,
+            "the table names n1 but the broadcast went nowhere: {a}"
+        );
+        if nodes == Some(1) {
+            let got = events.next_data(LONG).await.expect("the message");
+            assert!(got.contains(&format!("\"from\":{i}")), "{got}");
+            delivered += 1;
+        }
+    }
+    eprintln!("{delivered} of 4 first-sight broadcasts were sent at once");
+}
