@@ -23,6 +23,9 @@ pub struct TickerArgs {
     pub ticks: Option<u64>,
     /// Crash after this many ticks of each run (to test restarts).
     pub crash_after: Option<u64>,
+    /// Refuse to start from a checkpoint (after a restart, a failover or a
+    /// handoff) until this Unix time in ms (to test failed starts).
+    pub refuse_resume_until_ms: Option<u64>,
 }
 
 /// A ticker's messages.
@@ -61,6 +64,14 @@ impl Actor for Ticker {
         ctx: &Context<Self>,
         (args, count): (TickerArgs, u64),
     ) -> Result<TickerState, ActorError> {
+        if let Some(until) = args.refuse_resume_until_ms {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            if count > 0 && now < until {
+                return Err(format!("refusing to resume for another {} ms, as asked", until - now).into());
+            }
+        }
         let me = ctx.myself().clone();
         let node = ctx.node().clone();
         let every = Duration::from_millis(args.interval_ms.unwrap_or(100).max(1));

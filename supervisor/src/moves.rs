@@ -4,7 +4,7 @@
 //! that turns the tables' changes into that [`Work`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use drove_replication::{Change, Op, SchemaReplica};
 use drove_runtime::{ActorAddr, ExitReason, Handle, MemberStatus, MembershipEvent, Node, NodeId};
 
+use crate::error::StartRefused;
 use crate::placer::Placer;
 use crate::protocol::{SupMsg, SUPERVISOR_NAME};
 use crate::records::{winner, Records};
@@ -24,6 +25,13 @@ const FAILOVER_SETTLE: Duration = Duration::from_millis(300);
 /// How much longer a node that finds itself alone, or that just woke from a
 /// freeze, waits before failing children over (see `failover`).
 const ALONE_SETTLE: Duration = Duration::from_secs(2);
+
+/// A failover start that fails is tried again after this wait, doubling
+/// up to [`RETRY_MAX_WAIT`], [`FAILOVER_TRIES`] times in all (about 20 s)
+/// before the child is `given_up`.
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(200);
+const RETRY_MAX_WAIT: Duration = Duration::from_secs(5);
+const FAILOVER_TRIES: u32 = 8;
 
 /// How long active redistribution waits after a node declared its types,
 /// so that a burst of joins moves each child once, and the new node has
@@ -48,13 +56,24 @@ pub(crate) enum Work {
     /// A local actor stopped.
     Stopped(u64, ExitReason),
     /// A node left the cluster with these children.
-    Failover(Vec<ChildRecord>),
-    /// This node was declared down and came back as a new incarnation.
-    Rejoined,
+    Failover(Vec<Orphan>),
+    /// This node was declared down and came back as a new incarnation;
+    /// the records of its old incarnation.
+    Rejoined(Vec<Orphan>),
     /// Another node runs this child too, and its start was earlier.
     Duplicate(String),
     /// Another node declared its types: placement may have moved.
     TypesChanged,
+}
+
+/// A child record whose owner is gone from the table, with that owner.
+pub(crate) type Orphan = (NodeId, ChildRecord);
+
+fn orphans_of(owner: &NodeId, slots: &[(Arc<str>, Option<ChildRecord>)]) -> Vec<Orphan> {
+    slots
+        .iter()
+        .filter_map(|(_, v)| v.clone().map(|r| (owner.clone(), r)))
+        .collect()
 }
 
 /// The work a change of the children table makes, if any (run under the
@@ -68,9 +87,11 @@ pub(crate) fn child_work(
         Change::Purged {
             departed: false, ..
         } => None,
-        Change::Purged { owner, .. } if owner == me => Some(Work::Rejoined),
-        Change::Purged { slots, .. } => {
-            let records: Vec<ChildRecord> = slots.iter().filter_map(|(_, v)| v.clone()).collect();
+        Change::Purged { owner, slots, .. } if owner == me => {
+            Some(Work::Rejoined(orphans_of(owner, slots)))
+        }
+        Change::Purged { owner, slots, .. } => {
+            let records = orphans_of(owner, slots);
             (!records.is_empty()).then_some(Work::Failover(records))
         }
         Change::Applied {
@@ -117,6 +138,9 @@ pub(crate) struct Moves {
     rebalance_pending: Arc<AtomicBool>,
     /// Held while a redistribution runs, so two never interleave.
     rebalancing: Arc<tokio::sync::Mutex<()>>,
+    /// Children of dead nodes whose failover waits for this side's quorum
+    /// to come back (the table no longer holds their records).
+    orphans: Arc<Mutex<Vec<Orphan>>>,
 }
 
 impl Moves {
@@ -135,7 +159,12 @@ impl Moves {
             redistribution,
             rebalance_pending: Arc::default(),
             rebalancing: Arc::default(),
+            orphans: Arc::default(),
         }
+    }
+
+    fn orphans(&self) -> std::sync::MutexGuard<'_, Vec<Orphan>> {
+        self.orphans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The background loop: local stops, and what the children and types
@@ -160,7 +189,15 @@ impl Moves {
                     let moves = self.clone();
                     tokio::spawn(async move { moves.failover(records).await });
                 }
-                Work::Rejoined => self.runner.drop_all_local(),
+                Work::Rejoined(records) => {
+                    self.runner.drop_all_local();
+                    // With a quorum, the old incarnation's children may have
+                    // no other side to take them (every node was declared
+                    // down by another): they wait for the quorum here.
+                    if self.placer.quorum().is_some() {
+                        self.orphaned(records);
+                    }
+                }
                 Work::Duplicate(id) => {
                     tracing::warn!(child = %id, "another node runs this child too; stopping this copy");
                     let _ = self.runner.terminate_local(&id);
@@ -184,28 +221,52 @@ impl Moves {
     }
 
     /// With the quorum strategy: stops every local child whenever this
-    /// side loses its majority. Their records stay, for the majority to
-    /// fail them over.
+    /// side loses its majority (their records stay, for the majority to
+    /// fail them over), and fails over the children left waiting for it
+    /// when it comes back.
     pub(crate) async fn watch_quorum(self) {
         let mut events = self.node.subscribe();
+        let mut had_quorum = true;
         loop {
             match events.recv().await {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
             if !self.placer.has_quorum() {
+                had_quorum = false;
                 let n = self.runner.count();
                 if n > 0 {
                     tracing::warn!(children = n, "no quorum: stopping every local child");
                     self.runner.drop_all_local();
                 }
+                continue;
+            }
+            if std::mem::replace(&mut had_quorum, true) {
+                continue;
+            }
+            // Its own children it stopped without quorum: no other side
+            // took them over, or this node would have been declared down
+            // and have rejoined (its records purged with it).
+            for record in self.runner.dropped_here() {
+                tracing::info!(child = %record.spec.id, "quorum is back: running it here again");
+                let moves = self.clone();
+                let me = self.node.id();
+                tokio::spawn(async move { moves.start_failed_over(record, me).await });
+            }
+            let orphans = std::mem::take(&mut *self.orphans());
+            if !orphans.is_empty() {
+                tracing::info!(children = orphans.len(), "quorum is back: failing over the children that waited for it");
+                let moves = self.clone();
+                tokio::spawn(async move { moves.failover(orphans).await });
             }
         }
     }
 
     /// A node died: start each of its children that should run again, if
-    /// placement among the survivors picks this node.
-    async fn failover(&self, records: Vec<ChildRecord>) {
+    /// placement among the survivors picks this node. Every survivor saw
+    /// the death, so each holds these records, whether it fails them over
+    /// now or keeps them until its side has its quorum again.
+    async fn failover(&self, records: Vec<Orphan>) {
         let me = self.node.id();
         let alone = !self
             .node
@@ -216,8 +277,12 @@ impl Moves {
             // Fencing: the minority stops its copies when it loses its
             // majority; give it that long before starting ours.
             tokio::time::sleep(q.fencing_margin).await;
-            if !self.placer.has_quorum() {
-                tracing::warn!("no quorum: not failing children over");
+            if self.node.id() != me || !self.placer.has_quorum() {
+                tracing::warn!(
+                    children = records.len(),
+                    "no quorum, or rejoined: these children fail over once the quorum is back"
+                );
+                self.orphaned(records);
                 return;
             }
         } else {
@@ -235,7 +300,13 @@ impl Moves {
             tracing::info!("rejoined meanwhile: the survivors own these children");
             return;
         }
-        for record in records {
+        let up = self.node.up_members();
+        for (owner, record) in records {
+            // Its owner is up: a stale view (this node froze) took it for
+            // dead; it runs there.
+            if up.contains(&owner) {
+                continue;
+            }
             let unfinished = matches!(
                 record.status,
                 ChildStatus::Running | ChildStatus::Restarting
@@ -243,25 +314,99 @@ impl Moves {
             if !unfinished || record.spec.restart == Restart::Temporary {
                 continue;
             }
-            if self.placer.place(&record.spec.id, &record.spec.type_name) != Some(me.clone()) {
+            let Some(target) = self.placer.place(&record.spec.id, &record.spec.type_name) else {
+                continue;
+            };
+            // Another node's to start; or a live node runs it already (it
+            // adopted it from a leaver that died before dropping its
+            // record, say).
+            if target != me || self.records.winner(&record.spec.id).is_some() {
                 continue;
             }
-            let id = record.spec.id.clone();
-            match self
+            let moves = self.clone();
+            let me = me.clone();
+            tokio::spawn(async move { moves.start_failed_over(record, me).await });
+        }
+    }
+
+    /// Starts a failed-over child here, trying again with backoff while its
+    /// start fails, showing it as `restarting` meanwhile and as `given_up`
+    /// once the tries run out. Stops trying when another node runs it or
+    /// this node rejoined as `me`'s successor.
+    async fn start_failed_over(&self, record: ChildRecord, me: NodeId) {
+        let id = record.spec.id.clone();
+        let restarts = record.restarts + 1;
+        let mut wait = RETRY_FIRST_WAIT;
+        for attempt in 1..=FAILOVER_TRIES {
+            if self.runner.is_running_here(&id) {
+                return;
+            }
+            let started = self
                 .runner
-                .start_local(record.spec, record.checkpoint, record.restarts + 1)
-                .await
-            {
-                Ok(addr) => tracing::info!(child = %id, %addr, "failed over"),
-                Err(e) => tracing::error!(child = %id, error = %e, "failover start failed"),
+                .start_local(record.spec.clone(), record.checkpoint.clone(), restarts)
+                .await;
+            let error = match started {
+                Ok(addr) => {
+                    tracing::info!(child = %id, %addr, attempt, "failed over");
+                    return;
+                }
+                Err(StartRefused::NameHeld { name, owner }) => {
+                    tracing::info!(child = %id, %name, %owner, "its name is held by a live actor: it runs elsewhere");
+                    self.records.remove(&id);
+                    return;
+                }
+                Err(StartRefused::Failed(e)) => e,
+            };
+            let mut shown = record.clone();
+            shown.local = None;
+            shown.restarts = restarts;
+            if attempt == FAILOVER_TRIES {
+                tracing::error!(child = %id, error = %error, attempt, "failover start failed; giving up");
+                shown.status = ChildStatus::GivenUp;
+                self.records.write(&id, shown);
+                return;
+            }
+            tracing::warn!(child = %id, error = %error, attempt, retry_in = ?wait, "failover start failed; trying again");
+            shown.status = ChildStatus::Restarting;
+            self.records.write(&id, shown);
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MAX_WAIT);
+            let elsewhere = self
+                .records
+                .winner(&id)
+                .is_some_and(|(owner, _)| owner != me);
+            if self.node.id() != me || elsewhere {
+                self.records.remove(&id);
+                return;
             }
         }
     }
 
+    /// Children to fail over once this side has its quorum: now, if it has
+    /// it, else when it comes back (see `watch_quorum`). A child that
+    /// another node took over meanwhile is skipped then.
+    fn orphaned(&self, records: Vec<Orphan>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut orphans = self.orphans();
+        for orphan in records {
+            orphans.retain(|(_, o)| o.spec.id != orphan.1.spec.id);
+            orphans.push(orphan);
+        }
+        if self.placer.has_quorum() {
+            let orphans = std::mem::take(&mut *orphans);
+            let moves = self.clone();
+            tokio::spawn(async move { moves.failover(orphans).await });
+        }
+    }
+
     /// Stops a local child, then has `target` adopt it from its final
-    /// record. The removal of this node's record travels before the
-    /// adoption on the same link, so the target never sees two owners. On
-    /// failure the final record comes back.
+    /// record. This node's record stays until the target confirms: if the
+    /// target refuses or dies, the child is not lost (it runs here again,
+    /// or fails over from this record when this node leaves). Meanwhile
+    /// the record is not written, so the target, whose own record is the
+    /// later one, never takes it for a duplicate to stop.
     async fn hand_over(
         &self,
         id: &str,
@@ -270,10 +415,9 @@ impl Moves {
     ) -> Result<ActorAddr, (String, ChildRecord)> {
         self.runner.stop_and_wait(id).await;
         let record = self.records.mine(id).unwrap_or(record);
-        self.records.remove(id);
         let remote: Handle<SupMsg> = Handle::named(target.clone(), SUPERVISOR_NAME);
         let sent = record.clone();
-        match self
+        let adopted = match self
             .node
             .call(&remote, |r| SupMsg::Adopt(sent, r), Duration::from_secs(10))
             .await
@@ -281,7 +425,11 @@ impl Moves {
             Ok(Ok(addr)) => Ok(addr),
             Ok(Err(e)) => Err((e, record)),
             Err(e) => Err((e.to_string(), record)),
+        };
+        if adopted.is_ok() {
+            self.records.remove(id);
         }
+        adopted
     }
 
     /// Before a graceful leave: stops each child here and hands it, with its
@@ -300,7 +448,7 @@ impl Moves {
                     handed += 1;
                     tracing::info!(child = %id, %addr, "handed over");
                 }
-                Err((e, _)) => tracing::error!(child = %id, %target, error = %e, "handoff failed"),
+                Err((e, _)) => tracing::error!(child = %id, %target, error = %e, "handoff failed; the survivors fail it over from its record when this node has left"),
             }
         }
         handed

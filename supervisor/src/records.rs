@@ -53,6 +53,17 @@ impl Records {
         })
     }
 
+    /// Every record this node owns.
+    pub(crate) fn all_mine(&self) -> Vec<ChildRecord> {
+        self.table.read(|r, me| {
+            r.keys()
+                .flat_map(|k| r.slots(&**k))
+                .filter(|s| s.owner == me)
+                .filter_map(|s| s.value.cloned())
+                .collect()
+        })
+    }
+
     /// Changes this node's record of child `id`, if it has one.
     pub(crate) fn update(&self, id: &str, f: impl FnOnce(&mut ChildRecord)) {
         if let Some(mut record) = self.mine(id) {

@@ -255,6 +255,25 @@ impl Runner {
         out
     }
 
+    /// This node's records of children that should run here and do not:
+    /// those it stopped when it lost its quorum.
+    pub(crate) fn dropped_here(&self) -> Vec<ChildRecord> {
+        let running = self.ledger().running();
+        self.records
+            .all_mine()
+            .into_iter()
+            .filter(|r| {
+                matches!(r.status, ChildStatus::Running | ChildStatus::Restarting)
+                    && !running.contains(&r.spec.id)
+            })
+            .collect()
+    }
+
+    /// Whether child `id` runs on this node.
+    pub(crate) fn is_running_here(&self, id: &str) -> bool {
+        self.ledger().running().iter().any(|r| r == id)
+    }
+
     /// The running local children, with their records.
     pub(crate) fn running_here(&self) -> Vec<ChildRecord> {
         let ids = self.ledger().running();
