@@ -18,6 +18,14 @@ pub struct ChunkLimits {
 /// cannot be encoded counts as `max_bytes` (it goes alone, and its send
 /// fails where the error can be reported).
 pub fn split<T: Serialize>(items: Vec<T>, limits: ChunkLimits) -> Vec<Vec<T>> {
+    // Most writes are one op: it goes alone whatever its size, unmeasured.
+    if items.len() <= 1 {
+        return if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![items]
+        };
+    }
     let max_ops = limits.max_ops.max(1);
     let mut runs = Vec::new();
     let mut current = Vec::new();

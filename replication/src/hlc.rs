@@ -129,7 +129,9 @@ mod tests {
         let mut c = Clock::new(0, 500);
         assert_eq!(
             c.observe(Hlc::new(1000 + 3_600_000, 0), 1000),
-            Err(TooFarAhead { ahead_ms: 3_600_000 })
+            Err(TooFarAhead {
+                ahead_ms: 3_600_000
+            })
         );
         assert_eq!(c.peek(1000), Hlc::new(1000, 0));
         assert_eq!(c.observe(Hlc::new(1500, 9), 1000), Ok(()));

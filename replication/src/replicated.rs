@@ -276,7 +276,11 @@ impl<S: Schema> Replicated<S> {
             deltas_received: counters.deltas_received,
             anti_entropy_rounds: counters.anti_entropy_rounds,
             syncs_received: counters.syncs_received,
-            send_failures: c.send_failures.iter().map(|f| f.load(Ordering::Relaxed)).sum(),
+            send_failures: c
+                .send_failures
+                .iter()
+                .map(|f| f.load(Ordering::Relaxed))
+                .sum(),
             resends: c.resends.load(Ordering::Relaxed),
             stamps_too_far_ahead: counters.stamps_too_far_ahead,
         }
@@ -447,10 +451,10 @@ impl<S: Schema> Replicated<S> {
         let mut locked = self.lock();
         let out = locked.channel.handle(msg, wall_ms());
         self.send(&mut locked, out);
-        self.shared
-            .counters
-            .too_far_ahead
-            .store(locked.channel.counters().stamps_too_far_ahead, Ordering::Relaxed);
+        self.shared.counters.too_far_ahead.store(
+            locked.channel.counters().stamps_too_far_ahead,
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -69,7 +69,11 @@ impl Actor for Ticker {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             if count > 0 && now < until {
-                return Err(format!("refusing to resume for another {} ms, as asked", until - now).into());
+                return Err(format!(
+                    "refusing to resume for another {} ms, as asked",
+                    until - now
+                )
+                .into());
             }
         }
         let me = ctx.myself().clone();

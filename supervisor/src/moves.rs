@@ -255,7 +255,10 @@ impl Moves {
             }
             let orphans = std::mem::take(&mut *self.orphans());
             if !orphans.is_empty() {
-                tracing::info!(children = orphans.len(), "quorum is back: failing over the children that waited for it");
+                tracing::info!(
+                    children = orphans.len(),
+                    "quorum is back: failing over the children that waited for it"
+                );
                 let moves = self.clone();
                 tokio::spawn(async move { moves.failover(orphans).await });
             }
@@ -448,7 +451,9 @@ impl Moves {
                     handed += 1;
                     tracing::info!(child = %id, %addr, "handed over");
                 }
-                Err((e, _)) => tracing::error!(child = %id, %target, error = %e, "handoff failed; the survivors fail it over from its record when this node has left"),
+                Err((e, _)) => {
+                    tracing::error!(child = %id, %target, error = %e, "handoff failed; the survivors fail it over from its record when this node has left")
+                }
             }
         }
         handed

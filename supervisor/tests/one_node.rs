@@ -126,7 +126,12 @@ impl Actor for Diary {
         Ok(())
     }
 
-    async fn handle(&self, ctx: &Context<Self>, msg: DiaryMsg, (): &mut ()) -> Result<(), ActorError> {
+    async fn handle(
+        &self,
+        ctx: &Context<Self>,
+        msg: DiaryMsg,
+        (): &mut (),
+    ) -> Result<(), ActorError> {
         let DiaryMsg::Write(len, reply) = msg;
         let saved = checkpoint(ctx, &"x".repeat(len)).map_err(|e| e.to_string());
         ctx.reply(reply, saved)?;

@@ -241,9 +241,14 @@ async fn the_byte_cap_refuses_writes_past_it_and_loses_nothing() {
     let http = c.nodes[0].http_addr();
     let text = |n: usize| "x".repeat(n);
     put(&http, "a", json!({"value": text(60_000)})).await;
-    let (status, answer) = send_json("PUT", &http, "/api/cache/b", &json!({"value": text(60_000)}))
-        .await
-        .expect("PUT");
+    let (status, answer) = send_json(
+        "PUT",
+        &http,
+        "/api/cache/b",
+        &json!({"value": text(60_000)}),
+    )
+    .await
+    .expect("PUT");
     assert_eq!(status, 507, "{answer}");
     assert!(answer.contains("cache full"), "{answer}");
     assert_eq!(value_at(&http, "b").await, Some(None));
@@ -251,10 +256,18 @@ async fn the_byte_cap_refuses_writes_past_it_and_loses_nothing() {
     // Shrinking a held value makes room.
     put(&http, "a", json!({"value": text(20_000)})).await;
     put(&http, "b", json!({"value": text(60_000)})).await;
-    assert_eq!(metric(&http, "drove_cache_refused_total", &[]).await, Some(1));
-    let bytes = metric(&http, "drove_cache_bytes", &[]).await.expect("bytes");
+    assert_eq!(
+        metric(&http, "drove_cache_refused_total", &[]).await,
+        Some(1)
+    );
+    let bytes = metric(&http, "drove_cache_bytes", &[])
+        .await
+        .expect("bytes");
     assert!((80_000..=100_000).contains(&bytes), "{bytes} bytes");
-    assert_eq!(metric(&http, "drove_cache_max_bytes", &[]).await, Some(100_000));
+    assert_eq!(
+        metric(&http, "drove_cache_max_bytes", &[]).await,
+        Some(100_000)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

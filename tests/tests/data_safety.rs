@@ -175,10 +175,14 @@ async fn a_rolling_restart_keeps_every_entry_name_and_child() {
         wait_holds(&http, &entries).await;
         let all: Vec<&NodeProc> = c.nodes.iter().collect();
         wait_children(&all, &ids).await;
-        wait_for(LONG, "every singleton's name on the restarted node", || async {
-            let table = registry_at(&http).await?;
-            names.iter().all(|n| table.contains_key(n)).then_some(())
-        })
+        wait_for(
+            LONG,
+            "every singleton's name on the restarted node",
+            || async {
+                let table = registry_at(&http).await?;
+                names.iter().all(|n| table.contains_key(n)).then_some(())
+            },
+        )
         .await;
     }
     for n in &c.nodes {
@@ -198,7 +202,12 @@ async fn a_clock_an_hour_ahead_expires_nobody_s_entries_early() {
     let https: Vec<String> = c.nodes.iter().map(|n| n.http_addr()).collect();
 
     // n3's writes reach n1 and n2 first.
-    put(&https[2], "from-n3", json!({"value": "ahead", "ttl_ms": 5000})).await;
+    put(
+        &https[2],
+        "from-n3",
+        json!({"value": "ahead", "ttl_ms": 5000}),
+    )
+    .await;
     for http in &https[..2] {
         wait_for(LONG, "n3's write everywhere", || async {
             (value_at(http, "from-n3").await? == json!("ahead")).then_some(())
@@ -216,9 +225,10 @@ async fn a_clock_an_hour_ahead_expires_nobody_s_entries_early() {
         .await;
     }
     // n3's deadline is in its own time, an hour from now.
-    let (_, body) = drove_admin::client::get(&https[0], "/api/cache/from-n3", Duration::from_secs(10))
-        .await
-        .expect("GET");
+    let (_, body) =
+        drove_admin::client::get(&https[0], "/api/cache/from-n3", Duration::from_secs(10))
+            .await
+            .expect("GET");
     let entry: Value = serde_json::from_str(&body).expect("JSON");
     let deadline = entry["expires_at_ms"].as_u64().unwrap_or(0);
     assert!(
