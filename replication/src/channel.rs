@@ -164,13 +164,21 @@ impl<S: Schema> Channel<S> {
         }
         let runs = split(ops, self.limits);
         let mut out = Vec::with_capacity(self.peers.len() * runs.len());
-        for peer in &self.peers {
-            for ops in &runs {
+        let mut runs = Some(runs);
+        let n = self.peers.len();
+        for (i, peer) in self.peers.iter().enumerate() {
+            // The last peer takes the ops; the others get copies.
+            let mine = if i + 1 == n {
+                runs.take().unwrap_or_default()
+            } else {
+                runs.clone().unwrap_or_default()
+            };
+            for ops in mine {
                 out.push(Outgoing {
                     to: peer.clone(),
                     msg: ReplMsg::Delta {
                         owner: self.me.clone(),
-                        ops: ops.clone(),
+                        ops,
                     },
                 });
             }
