@@ -138,8 +138,9 @@ pub(crate) struct Moves {
     rebalance_pending: Arc<AtomicBool>,
     /// Held while a redistribution runs, so two never interleave.
     rebalancing: Arc<tokio::sync::Mutex<()>>,
-    /// Children of dead nodes whose failover waits for this side's quorum
-    /// to come back (the table no longer holds their records).
+    /// Children of departed incarnations (dead nodes, or this node's own
+    /// before it rejoined) whose failover waits for this side's quorum to
+    /// come back (the table no longer holds their records).
     orphans: Arc<Mutex<Vec<Orphan>>>,
 }
 
