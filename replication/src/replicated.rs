@@ -308,10 +308,14 @@ impl<S: Schema> Replicated<S> {
                 ReplMsg::SyncRequest { .. } => None,
             };
             let is_delta = matches!(msg, ReplMsg::Delta { .. });
-            let handle = locked
-                .handles
-                .entry((*to).clone())
-                .or_insert_with(|| Handle::named((*to).clone(), self.shared.name.clone()));
+            // Looked up before inserting: no clone of the peer's id per send.
+            if !locked.handles.contains_key(&*to) {
+                let handle = Handle::named((*to).clone(), self.shared.name.clone());
+                locked.handles.insert((*to).clone(), handle);
+            }
+            let Some(handle) = locked.handles.get(&*to) else {
+                continue;
+            };
             match self.shared.node.cast(handle, msg) {
                 Ok(()) => {
                     if is_delta {

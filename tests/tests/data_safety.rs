@@ -6,19 +6,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use drove_supervisor::ChildStatus;
+use drove_tests::forge::now_ms;
 use drove_tests::{
     children_at, metric, registry_at, send_json, spawn_child, wait_for, NodeProc, TestCluster,
 };
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(90);
-
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// A cache value of about `len` bytes of JSON, unique to `key`.
 fn big_value(key: &str, len: usize) -> Value {
@@ -232,7 +226,7 @@ async fn a_clock_an_hour_ahead_expires_nobody_s_entries_early() {
     let entry: Value = serde_json::from_str(&body).expect("JSON");
     let deadline = entry["expires_at_ms"].as_u64().unwrap_or(0);
     assert!(
-        deadline > wall_ms() + 3_500_000,
+        deadline > now_ms() + 3_500_000,
         "n3's deadline {deadline} is not in its own time"
     );
 

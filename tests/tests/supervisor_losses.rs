@@ -6,18 +6,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use drove_supervisor::{ChildInfo, ChildStatus};
+use drove_tests::forge::now_ms;
 use drove_tests::{children_at, spawn_child, wait_for, NodeProc, TestCluster};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(90);
-
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Child `id` as the node at `http` sees it cluster-wide.
 async fn child(http: &str, id: &str) -> Option<ChildInfo> {
@@ -81,7 +75,7 @@ async fn a_failed_failover_start_is_retried_then_given_up() {
     let _machine = drove_tests::shared_machine().await;
     let mut c = TestCluster::started(3).await;
     let http = c.nodes[0].http_addr();
-    let resume_at = wall_ms() + 10_000;
+    let resume_at = now_ms() + 10_000;
     spawn_resumer(&http, "resumer", resume_at).await;
     let victim = ticking(&http, "resumer").await.node;
     // One that never resumes, on the same node.
@@ -105,7 +99,7 @@ async fn a_failed_failover_start_is_retried_then_given_up() {
     .await;
     let survivors: Vec<&NodeProc> = c.nodes.iter().filter(|n| n.name != victim).collect();
     let resumed = runs_once(&survivors, "resumer").await;
-    assert!(wall_ms() >= resume_at, "it resumed before it could");
+    assert!(now_ms() >= resume_at, "it resumed before it could");
     assert!(resumed.restarts >= 1);
     wait_for(LONG, "the stubborn child given up", || async {
         let s = child(&survivor, &stubborn).await?;
@@ -122,7 +116,7 @@ async fn a_refused_handoff_fails_over_from_the_kept_record() {
     let _machine = drove_tests::shared_machine().await;
     let mut c = TestCluster::started(3).await;
     let http = c.nodes[0].http_addr();
-    let resume_at = wall_ms() + 8_000;
+    let resume_at = now_ms() + 8_000;
     spawn_resumer(&http, "handed", resume_at).await;
     let before = ticking(&http, "handed").await;
     let v = index_of(&c, &before.node);
@@ -132,7 +126,7 @@ async fn a_refused_handoff_fails_over_from_the_kept_record() {
     );
     let survivors: Vec<&NodeProc> = c.nodes.iter().filter(|n| n.name != before.node).collect();
     let after = runs_once(&survivors, "handed").await;
-    assert!(wall_ms() >= resume_at);
+    assert!(now_ms() >= resume_at);
     assert!(
         checkpoint(&after) >= checkpoint(&before),
         "{} went back",
