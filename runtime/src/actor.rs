@@ -20,7 +20,7 @@ use crate::handle::Handle;
 use crate::lifecycle::{ConflictAction, ExitReason, NameConflict};
 use crate::mailbox::{ShellMsg, SystemMsg, TypedMailbox};
 use crate::message::{Message, Reply, ReplyValue};
-use crate::node::{Node, Spawn, SpawnOptions};
+use crate::node::{BeforeInit, Node, Spawn, SpawnOptions};
 
 /// The error an actor's callbacks return; it stops the actor.
 pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -93,7 +93,7 @@ impl<A: Actor> Context<A> {
         &self.myself
     }
 
-    /// What the spawner attached with [`Node::spawn_with_extension`], if
+    /// What the spawner attached with [`Node::spawn_with`], if
     /// it is a `T` (the supervisor attaches the child's identity, for
     /// checkpoints).
     pub fn extension<T: std::any::Any>(&self) -> Option<&T> {
@@ -148,6 +148,7 @@ impl<A: Actor> Spawn for A {
             local_id,
             name: options.name,
             extension: options.extension,
+            before_init: options.before_init,
         };
         match ractor::Actor::spawn(None, shell, shell_args).await {
             Ok((actor, _)) => Ok(Handle::local(
@@ -173,6 +174,7 @@ struct ShellArgs<A: Actor> {
     local_id: u64,
     name: Option<String>,
     extension: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    before_init: Option<BeforeInit>,
 }
 
 struct ShellState<A: Actor> {
@@ -209,6 +211,14 @@ impl<A: Actor> ractor::Actor for Shell<A> {
         self.node
             .local()
             .insert(args.local_id, args.name.as_deref(), mailbox)?;
+        if let Some(before_init) = args.before_init {
+            if let Err(reason) = before_init(addr.clone()).await {
+                self.node
+                    .local()
+                    .remove(args.local_id, args.name.as_deref());
+                return Err(reason.into());
+            }
+        }
         let ctx = Context {
             node: self.node.clone(),
             myself: Handle::local(addr, myself),

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use drove_membership::{
     Incarnation, Member, MemberInfo, MemberStatus, MembershipEvent, MembershipView, NodeId,
 };
 
-use crate::addr::LocalRef;
+use crate::addr::{ActorAddr, LocalRef};
 use crate::calls::{PendingCalls, ReplyPayload};
 use crate::error::{CallError, DeliveryError, SendError, SpawnError};
 use crate::grants::Grants;
@@ -62,14 +63,24 @@ struct NodeInner {
     woke_at: Mutex<Option<Instant>>,
 }
 
+/// Runs in a new actor's task with its address, after the actor is
+/// reachable and before its `init`: if it fails, `init` never runs and the
+/// spawn fails with its reason.
+pub type BeforeInit =
+    Box<dyn FnOnce(ActorAddr) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
+
 /// How [`Spawn::spawn_on`] starts an actor: under a local name, with an
-/// extension for its context.
+/// extension for its context, after a step of the spawner's.
 #[derive(Default)]
 pub struct SpawnOptions {
     /// A local name, reachable as `Handle::named(node, name)`.
     pub name: Option<String>,
     /// What [`crate::Context::extension`] hands the actor.
     pub extension: Option<Arc<dyn Any + Send + Sync>>,
+    /// A step before `init`, such as taking a global name, so an actor
+    /// that may not run never runs its `init` (whose effects could not be
+    /// taken back).
+    pub before_init: Option<BeforeInit>,
 }
 
 /// What [`Node::spawn`] starts. The runtime implements it for every
@@ -236,18 +247,14 @@ impl Node {
         actor.spawn_on(self, args, SpawnOptions::default()).await
     }
 
-    /// Spawns an actor whose context carries `extension` (see
-    /// [`crate::Context::extension`]).
-    pub async fn spawn_with_extension<A: Spawn>(
+    /// Spawns an actor with `options` (an extension for its context, a
+    /// step before its `init`).
+    pub async fn spawn_with<A: Spawn>(
         &self,
         actor: A,
         args: A::Args,
-        extension: Arc<dyn Any + Send + Sync>,
+        options: SpawnOptions,
     ) -> Result<Handle<A::Msg>, SpawnError> {
-        let options = SpawnOptions {
-            name: None,
-            extension: Some(extension),
-        };
         actor.spawn_on(self, args, options).await
     }
 
@@ -269,7 +276,7 @@ impl Node {
         }
         let options = SpawnOptions {
             name: Some(name.to_string()),
-            extension: None,
+            ..SpawnOptions::default()
         };
         actor.spawn_on(self, args, options).await
     }

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use drove_runtime::{Context, LocalRef, Node};
+use drove_runtime::{Context, LocalRef, Node, SpawnOptions};
 
-use crate::child_ext::{checkpoint_json, ChildExt};
+use crate::child_ext::checkpoint_json;
 use drove_runtime::error::chain;
 
 use crate::error::SupervisorError;
@@ -26,21 +26,22 @@ pub fn checkpoint<C: Child>(
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Builds and spawns one child of a declared type; returns its local id.
-/// The error is text: it answers a remote start.
+/// Builds and spawns one child of a declared type with the runner's spawn
+/// options; returns its local id. The error is text: it answers a remote
+/// start.
 pub(crate) type Factory =
-    Arc<dyn Fn(Node, StartInfo, Arc<ChildExt>) -> BoxFuture<Result<u64, String>> + Send + Sync>;
+    Arc<dyn Fn(Node, StartInfo, SpawnOptions) -> BoxFuture<Result<u64, String>> + Send + Sync>;
 
 /// The factory of child type `C`: decodes the start, clones `child`,
-/// spawns it with the extension that lets it checkpoint.
+/// spawns it.
 pub(crate) fn factory<C: Child>(child: C) -> Factory {
-    Arc::new(move |node: Node, info: StartInfo, ext: Arc<ChildExt>| {
+    Arc::new(move |node: Node, info: StartInfo, options: SpawnOptions| {
         let child = child.clone();
         Box::pin(async move {
             let started = Started::<C>::decode(info).map_err(|e| chain(&e))?;
             let args = child.init_args(started);
             let handle = node
-                .spawn_with_extension(child, args, ext)
+                .spawn_with(child, args, options)
                 .await
                 .map_err(|e| e.to_string())?;
             match handle.addr().local {

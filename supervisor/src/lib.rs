@@ -21,6 +21,10 @@
 //! - **Rejoin.** A node that was declared down and rejoins stops its stale
 //!   copies: the survivors own them now.
 //! - **Checkpoints**: [`checkpoint`]`(ctx, &state)` from inside the child.
+//! - **Names.** A child's global name is taken before its `init` runs, as
+//!   Erlang registers a global name before `init/1`: a start refused
+//!   because another actor holds the name ([`SupervisorError::NameHeld`])
+//!   never ran any of the child's code.
 //!
 //! - **Quorum** (optional, [`SupervisorBuilder::quorum`]): a side without a
 //!   strict majority starts nothing and stops what it runs; the majority

@@ -4,11 +4,15 @@
 //! stopping them.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use drove_registry::{Registry, RegistryError};
-use drove_runtime::{ActorAddr, ExitReason, Handle, LocalRef, MemberStatus, Node};
+use drove_runtime::{
+    ActorAddr, BeforeInit, ExitReason, Handle, LocalRef, MemberStatus, Node, SpawnOptions,
+};
 
 use crate::child::Factory;
 use crate::child_ext::ChildExt;
@@ -80,9 +84,11 @@ impl Runner {
         }
     }
 
-    /// Runs a child on this node: builds it, takes its global name, records
-    /// it. `restarts` counts earlier starts. The error is text: it may
-    /// answer another node's request.
+    /// Runs a child on this node: takes its global name before the child's
+    /// `init` runs (as Erlang registers a global name before `init/1`: a
+    /// child that may not run never does anything), builds it, records it.
+    /// `restarts` counts earlier starts. The error is text: it may answer
+    /// another node's request.
     pub(crate) async fn start_local(
         &self,
         spec: ChildSpec,
@@ -101,15 +107,40 @@ impl Runner {
             checkpoint: checkpoint.as_deref().map(str::to_string),
             restarts,
         };
-        let local = factory(self.node.clone(), info, ext).await?;
-        let addr = self.local_addr(local);
-        if let Some(name) = &spec.name {
-            let handle: Handle<()> = Handle::from_addr(addr.clone());
-            if let Err(e) = self.register_name(name, &handle).await {
-                self.node.stop_local(&handle);
-                return Err(e);
+        // What taking the name came to, if it was tried.
+        let named: Arc<Mutex<Option<Result<(), StartRefused>>>> = Arc::default();
+        let before_init = spec.name.clone().map(|name| {
+            let (runner, named) = (self.clone(), named.clone());
+            Box::new(move |addr: ActorAddr| {
+                Box::pin(async move {
+                    let handle: Handle<()> = Handle::from_addr(addr);
+                    let taken = runner.register_name(&name, &handle).await;
+                    let reason = taken.as_ref().err().map(ToString::to_string);
+                    *named.lock().unwrap_or_else(|p| p.into_inner()) = Some(taken);
+                    reason.map_or(Ok(()), Err)
+                }) as Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+            }) as BeforeInit
+        });
+        let options = SpawnOptions {
+            name: None,
+            extension: Some(ext),
+            before_init,
+        };
+        let spawned = factory(self.node.clone(), info, options).await;
+        let named = named.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let local = match (spawned, named) {
+            (Ok(local), _) => local,
+            (Err(_), Some(Err(refused))) => return Err(refused),
+            (Err(e), Some(Ok(()))) => {
+                // `init` failed after the name was taken: let the name go.
+                if let Some(name) = &spec.name {
+                    let _ = self.registry.unregister(name);
+                }
+                return Err(StartRefused::Failed(e));
             }
-        }
+            (Err(e), None) => return Err(StartRefused::Failed(e)),
+        };
+        let addr = self.local_addr(local);
         self.ledger().insert(&spec.id, local);
         let id = spec.id.clone();
         let record = ChildRecord {

@@ -1,7 +1,9 @@
 //! Typed children on one node: start and call, checkpoint and restart from
 //! it, bad arguments refused with a clear error, duplicate type names
-//! refused at start, checkpoints over the size limit refused.
+//! refused at start, checkpoints over the size limit refused, a child
+//! whose name is held never running its `init`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -145,6 +147,101 @@ impl Child for Diary {
     type Checkpoint = String;
 
     fn init_args(&self, _: Started<Self>) {}
+}
+
+/// How many times a [`Witness`] ran its `init`.
+static WITNESS_INITS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its `init` runs (an effect that cannot be taken back, such as a
+/// write to the cache); fails its `init` when told to.
+#[derive(Clone)]
+struct Witness;
+
+impl Actor for Witness {
+    type Msg = KeeperMsg;
+    type State = ();
+    type Args = bool;
+
+    async fn init(&self, _: &Context<Self>, fail: bool) -> Result<(), ActorError> {
+        WITNESS_INITS.fetch_add(1, Ordering::SeqCst);
+        if fail {
+            return Err("told to fail".into());
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, _: &Context<Self>, _: KeeperMsg, (): &mut ()) -> Result<(), ActorError> {
+        Ok(())
+    }
+}
+
+impl Child for Witness {
+    const TYPE: &'static str = "witness";
+    type Start = bool;
+    type Checkpoint = ();
+
+    fn init_args(&self, started: Started<Self>) -> bool {
+        started.args
+    }
+}
+
+/// The global name is taken before `init`: a second child under a held
+/// name is refused without running its `init`, and a child whose `init`
+/// fails lets the name go.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_whose_name_is_held_never_runs_its_init() {
+    let mut config = NodeConfig::new("witnesses");
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let node = config.start().await.expect("node");
+    let registry = Registry::start(&node).await.expect("registry");
+    let sup = SupervisorBuilder::new(&node, &registry)
+        .child(Witness)
+        .start()
+        .await
+        .expect("supervisor");
+    let first = sup
+        .start_child(ChildSpec::of::<Witness>(false).id("w1").name("the-witness"))
+        .await
+        .expect("start");
+    assert_eq!(WITNESS_INITS.load(Ordering::SeqCst), 1);
+    let second = sup
+        .start_child(ChildSpec::of::<Witness>(false).id("w2").name("the-witness"))
+        .await;
+    match second {
+        Err(SupervisorError::NameHeld { owner, .. }) => assert_eq!(&owner, first.addr()),
+        other => panic!("a second holder of the name started: {other:?}"),
+    }
+    assert_eq!(
+        WITNESS_INITS.load(Ordering::SeqCst),
+        1,
+        "the refused child ran its init"
+    );
+    assert_eq!(sup.local_children().len(), 1);
+
+    let failing = sup
+        .start_child(
+            ChildSpec::of::<Witness>(true)
+                .id("w3")
+                .name("another-witness"),
+        )
+        .await;
+    assert!(
+        matches!(failing, Err(SupervisorError::Start(_))),
+        "{failing:?}"
+    );
+    assert_eq!(
+        registry.lookup("another-witness"),
+        None,
+        "a failed init kept its name"
+    );
+    sup.start_child(
+        ChildSpec::of::<Witness>(false)
+            .id("w4")
+            .name("another-witness"),
+    )
+    .await
+    .expect("the name is free again");
+    node.leave().await;
 }
 
 /// A checkpoint over the limit is refused with a clear error and counted;

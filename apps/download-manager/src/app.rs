@@ -103,6 +103,7 @@ impl App {
             .put_new(&key, &d, Some(download::RECORD_TTL))
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
         if !stored {
+            tracing::debug!(%user, download = %id, "another download of this user is stored");
             let current = self.current(user).unwrap_or_else(|| d.clone());
             return Err(AppError::InProgress(Box::new(current)));
         }
@@ -127,6 +128,7 @@ impl App {
                 // Another request of this user won: its tracker holds the
                 // user's name, and says which download it runs.
                 let _ = self.drove.cache().retract(&key);
+                tracing::debug!(%user, download = %id, "another tracker of this user holds the name");
                 let winner: Handle<TrackerMsg> = Handle::from_addr(owner);
                 self.drove
                     .node()
