@@ -4,6 +4,7 @@
 //! Run in release: `cargo run --release -p drove-bench -- all`.
 
 mod cache;
+mod cache_scale;
 mod demo;
 mod events;
 mod failover;
@@ -79,6 +80,16 @@ enum Command {
         /// Writes for the cache visibility run.
         #[arg(long, default_value_t = 500)]
         cache_writes: usize,
+    },
+    /// The cache at scale: get and put latency with many keys while
+    /// entries expire, against Redis; prints a Markdown table.
+    CacheScale {
+        /// Keys held (half of them expire during the run).
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
+        /// Seconds of measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// The download-manager demo under load; prints a Markdown table.
     Demo {
@@ -305,6 +316,39 @@ fn main() -> anyhow::Result<()> {
                     r.bytes_per_tracker / 1000.0
                 );
             }
+            Ok(())
+        }
+        Command::CacheScale { keys, seconds } => {
+            let raw = rt.block_on(cache_scale::redis(keys, seconds))?;
+            let drove = rt.block_on(cache_scale::drove(keys, seconds))?;
+            println!("| what ({keys} keys, half expiring during {seconds} s) | Redis | drove cache (one node) | ratio (drove / raw) |");
+            println!("| --- | --- | --- | --- |");
+            for (what, gets) in [("get", true), ("put", false)] {
+                for q in [50.0, 99.0, 99.9] {
+                    let (r, d) = (raw.p(gets, q), drove.p(gets, q));
+                    println!(
+                        "| {what} p{q} | {} | {} | {:.2}x |",
+                        fmt_duration(r),
+                        fmt_duration(d),
+                        d.as_secs_f64() / r.as_secs_f64().max(1e-9)
+                    );
+                }
+            }
+            println!(
+                "| operations measured (get + put) | {} | {} | - |",
+                raw.gets.len() + raw.puts.len(),
+                drove.gets.len() + drove.puts.len()
+            );
+            println!(
+                "| entries expired during the run | {} | {} | - |",
+                raw.expired, drove.expired
+            );
+            println!(
+                "| memory per key | {:.0} B | {:.0} B | {:.2}x |",
+                raw.bytes_per_key,
+                drove.bytes_per_key,
+                drove.bytes_per_key / raw.bytes_per_key.max(1.0)
+            );
             Ok(())
         }
         Command::PubsubNode(args) => {

@@ -13,6 +13,7 @@ use drove_runtime::{Node, NodeId, SpawnError};
 use crate::schema::{
     adoptable, latest, tidy, visible, weight, CacheData, CacheSchema, CacheValue, Tidy,
 };
+use crate::tidy_queue::TidyQueue;
 
 /// Longest accepted key, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -21,7 +22,11 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
 
 /// How often each node tidies its own slots (expired, shadowed, deleted).
-const TIDY_INTERVAL: Duration = Duration::from_millis(500);
+const TIDY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Keys looked at per hold of the replica's lock in a tidy round, so reads
+/// and writes wait for at most one batch.
+const TIDY_BATCH: usize = 256;
 
 /// Why a cache operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,7 @@ struct Counters {
 #[derive(Clone)]
 pub struct Cache {
     repl: Replicated<CacheSchema>,
+    tidy_queue: TidyQueue,
     counters: Arc<Counters>,
     max_bytes: usize,
 }
@@ -140,10 +146,13 @@ impl Cache {
 
     /// Starts the cache on `node` with `config`.
     pub async fn start_with(node: &Node, config: CacheConfig) -> Result<Cache, CacheError> {
-        let mut builder = Replicated::builder(node).config(ReplicationConfig {
-            clock_offset_ms: config.clock_offset_ms,
-            ..ReplicationConfig::default()
-        });
+        let tidy_queue = TidyQueue::default();
+        let mut builder = Replicated::builder(node)
+            .config(ReplicationConfig {
+                clock_offset_ms: config.clock_offset_ms,
+                ..ReplicationConfig::default()
+            })
+            .observe(tidy_queue.clone());
         // A departed node's copies, for the survivors to adopt.
         let mut departed_rx = builder.subscribe(|_, _, change| match change {
             Change::Purged {
@@ -156,6 +165,7 @@ impl Cache {
         let repl = builder.start().await?;
         let cache = Cache {
             repl,
+            tidy_queue,
             counters: Arc::default(),
             max_bytes: config.max_bytes,
         };
@@ -375,28 +385,28 @@ impl Cache {
     }
 
     /// Removes or marks this node's own slots that expired or that a newer
-    /// write shadows, so each key keeps about one slot.
+    /// write shadows, so each key keeps about one slot. Looks only at the
+    /// keys the [`TidyQueue`] names, a batch per hold of the lock.
     fn tidy(&self) {
         let now = self.now_ms();
-        let work: Vec<(Arc<str>, Tidy, bool)> = self.repl.read(|r, me| {
-            r.keys()
-                .filter_map(|k| {
-                    let expired = latest(r, k).is_some_and(|l| {
-                        l.owner == me
-                            && l.value.is_some_and(|v| {
-                                matches!(v.data, CacheData::Live { .. }) && !v.is_live_at(now)
-                            })
-                    });
-                    match tidy(r, me, k, now) {
+        let keys = self.tidy_queue.take_due(now);
+        for batch in keys.chunks(TIDY_BATCH) {
+            let work: Vec<(Arc<str>, Tidy, bool)> = self.repl.read(|r, me| {
+                batch
+                    .iter()
+                    .filter_map(|k| match tidy(r, me, k, now) {
                         Tidy::Keep => None,
-                        t => Some((k.clone(), t, expired)),
-                    }
-                })
-                .collect()
-        });
-        if work.is_empty() {
-            return;
+                        t => Some((k.clone(), t, is_expired(r, me, k, now))),
+                    })
+                    .collect()
+            });
+            if !work.is_empty() {
+                self.apply_tidy(work, now);
+            }
         }
+    }
+
+    fn apply_tidy(&self, work: Vec<(Arc<str>, Tidy, bool)>, now: u64) {
         self.repl.write(|w| {
             for (key, action, expired) in work {
                 // Re-check under the write lock: a write may have come in.
@@ -438,19 +448,21 @@ impl Cache {
     pub fn metrics_text(&self) -> String {
         let node = self.repl.node().name().to_string();
         let m = self.repl.stats();
-        let (slots, tombstones) = self.repl.read(|r, _| {
-            let slots: usize = r
-                .keys()
-                .map(|k| r.slots(&**k).filter(|s| s.value.is_some()).count())
-                .sum();
-            (slots, r.tombstone_count())
-        });
-        let rows: [drove_runtime::metrics::Sample<'_>; 10] = [
+        let (entries, slots, tombstones) = self
+            .repl
+            .read(|r, _| (r.live_key_count(), r.live_slot_count(), r.tombstone_count()));
+        let rows: [drove_runtime::metrics::Sample<'_>; 11] = [
             (
                 "drove_cache_entries",
                 "gauge",
-                "Keys with a live value on this node.",
-                self.len() as u64,
+                "Keys with a live slot on this node (an expired or deleted key counts until its writer tidies it, within 100 ms).",
+                entries as u64,
+            ),
+            (
+                "drove_cache_tidy_pending",
+                "gauge",
+                "Keys waiting for this node's tidy: due ones and those with a future deadline.",
+                self.tidy_queue.len() as u64,
             ),
             (
                 "drove_cache_slots",
@@ -509,6 +521,15 @@ impl Cache {
         ];
         drove_runtime::metrics::render_samples(&node, &rows)
     }
+}
+
+/// Whether this node's slot is what `key` shows, and expired at `now_ms`.
+fn is_expired(r: &SchemaReplica<CacheSchema>, me: &NodeId, key: &str, now_ms: u64) -> bool {
+    latest(r, key).is_some_and(|l| {
+        l.owner == me
+            && l.value
+                .is_some_and(|v| matches!(v.data, CacheData::Live { .. }) && !v.is_live_at(now_ms))
+    })
 }
 
 fn live(json: Arc<str>, now_ms: u64, ttl: Option<Duration>) -> CacheData {

@@ -1,5 +1,6 @@
 //! The cache API on one node: put, get, put_new, update, delete, TTL, and
-//! what it refuses.
+//! what it refuses; housekeeping by deadline, with counts kept without a
+//! scan.
 
 use std::time::Duration;
 
@@ -83,5 +84,50 @@ async fn the_api_on_one_node() {
         Err(CacheError::TooLarge(_))
     ));
     assert_eq!(cache.get::<String>("big").expect("get"), None);
+    node.leave().await;
+}
+
+fn metric(cache: &Cache, name: &str) -> u64 {
+    cache
+        .metrics_text()
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+}
+
+/// Expired entries leave by their deadlines (a rewrite without a TTL
+/// keeps its key), deleted ones are tidied, and the counts in the
+/// metrics follow, kept as slots change.
+#[tokio::test(flavor = "multi_thread")]
+async fn housekeeping_goes_by_deadline_and_counts_follow() {
+    let mut config = NodeConfig::new("keeper");
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let node = config.start().await.expect("node");
+    let cache = Cache::start(&node).await.expect("cache");
+    for i in 0..300u32 {
+        let ttl = (i % 3 == 0).then(|| Duration::from_millis(300 + u64::from(i)));
+        cache.put(&format!("k{i}"), &i, ttl).expect("put");
+    }
+    // Rewritten without a TTL before its deadline: it stays.
+    cache.put("k0", &0u32, None).expect("put");
+    assert_eq!(metric(&cache, "drove_cache_entries"), 300);
+    assert_eq!(metric(&cache, "drove_cache_slots"), 300);
+    assert!(cache.delete("k1").expect("delete"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&cache, "drove_cache_entries") != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired and deleted keys stay: {}",
+            cache.metrics_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cache.len(), 200);
+    assert_eq!(metric(&cache, "drove_cache_slots"), 200);
+    assert_eq!(metric(&cache, "drove_cache_expired_total"), 99);
+    assert_eq!(metric(&cache, "drove_cache_tidy_pending"), 0);
+    assert_eq!(cache.get::<u32>("k0").expect("get"), Some(0));
+    assert_eq!(cache.get::<u32>("k3").expect("get"), None);
     node.leave().await;
 }

@@ -14,7 +14,7 @@
 //! own, and that owner (incarnation) is never accepted again.
 
 use std::borrow::Borrow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +135,13 @@ pub struct Replica<K, V> {
     digests: HashMap<u32, Digest>,
     dead: HashSet<NodeId>,
     tombstones: usize,
+    /// Tombstones by stamp, for garbage collection without a scan: (stamp,
+    /// sequence) to (key, owner, lineage). An entry whose slot changed
+    /// since is skipped when its time comes.
+    gc_queue: BTreeMap<(Hlc, u64), (K, u32, Hlc)>,
+    gc_seq: u64,
+    /// Keys with at least one live slot, kept as slots change (no scan).
+    live_keys: usize,
     weigh: Weigh<K, V>,
     /// The weight of every live slot, kept as slots change (no scan).
     bytes: usize,
@@ -149,6 +156,9 @@ impl<K, V> Default for Replica<K, V> {
             digests: HashMap::new(),
             dead: HashSet::new(),
             tombstones: 0,
+            gc_queue: BTreeMap::new(),
+            gc_seq: 0,
+            live_keys: 0,
             weigh: |_, _| 0,
             bytes: 0,
         }
@@ -230,7 +240,9 @@ where
         };
         let digest = self.digests.entry(o).or_default();
         let slots = self.entries.entry(key.clone()).or_default();
-        match slots
+        let had_live = slots.iter().any(|s| s.value.is_some());
+        let tombstone = value.is_none();
+        let changed = match slots
             .iter_mut()
             .find(|s| s.owner == o && s.lineage == lineage)
         {
@@ -276,7 +288,17 @@ where
                 });
                 true
             }
+        };
+        if changed {
+            let has_live = slots.iter().any(|s| s.value.is_some());
+            self.live_keys = self.live_keys + usize::from(has_live) - usize::from(had_live);
+            if tombstone {
+                self.gc_seq += 1;
+                self.gc_queue
+                    .insert((stamp, self.gc_seq), (key, o, lineage));
+            }
         }
+        changed
     }
 
     /// The slots held for `key`, live and tombstones, in no given order.
@@ -310,6 +332,18 @@ where
     /// How many tombstones are held.
     pub fn tombstone_count(&self) -> usize {
         self.tombstones
+    }
+
+    /// How many keys have at least one live slot (counted as slots
+    /// change, not by a scan).
+    pub fn live_key_count(&self) -> usize {
+        self.live_keys
+    }
+
+    /// How many live slots are held, over every owner (from the digests,
+    /// not by a scan).
+    pub fn live_slot_count(&self) -> usize {
+        self.digests.values().map(|d| d.live as usize).sum()
     }
 
     /// The digest of `owner`'s live slots in this replica.
@@ -355,8 +389,10 @@ where
         let mut purged = Vec::new();
         let mut tombstones = 0;
         let mut bytes = 0usize;
+        let mut emptied = 0usize;
         let weigh = self.weigh;
         self.entries.retain(|key, slots| {
+            let had_live = slots.iter().any(|s| s.value.is_some());
             slots.retain(|s| {
                 if s.owner != o {
                     return true;
@@ -368,9 +404,11 @@ where
                 purged.push((key.clone(), s.value.clone()));
                 false
             });
+            emptied += usize::from(had_live && !slots.iter().any(|s| s.value.is_some()));
             !slots.is_empty()
         });
         self.tombstones -= tombstones;
+        self.live_keys -= emptied;
         self.bytes = self.bytes.saturating_sub(bytes);
         self.digests.remove(&o);
         purged
@@ -396,17 +434,27 @@ where
 
     /// Drops tombstones older than `before`, keeping the map small. A
     /// replica that still holds the deleted version is repaired by its
-    /// owner's digest.
+    /// owner's digest. Takes time in the tombstones dropped, not in the
+    /// size of the map.
     pub fn gc_tombstones(&mut self, before: Hlc) {
         let mut dropped = 0;
-        self.entries.retain(|_, slots| {
+        while let Some(due) = self.gc_queue.first_entry() {
+            if due.key().0 >= before {
+                break;
+            }
+            let (key, o, lineage) = due.remove();
+            let Some(slots) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            let held = slots.len();
             slots.retain(|s| {
-                let drop = s.value.is_none() && s.stamp < before;
-                dropped += usize::from(drop);
-                !drop
+                !(s.owner == o && s.lineage == lineage && s.value.is_none() && s.stamp < before)
             });
-            !slots.is_empty()
-        });
+            dropped += held - slots.len();
+            if slots.is_empty() {
+                self.entries.remove(&key);
+            }
+        }
         self.tombstones -= dropped;
     }
 

@@ -147,6 +147,41 @@ proptest! {
         prop_assert_eq!(r.bytes(), want);
     }
 
+    /// The counts kept as slots change (live keys, live slots, tombstones)
+    /// equal a scan's, and collecting by the tombstone queue drops exactly
+    /// the tombstones a scan finds older than the horizon, whatever was
+    /// applied, purged, resynced and collected, in any order.
+    #[test]
+    fn kept_counts_and_collection_match_a_scan(
+        ops in prop::collection::vec(raw_op(), 0..80),
+        later in prop::collection::vec(raw_op(), 0..40),
+        purge in 0u8..4,
+        gcs in prop::collection::vec(0u64..3_000, 0..3),
+    ) {
+        let mut r = replica_from(&ops);
+        for gc in &gcs {
+            let before: Vec<_> = r
+                .canonical()
+                .into_iter()
+                .filter(|s| s.4.is_some() || s.3 >= Hlc(*gc))
+                .collect();
+            r.gc_tombstones(Hlc(*gc));
+            prop_assert_eq!(r.canonical(), before);
+        }
+        r.purge_owner(&owner(purge), false);
+        for &raw in &later {
+            r.apply(&owner(raw.0), to_op(raw));
+        }
+        r.gc_tombstones(Hlc(gcs.first().copied().unwrap_or(0)));
+        let all = r.canonical();
+        let mut live_keys: Vec<u8> = all.iter().filter(|s| s.4.is_some()).map(|s| s.0).collect();
+        live_keys.dedup();
+        prop_assert_eq!(r.live_key_count(), live_keys.len());
+        prop_assert_eq!(r.live_slot_count(), all.iter().filter(|s| s.4.is_some()).count());
+        prop_assert_eq!(r.tombstone_count(), all.iter().filter(|s| s.4.is_none()).count());
+        prop_assert!(all.iter().all(|s| s.4.is_some() || s.3 >= Hlc(gcs.first().copied().unwrap_or(0))));
+    }
+
     /// A purged owner's slots never come back.
     #[test]
     fn purged_owner_stays_out(a in prop::collection::vec(raw_op(), 0..40), later in prop::collection::vec(raw_op(), 0..40)) {
