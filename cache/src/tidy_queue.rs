@@ -39,7 +39,10 @@ impl TidyQueue {
     /// whose deadline passed.
     pub(crate) fn take_due(&self, now_ms: u64) -> Vec<Arc<str>> {
         let mut pending = self.pending();
-        let later = pending.deadlines.split_off(&(now_ms, Arc::from("")));
+        // Due: deadlines at or before now (a value is live while now < deadline).
+        let later = pending
+            .deadlines
+            .split_off(&(now_ms.saturating_add(1), Arc::from("")));
         let due = std::mem::replace(&mut pending.deadlines, later);
         let mut keys: HashSet<Arc<str>> = std::mem::take(&mut pending.dirty);
         keys.extend(due.into_iter().map(|(_, key)| key));
