@@ -21,6 +21,7 @@
 //! - [`channel`]: the sans-IO state machine of one channel.
 //! - [`writer`]: local writes, recorded for the next delta.
 //! - [`observer`]: how the layers above hear of changes.
+//! - `outbox`: messages waiting, in order, for room on a full link.
 //! - [`replicated`]: the service on a drove node, and its builder.
 //! - [`config`]: a channel's tunables.
 //! - `ALGORITHM.md` (beside this crate): why it converges.
@@ -30,6 +31,7 @@ pub mod chunks;
 pub mod config;
 pub mod hlc;
 pub mod observer;
+mod outbox;
 pub mod replica;
 pub mod replicated;
 pub mod schema;

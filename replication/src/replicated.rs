@@ -6,7 +6,8 @@
 //! Every send happens under the channel's lock, in the order the channel
 //! gave, so each peer receives this node's messages in the order they were
 //! made (the transport keeps per-peer FIFO order): no delta can fall
-//! between the chunks of a partition snapshot.
+//! between the chunks of a partition snapshot. What a peer's full link
+//! refuses waits in that peer's [`Outbox`], in the same order.
 //!
 //! One service per channel (the registry, the cache...), each a local actor
 //! named `drove.repl.<channel>` on every node.
@@ -27,6 +28,7 @@ use crate::channel::{Channel, Outgoing};
 use crate::config::ReplicationConfig;
 use crate::hlc::Hlc;
 use crate::observer::{Change, Observer, Picker};
+use crate::outbox::{Outbox, OUTBOX_PUMP_EVERY};
 use crate::schema::{ReplMsg, Schema, SchemaReplica};
 use crate::writer::Writer;
 
@@ -74,6 +76,8 @@ struct Locked<S: Schema> {
     handles: BTreeMap<NodeId, Handle<ReplMsg<S>>>,
     /// Peers with a repair under way, and what it sends.
     repairing: BTreeMap<NodeId, Repair>,
+    /// Messages waiting for room on a peer's link, by peer.
+    outboxes: BTreeMap<NodeId, Outbox<ReplMsg<S>>>,
 }
 
 /// This channel's counters in the node's metrics.
@@ -208,6 +212,7 @@ impl<S: Schema> ReplicatedBuilder<S> {
                 channel,
                 handles: BTreeMap::new(),
                 repairing: BTreeMap::new(),
+                outboxes: BTreeMap::new(),
             }),
             deltas_sent: AtomicU64::new(0),
             counters: Counters::new(&node, S::CHANNEL),
@@ -291,15 +296,24 @@ impl<S: Schema> Replicated<S> {
         &self.shared.node
     }
 
-    /// Sends `out` in order. After a failed send to a peer, the rest of
-    /// this batch to that peer is dropped, so a peer never gets a later
-    /// part of a batch without an earlier one; the failure is counted,
-    /// logged, and repaired by a resend with backoff (see [`Repair`]).
-    /// Returns whether everything was sent.
+    /// Sends `out` in order. A message a peer's full link refuses waits in
+    /// the peer's outbox, and so does everything after it to that peer
+    /// until the outbox is empty. After any other failed send to a peer,
+    /// the rest of this batch to that peer is dropped, so a peer never gets
+    /// a later part of a batch without an earlier one; the failure is
+    /// counted, logged, and repaired by a resend with backoff (see
+    /// [`Repair`]). Returns whether everything was sent or queued.
     fn send(&self, locked: &mut Locked<S>, out: Vec<Outgoing<S>>) -> bool {
         let mut failed: Vec<Arc<NodeId>> = Vec::new();
         for Outgoing { to, msg } in out {
             if failed.contains(&to) {
+                continue;
+            }
+            if let Some(outbox) = locked.outboxes.get_mut(&*to) {
+                if !outbox.push(msg) {
+                    self.drop_outbox(locked, &to);
+                    failed.push(to);
+                }
                 continue;
             }
             let repair = match &msg {
@@ -316,13 +330,18 @@ impl<S: Schema> Replicated<S> {
             let Some(handle) = locked.handles.get(&*to) else {
                 continue;
             };
-            match self.shared.node.cast(handle, msg) {
+            match self.shared.node.try_cast(handle, msg) {
                 Ok(()) => {
                     if is_delta {
                         self.shared.deltas_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Err(error) => {
+                Err((SendError::Overloaded(_), Some(msg))) => {
+                    tracing::debug!(channel = S::CHANNEL, peer = %to, "link full; holding what follows in order");
+                    locked.outboxes.insert((*to).clone(), Outbox::new(msg));
+                    tokio::spawn(self.clone().pump((*to).clone()));
+                }
+                Err((error, _)) => {
                     self.send_failed(&to, &error);
                     match repair {
                         Some(repair) => self.schedule_repair(locked, &to, repair),
@@ -334,6 +353,59 @@ impl<S: Schema> Replicated<S> {
             }
         }
         failed.is_empty()
+    }
+
+    /// Sends what waits in `peer`'s outbox as its link drains, until it is
+    /// empty, the peer is gone, or it stalls (then a resync repairs it).
+    async fn pump(self, peer: NodeId) {
+        loop {
+            tokio::time::sleep(OUTBOX_PUMP_EVERY).await;
+            let mut locked = self.lock();
+            let Some(handle) = locked.handles.get(&peer).cloned() else {
+                locked.outboxes.remove(&peer);
+                return;
+            };
+            let Some(outbox) = locked.outboxes.get_mut(&peer) else {
+                return;
+            };
+            while let Some(msg) = outbox.pop() {
+                match self.shared.node.try_cast(&handle, msg) {
+                    Ok(()) => outbox.sent_one(),
+                    Err((SendError::Overloaded(_), Some(msg))) => {
+                        outbox.put_back(msg);
+                        break;
+                    }
+                    Err((error, _)) => {
+                        // The peer is gone or its link went down; what is
+                        // left is repaired as any failed send.
+                        self.send_failed(&peer, &error);
+                        self.drop_outbox(&mut locked, &peer);
+                        return;
+                    }
+                }
+            }
+            let (empty, stalled) = (outbox.is_empty(), outbox.stalled());
+            if empty {
+                locked.outboxes.remove(&peer);
+                return;
+            }
+            if stalled {
+                self.drop_outbox(&mut locked, &peer);
+                return;
+            }
+        }
+    }
+
+    /// Drops `peer`'s outbox (full, stalled, or its link failed): counted
+    /// as a failed send and repaired by a fresh resync, which queues behind
+    /// nothing.
+    fn drop_outbox(&self, locked: &mut Locked<S>, peer: &NodeId) {
+        locked.outboxes.remove(peer);
+        self.shared.counters.send_failures[1].fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(channel = S::CHANNEL, peer = %peer, "dropped what waited for a peer's full link; resyncing it");
+        if locked.channel.is_peer(peer) {
+            self.schedule_repair(locked, peer, Repair::Snapshot);
+        }
     }
 
     /// Counts a failed send, and logs it: as a warning at most once a
@@ -439,12 +511,14 @@ impl<S: Schema> Replicated<S> {
                 let mut locked = self.lock();
                 locked.handles.remove(&id);
                 locked.repairing.remove(&id);
+                locked.outboxes.remove(&id);
                 locked.channel.peer_gone(&id);
             }
             MembershipEvent::Rejoined { old, new } => {
                 let mut locked = self.lock();
                 locked.handles.clear();
                 locked.repairing.clear();
+                locked.outboxes.clear();
                 locked.channel.rejoined(&old, new);
             }
             MembershipEvent::NodeLeaving(_) => {}

@@ -235,6 +235,7 @@ impl Driver {
                         self.node.set_woke_at(Some(std::time::Instant::now()));
                     }
                     last_tick = std::time::Instant::now();
+                    self.node.send_owed_acks();
                     self.observe_gossip().await
                 }
                 Some(event) = self.transport_rx.recv() => self.on_transport(event).await,

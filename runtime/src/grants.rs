@@ -8,6 +8,11 @@
 //! TLS, no one else can read it). The peer puts it in the header of every
 //! batch it sends here; a batch whose token is not the one granted to its
 //! `from` is dropped, except for the peer's own grant.
+//!
+//! A grant also counts the bytes handled from that peer's link, for flow
+//! control: the peer may have [`crate::link::WINDOW`] bytes unacknowledged,
+//! and this node acknowledges every [`ACK_EVERY`] bytes, and on the
+//! driver's tick whatever is left.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,14 +21,33 @@ use subtle::ConstantTimeEq;
 
 use drove_membership::NodeId;
 
+/// Bytes handled from a link before they are acknowledged at once, rather
+/// than on the next tick: an eighth of the window, so a busy link never
+/// waits on the tick.
+pub(crate) const ACK_EVERY: u64 = crate::link::WINDOW / 8;
+
+/// One peer's grant: its token, and the bytes handled from its link.
+struct Grant {
+    token: u128,
+    received: u64,
+    acked: u64,
+}
+
+/// An acknowledgement to send: to whom, for which link, and the count.
+pub(crate) struct AckDue {
+    pub(crate) peer: NodeId,
+    pub(crate) token: u128,
+    pub(crate) bytes: u64,
+}
+
 /// Tokens granted, by peer.
 #[derive(Default)]
 pub(crate) struct Grants {
-    granted: Mutex<HashMap<NodeId, u128>>,
+    granted: Mutex<HashMap<NodeId, Grant>>,
 }
 
 impl Grants {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, u128>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Grant>> {
         self.granted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -35,15 +59,55 @@ impl Grants {
                 break t;
             }
         };
-        self.lock().insert(peer.clone(), token);
+        let grant = Grant {
+            token,
+            received: 0,
+            acked: 0,
+        };
+        self.lock().insert(peer.clone(), grant);
         token
     }
 
     /// Whether `token` is the one granted to `peer` (in constant time).
     pub(crate) fn verify(&self, peer: &NodeId, token: u128) -> bool {
         match self.lock().get(peer) {
-            Some(granted) => bool::from(granted.to_le_bytes().ct_eq(&token.to_le_bytes())),
+            Some(g) => bool::from(g.token.to_le_bytes().ct_eq(&token.to_le_bytes())),
             None => false,
+        }
+    }
+
+    /// Counts `len` bytes handled from `peer`'s link (a verified batch);
+    /// an acknowledgement when [`ACK_EVERY`] bytes are unacknowledged.
+    pub(crate) fn received(&self, peer: &NodeId, len: usize) -> Option<AckDue> {
+        let mut granted = self.lock();
+        let g = granted.get_mut(peer)?;
+        g.received = g.received.saturating_add(len as u64);
+        (g.received - g.acked >= ACK_EVERY).then(|| AckDue {
+            peer: peer.clone(),
+            token: g.token,
+            bytes: g.received,
+        })
+    }
+
+    /// Every acknowledgement owed: bytes handled and not yet acknowledged.
+    pub(crate) fn acks_owed(&self) -> Vec<AckDue> {
+        self.lock()
+            .iter()
+            .filter(|(_, g)| g.received > g.acked)
+            .map(|(peer, g)| AckDue {
+                peer: peer.clone(),
+                token: g.token,
+                bytes: g.received,
+            })
+            .collect()
+    }
+
+    /// Notes that `ack` went out (if the grant it counts for still stands).
+    pub(crate) fn acked(&self, ack: &AckDue) {
+        if let Some(g) = self.lock().get_mut(&ack.peer) {
+            if g.token == ack.token {
+                g.acked = g.acked.max(ack.bytes);
+            }
         }
     }
 

@@ -26,6 +26,15 @@
 //! - **Calls.** A request carries a [`Reply`] token (caller node + call id).
 //!   Calls fail fast when the callee's node goes down and always end by
 //!   their timeout.
+//! - **Bounds.** What waits for a peer is bounded by bytes up to the socket:
+//!   a link hands ractor_cluster at most 8 MiB the peer has not
+//!   acknowledged (the peer acknowledges what its inbox has handled), and
+//!   holds at most 8 MiB more; past that a send returns
+//!   [`SendError::Overloaded`], and a call to a peer that has acknowledged
+//!   nothing for a second fails at once. Local mailboxes are unbounded, as
+//!   in Erlang: a remote sender is held to its window, but an actor that
+//!   handles its messages more slowly than local senders send them grows
+//!   its mailbox. Pub/sub stream subscriptions are bounded (drove-pubsub).
 //!
 //! # Layout
 //!

@@ -4,10 +4,20 @@
 //! link swaps the buffer out and casts it to the peer's inbox through
 //! ractor_cluster. Under load many frames share one transport message, which
 //! is what lifts remote throughput above one ractor_cluster cast per message.
+//!
+//! Flow control is by bytes, end to end. ractor_cluster queues whatever it
+//! is handed without limit, so the flusher hands it at most [`WINDOW`]
+//! bytes the peer has not acknowledged; the peer acknowledges bytes once
+//! its inbox has handled them (see `Grants::received`). What waits behind
+//! the window is held here, up to [`MAX_QUEUED`] bytes; past that, sends
+//! fail with `Overloaded`. A peer that stops reading (SIGSTOP, TCP still
+//! open) therefore costs its senders at most about 16 MiB, and a call to a
+//! peer that has acknowledged nothing for [`STALL`] fails at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 use serde::Serialize;
@@ -19,13 +29,49 @@ use crate::error::SendError;
 use crate::metrics::PeerCounters;
 use crate::wire::{self, BatchHeader, FrameHeader, MAX_BATCH};
 
-/// Full batches a link may hold before senders get `Overloaded` (64 MiB).
-const MAX_QUEUED_BATCHES: usize = 64;
+/// Bytes handed to the transport and not yet acknowledged by the peer, at
+/// most (one batch may always go, however large, so a big frame cannot
+/// wedge the link).
+pub(crate) const WINDOW: u64 = 8 << 20;
+
+/// Bytes of frames waiting behind the window before sends get `Overloaded`.
+pub(crate) const MAX_QUEUED: usize = 8 << 20;
+
+/// With bytes outstanding and no acknowledgement for this long, the peer
+/// counts as not reading: calls to it fail at once with `Overloaded`.
+pub(crate) const STALL: Duration = Duration::from_secs(1);
 
 struct Buffers {
     current: Vec<u8>,
     frames_in_current: u64,
     full: VecDeque<(Vec<u8>, u64)>,
+    /// Frame bytes in `current` and `full`, not counting batch headers.
+    queued: usize,
+    /// Bytes handed to the transport, and how many of them the peer has
+    /// acknowledged.
+    sent: u64,
+    acked: u64,
+    /// When the peer last acknowledged something, or when bytes went out
+    /// with nothing outstanding.
+    progress_at: Instant,
+}
+
+impl Buffers {
+    fn unacked(&self) -> u64 {
+        self.sent - self.acked
+    }
+
+    fn stalled(&self) -> bool {
+        self.unacked() > 0 && self.progress_at.elapsed() > STALL
+    }
+
+    /// The length of the next batch to go, if there is one.
+    fn next_len(&self) -> Option<usize> {
+        match self.full.front() {
+            Some((batch, _)) => Some(batch.len()),
+            None => (self.frames_in_current > 0).then_some(self.current.len()),
+        }
+    }
 }
 
 pub(crate) struct Link {
@@ -63,6 +109,10 @@ impl Link {
                 current: prefix.clone(),
                 frames_in_current: 0,
                 full: VecDeque::new(),
+                queued: 0,
+                sent: 0,
+                acked: 0,
+                progress_at: Instant::now(),
             }),
             prefix,
             notify: Notify::new(),
@@ -75,7 +125,8 @@ impl Link {
         self.buffers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues one frame for the peer.
+    /// Queues one frame for the peer. A frame that expects an answer (a
+    /// call) is refused at once when the peer has stopped acknowledging.
     pub(crate) fn push<P: Serialize + ?Sized>(
         &self,
         header: &FrameHeader,
@@ -84,12 +135,17 @@ impl Link {
         if self.closed.load(Ordering::Relaxed) {
             return Err(SendError::NodeUnreachable(self.peer.clone()));
         }
+        let expects_answer = matches!(header, FrameHeader::Send { call: Some(_), .. });
         let mut b = self.lock();
-        if b.full.len() >= MAX_QUEUED_BATCHES {
+        if b.queued >= MAX_QUEUED || (expects_answer && b.stalled()) {
+            drop(b);
+            self.counters.overloaded.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Overloaded(self.peer.clone()));
         }
         let was_idle = b.frames_in_current == 0 && b.full.is_empty();
+        let before = b.current.len();
         wire::push_frame(&mut b.current, header, payload)?;
+        b.queued += b.current.len() - before;
         b.frames_in_current += 1;
         if b.current.len() >= MAX_BATCH {
             let batch = std::mem::replace(&mut b.current, self.prefix.clone());
@@ -103,14 +159,65 @@ impl Link {
         Ok(())
     }
 
+    /// The batches the window lets go now, counted as sent.
     fn take(&self) -> Vec<(Vec<u8>, u64)> {
         let mut b = self.lock();
-        let mut out: Vec<(Vec<u8>, u64)> = b.full.drain(..).collect();
-        if b.frames_in_current > 0 {
-            let batch = std::mem::replace(&mut b.current, self.prefix.clone());
-            out.push((batch, std::mem::take(&mut b.frames_in_current)));
+        let mut out = Vec::new();
+        while let Some(len) = b.next_len() {
+            let unacked = b.unacked();
+            if unacked > 0 && unacked + len as u64 > WINDOW {
+                break;
+            }
+            let next = match b.full.pop_front() {
+                Some(batch) => batch,
+                None => {
+                    let batch = std::mem::replace(&mut b.current, self.prefix.clone());
+                    (batch, std::mem::take(&mut b.frames_in_current))
+                }
+            };
+            if unacked == 0 {
+                b.progress_at = Instant::now();
+            }
+            b.sent += len as u64;
+            b.queued -= len - self.prefix.len();
+            out.push(next);
         }
+        self.counters
+            .queued_bytes
+            .store(b.queued as u64, Ordering::Relaxed);
+        self.counters
+            .unacked_bytes
+            .store(b.unacked(), Ordering::Relaxed);
         out
+    }
+
+    /// The peer acknowledged handling `bytes` bytes of this link's batches
+    /// (a cumulative count; `token` names the link it counts for).
+    pub(crate) fn acknowledge(&self, token: u128, bytes: u64) {
+        if token != self.header.token {
+            return;
+        }
+        let mut b = self.lock();
+        // A peer cannot acknowledge what was never sent.
+        let bytes = bytes.min(b.sent);
+        if bytes <= b.acked {
+            return;
+        }
+        b.acked = bytes;
+        b.progress_at = Instant::now();
+        self.counters
+            .unacked_bytes
+            .store(b.unacked(), Ordering::Relaxed);
+        drop(b);
+        self.notify.notify_one();
+    }
+
+    /// Tells the peer, outside the window, that this node has handled
+    /// `bytes` bytes of the peer's link here (granted `token`).
+    pub(crate) fn send_ack(&self, token: u128, bytes: u64) -> bool {
+        let mut batch = self.prefix.clone();
+        wire::push_frame::<()>(&mut batch, &FrameHeader::Ack { token, bytes }, None).is_ok()
+            && self.send_raw(batch)
     }
 
     /// The header of this link's batches.
@@ -217,5 +324,134 @@ impl Links {
         for link in links {
             link.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drove_membership::Incarnation;
+    use ractor::{Actor, ActorProcessingErr};
+    use tokio::sync::mpsc;
+
+    /// Stands in for a peer's inbox: reports the length of each batch.
+    struct Collector;
+
+    impl Actor for Collector {
+        type Msg = Vec<u8>;
+        type State = mpsc::UnboundedSender<usize>;
+        type Arguments = mpsc::UnboundedSender<usize>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<Vec<u8>>,
+            tx: Self::Arguments,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(tx)
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<Vec<u8>>,
+            batch: Vec<u8>,
+            tx: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            let _ = tx.send(batch.len());
+            Ok(())
+        }
+    }
+
+    const TOKEN: u128 = 7;
+
+    async fn link() -> (Arc<Link>, mpsc::UnboundedReceiver<usize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (inbox, _) = Actor::spawn(None, Collector, tx).await.unwrap();
+        let link = Link::new(
+            NodeId::new("me", Incarnation(1)),
+            NodeId::new("peer", Incarnation(2)),
+            TOKEN,
+            inbox,
+            Arc::default(),
+        )
+        .unwrap();
+        tokio::spawn(link.clone().run());
+        (link, rx)
+    }
+
+    fn cast_frame() -> FrameHeader {
+        FrameHeader::Send {
+            to: crate::LocalRef::Id(1),
+            tag: 0,
+            call: None,
+        }
+    }
+
+    fn call_frame() -> FrameHeader {
+        FrameHeader::Send {
+            to: crate::LocalRef::Id(1),
+            tag: 0,
+            call: Some(1),
+        }
+    }
+
+    /// Receives batches until `bytes` have come or nothing comes for a while.
+    async fn drain(rx: &mut mpsc::UnboundedReceiver<usize>) -> u64 {
+        let mut total = 0;
+        while let Ok(Some(len)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+        {
+            total += len as u64;
+        }
+        total
+    }
+
+    #[tokio::test]
+    async fn the_window_holds_back_what_the_peer_has_not_acknowledged() {
+        let (link, mut rx) = link().await;
+        let payload = serde_bytes::ByteBuf::from(vec![0u8; 64 << 10]);
+        let mut pushed = 0;
+        let overloaded = loop {
+            match link.push(&cast_frame(), Some(&payload)) {
+                Ok(()) => pushed += 1,
+                Err(e) => break e,
+            }
+            tokio::task::yield_now().await;
+        };
+        assert!(matches!(overloaded, SendError::Overloaded(_)));
+        assert!(pushed > 200, "window and queue both filled: {pushed}");
+        let sent = drain(&mut rx).await;
+        assert!(
+            sent <= WINDOW + MAX_BATCH as u64,
+            "{sent} bytes went unacknowledged"
+        );
+        assert!(
+            sent >= WINDOW - MAX_BATCH as u64,
+            "the window was used: {sent}"
+        );
+
+        // An acknowledgement for another link, or beyond what was sent,
+        // frees nothing more than was sent.
+        link.acknowledge(TOKEN + 1, sent);
+        assert_eq!(drain(&mut rx).await, 0);
+        link.acknowledge(TOKEN, u64::MAX);
+        let more = drain(&mut rx).await;
+        assert!(more > 0 && more <= WINDOW + MAX_BATCH as u64, "{more}");
+        // Room in the queue again.
+        link.push(&cast_frame(), Some(&payload)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn calls_fail_fast_to_a_peer_that_stopped_acknowledging() {
+        let (link, mut rx) = link().await;
+        link.push(&call_frame(), Some(&1u8)).unwrap();
+        let sent = drain(&mut rx).await;
+        assert!(sent > 0);
+        tokio::time::sleep(STALL + Duration::from_millis(50)).await;
+        assert!(matches!(
+            link.push(&call_frame(), Some(&1u8)),
+            Err(SendError::Overloaded(_))
+        ));
+        link.push(&cast_frame(), Some(&1u8)).unwrap();
+        link.acknowledge(TOKEN, sent);
+        link.push(&call_frame(), Some(&1u8)).unwrap();
     }
 }

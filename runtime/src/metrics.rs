@@ -18,6 +18,14 @@ pub struct PeerCounters {
     pub messages_in: AtomicU64,
     /// Bytes of batches received from the peer.
     pub bytes_in: AtomicU64,
+    /// Sends refused with `Overloaded`: the link's queue was full, or a
+    /// call found the peer not reading.
+    pub overloaded: AtomicU64,
+    /// Bytes waiting in the link, not yet handed to the transport (a gauge).
+    pub queued_bytes: AtomicU64,
+    /// Bytes handed to the transport that the peer has not acknowledged
+    /// (a gauge).
+    pub unacked_bytes: AtomicU64,
 }
 
 /// What the gossip socket refused and passed.
@@ -127,29 +135,53 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE drove_local_actors gauge");
         let _ = writeln!(out, "drove_local_actors{{node=\"{node}\"}} {local_actors}");
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let series: [(&str, &str, CounterOf); 4] = [
+        let series: [(&str, &str, &str, CounterOf); 7] = [
             (
                 "drove_peer_messages_out_total",
+                "counter",
                 "Messages sent to a peer.",
                 |c| &c.messages_out,
             ),
-            ("drove_peer_bytes_out_total", "Bytes sent to a peer.", |c| {
-                &c.bytes_out
-            }),
+            (
+                "drove_peer_bytes_out_total",
+                "counter",
+                "Bytes sent to a peer.",
+                |c| &c.bytes_out,
+            ),
             (
                 "drove_peer_messages_in_total",
+                "counter",
                 "Messages received from a peer.",
                 |c| &c.messages_in,
             ),
             (
                 "drove_peer_bytes_in_total",
+                "counter",
                 "Bytes received from a peer.",
                 |c| &c.bytes_in,
             ),
+            (
+                "drove_peer_overloaded_total",
+                "counter",
+                "Sends to a peer refused with Overloaded: its link was full, or a call found it not reading.",
+                |c| &c.overloaded,
+            ),
+            (
+                "drove_peer_queued_bytes",
+                "gauge",
+                "Bytes waiting in the link to a peer, not yet handed to the transport.",
+                |c| &c.queued_bytes,
+            ),
+            (
+                "drove_peer_unacked_bytes",
+                "gauge",
+                "Bytes handed to the transport for a peer that it has not acknowledged.",
+                |c| &c.unacked_bytes,
+            ),
         ];
-        for (name, help, get) in series {
+        for (name, kind, help, get) in series {
             let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
             for (peer, c) in &peers {
                 let v = get(c).load(Ordering::Relaxed);
                 let _ = writeln!(out, "{name}{{node=\"{node}\",peer=\"{peer}\"}} {v}");

@@ -18,7 +18,7 @@ use drove_membership::{
 use crate::addr::{ActorAddr, LocalRef};
 use crate::calls::{PendingCalls, ReplyPayload};
 use crate::error::{CallError, DeliveryError, SendError, SpawnError};
-use crate::grants::Grants;
+use crate::grants::{AckDue, Grants};
 use crate::handle::Handle;
 use crate::lifecycle::{ExitReason, NameConflict};
 use crate::link::{Link, Links};
@@ -293,6 +293,33 @@ impl Node {
         self.send(to, msg, None)
     }
 
+    /// As [`cast`](Self::cast), but a message for another node that could
+    /// not be queued (its link is full, or not up) comes back with the
+    /// error, to be sent again later: `Err((error, Some(msg)))`.
+    pub fn try_cast<M: Message>(
+        &self,
+        to: &Handle<M>,
+        msg: M,
+    ) -> Result<(), (SendError, Option<M>)> {
+        let addr = to.addr();
+        if self.is_me(&addr.node) {
+            return self.send(to, msg, None).map_err(|e| (e, None));
+        }
+        let link = match self.link_to(&addr.node) {
+            Ok(link) => link,
+            Err(e) => return Err((e, Some(msg))),
+        };
+        let header = FrameHeader::Send {
+            to: addr.local.clone(),
+            tag: wire::tag_of(M::TAG),
+            call: None,
+        };
+        match link.push(&header, Some(&msg)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, Some(msg))),
+        }
+    }
+
     fn send<M: Message>(&self, to: &Handle<M>, msg: M, call: Option<u64>) -> Result<(), SendError> {
         let addr = to.addr();
         let no_actor = || DeliveryError::NoSuchActor(addr.local.to_string());
@@ -486,6 +513,23 @@ impl Node {
         &self.inner.grants
     }
 
+    /// Sends every acknowledgement owed (the driver's tick): a sender whose
+    /// last bytes fell short of `ACK_EVERY` still hears of them.
+    pub(crate) fn send_owed_acks(&self) {
+        for ack in self.inner.grants.acks_owed() {
+            self.send_ack(ack);
+        }
+    }
+
+    fn send_ack(&self, ack: AckDue) {
+        // Without a link back yet, the tick tries again.
+        if let Some(link) = self.inner.links.get(&ack.peer) {
+            if link.send_ack(ack.token, ack.bytes) {
+                self.inner.grants.acked(&ack);
+            }
+        }
+    }
+
     /// Handles one batch from a peer's link: called by the inbox actor.
     pub(crate) fn receive_batch(&self, bytes: &[u8]) {
         let metrics = &self.inner.metrics;
@@ -504,6 +548,9 @@ impl Node {
             peer.bytes_in
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
+        // Acknowledgements travel in batches of their own, outside the
+        // window: those are not counted (nor acknowledged back).
+        let mut outside_window = false;
         let stale = header.to.0 != self.inner.incarnation.load(Ordering::Acquire);
         for frame in frames {
             let (frame, payload) = match frame {
@@ -565,7 +612,20 @@ impl Node {
                         .control
                         .send(Control::LeaveAnnounced(from.clone()));
                 }
+                FrameHeader::Ack { token, bytes } => {
+                    outside_window = true;
+                    if let Some(link) = self.inner.links.get(from) {
+                        link.acknowledge(token, bytes);
+                    }
+                }
                 FrameHeader::Grant { .. } => {}
+            }
+        }
+        // Counted once handled, so the sender's window covers this inbox's
+        // queue too.
+        if trusted && !outside_window {
+            if let Some(ack) = self.inner.grants.received(from, bytes.len()) {
+                self.send_ack(ack);
             }
         }
     }

@@ -97,6 +97,16 @@ pub enum FrameHeader {
         /// A random token.
         token: u128,
     },
+    /// Flow control: the sender has handled this many bytes of batches
+    /// from the receiver's link to it (the one that carries `token`, which
+    /// the sender granted). Sent outside the window, so acknowledgements
+    /// flow while both directions are full.
+    Ack {
+        /// The token of the link being acknowledged.
+        token: u128,
+        /// Bytes of that link's batches handled, counted from its grant.
+        bytes: u64,
+    },
 }
 
 /// Starts a batch buffer with its header.
