@@ -7,7 +7,9 @@
 //!   `?node=NAME` sends it to that node's subscribers only
 //!   (`direct_broadcast`), `?local=true` to this node's only.
 //! - `GET /api/pubsub/{topic}/events`: a `text/event-stream` of the
-//!   topic's [`JsonMessage`]s, one `data:` line each.
+//!   topic's [`JsonMessage`]s, one `data:` line each. A client that
+//!   falls more than 256 messages behind gets an `event: lagged` whose
+//!   data is how many it missed.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 
-use drove::pubsub::{JsonMessage, PubSub};
+use drove::pubsub::{JsonMessage, Lagged, PubSub};
 use drove::runtime::MemberStatus;
 use drove::Drove;
 
@@ -101,7 +103,14 @@ async fn publish(
 async fn events(State(pubsub): State<PubSub>, Path(topic): Path<String>) -> Response {
     match pubsub.subscribe_stream::<JsonMessage>(&topic) {
         Ok(sub) => {
-            let stream = sub.map(|m| Ok::<Event, Infallible>(Event::default().data(m.0)));
+            // A visitor that reads too slowly gets a `lagged` event with
+            // the number of messages it missed, not a growing buffer.
+            let stream = sub.map(|m| {
+                Ok::<Event, Infallible>(match m {
+                    Ok(m) => Event::default().data(m.0),
+                    Err(Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+                })
+            });
             Sse::new(stream)
                 // A comment every few seconds: proxies keep the stream open,
                 // and a closed client is noticed (and unsubscribed) soon.

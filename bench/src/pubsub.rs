@@ -217,7 +217,8 @@ async fn drove_node(a: NodeArgs) -> anyhow::Result<Option<RunResult>> {
         let d = tokio::time::timeout(Duration::from_secs(120), dones.recv())
             .await
             .context("waiting for the subscribers")?
-            .context("done stream closed")?;
+            .context("done stream closed")?
+            .context("a done report was dropped")?;
         result.p50_ns = result.p50_ns.max(d.p50_ns);
         result.p99_ns = result.p99_ns.max(d.p99_ns);
     }

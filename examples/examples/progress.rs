@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use drove_cache::Cache;
-use drove_pubsub::PubSub;
+use drove_pubsub::{Lagged, PubSub};
 use drove_runtime::{Message, NodeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +41,10 @@ async fn main() -> anyhow::Result<()> {
         pubsub.broadcast("jobs:42", &p)?; // also broadcast_from, local_broadcast, direct_broadcast
     }
     for _ in 0..5 {
-        if let Some(p) = updates.recv().await {
-            println!("heard: job {} at {}%", p.job, p.percent);
+        match updates.recv().await {
+            Some(Ok(p)) => println!("heard: job {} at {}%", p.job, p.percent),
+            Some(Err(Lagged(n))) => println!("fell behind: {n} updates dropped"), // bounded: 256 by default
+            None => break,
         }
     }
     let last: Option<Progress> = cache.get("job:42")?; // a local read

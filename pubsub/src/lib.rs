@@ -24,7 +24,13 @@
 //!   arrives (one link hop, usually well under a millisecond on a LAN); a
 //!   broadcast from another node just before that does not reach it, as
 //!   with Phoenix.PubSub over `pg`.
-//! - Subscribers are unbounded queues: a slow subscriber buffers.
+//! - **Bounds.** A stream subscription holds at most its capacity of
+//!   unread messages ([`DEFAULT_STREAM_CAPACITY`], or set with
+//!   [`PubSub::subscribe_stream_with`]); past it the oldest is dropped and
+//!   the subscriber reads a [`Lagged`] notice. An actor subscriber gets
+//!   casts, into its mailbox: unbounded, as every local mailbox (see the
+//!   runtime's docs). Between nodes, a link to a peer that is not reading
+//!   fills up and the broadcast counts that node as `failed`.
 //!
 //! # Layout
 //!
@@ -51,4 +57,4 @@ pub use message::PubSubMsg;
 pub use pubsub::{PubSub, PubSubError, Published, MAX_TOPIC_LEN, PUBSUB_NAME};
 pub use schema::SubscriptionsSchema;
 pub use subscribers::SubscriberKey;
-pub use subscription::Subscription;
+pub use subscription::{Lagged, Subscription, DEFAULT_STREAM_CAPACITY, MAX_STREAM_CAPACITY};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct PeerCounters {
@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     delivered: AtomicU64,
     undecodable: AtomicU64,
     send_failures: AtomicU64,
+    /// Messages dropped from full stream subscriptions.
+    lagged: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -44,6 +46,11 @@ impl Counters {
     /// A message could not be sent.
     pub(crate) fn send_failed(&self) {
         self.send_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counter of messages dropped from full stream subscriptions.
+    pub(crate) fn lagged(&self) -> Arc<AtomicU64> {
+        self.lagged.clone()
     }
 
     /// A message from a peer did not decode.
@@ -87,7 +94,7 @@ impl Counters {
             }
         }
         drop(peers);
-        let rows: [drove_runtime::metrics::Sample<'_>; 4] = [
+        let rows: [drove_runtime::metrics::Sample<'_>; 5] = [
             (
                 "drove_pubsub_delivered_total",
                 "counter",
@@ -105,6 +112,12 @@ impl Counters {
                 "counter",
                 "Messages that could not be sent to a peer (no link).",
                 self.send_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "drove_pubsub_lagged_total",
+                "counter",
+                "Messages dropped from stream subscriptions that fell behind (each subscriber was told how many).",
+                self.lagged.load(Ordering::Relaxed),
             ),
             (
                 "drove_pubsub_local_topics",

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::broadcast;
 
 use drove_replication::{Change, Replicated};
 use drove_runtime::{wire, Handle, LocalRef, Message, Node, NodeId, SpawnError};
@@ -16,7 +16,7 @@ use crate::message::PubSubMsg;
 use crate::metrics::Counters;
 use crate::schema::SubscriptionsSchema;
 use crate::subscribers::{LocalSubscribers, Sink, SubscriberKey};
-use crate::subscription::Subscription;
+use crate::subscription::{Subscription, DEFAULT_STREAM_CAPACITY, MAX_STREAM_CAPACITY};
 
 /// The local name of the pub/sub service on every node.
 pub const PUBSUB_NAME: &str = "drove.pubsub";
@@ -39,6 +39,9 @@ pub enum PubSubError {
     /// The service's actor could not be spawned.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// A stream subscription's capacity out of range.
+    #[error("a stream subscription holds 1 to {MAX_STREAM_CAPACITY} messages, not {0}")]
+    Capacity(usize),
 }
 
 /// What a broadcast did on the publishing node.
@@ -49,7 +52,7 @@ pub struct Published {
     /// Subscribers on this node that received it.
     pub local: usize,
     /// Nodes with subscribers it could not be sent to: no link to them
-    /// (yet, or any more), or more than 64 MiB already queued to them.
+    /// (yet, or any more), or their link is full (`Overloaded`).
     pub failed: usize,
 }
 
@@ -204,12 +207,29 @@ impl PubSub {
         }
     }
 
-    /// Subscribes a stream to `topic`; dropping it unsubscribes.
+    /// Subscribes a stream to `topic`, holding up to
+    /// [`DEFAULT_STREAM_CAPACITY`] messages it has not read; dropping it
+    /// unsubscribes.
     pub fn subscribe_stream<M: Message + Clone>(
         &self,
         topic: &str,
     ) -> Result<Subscription<M>, PubSubError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribe_stream_with(topic, DEFAULT_STREAM_CAPACITY)
+    }
+
+    /// As [`subscribe_stream`](Self::subscribe_stream), holding up to
+    /// `capacity` unread messages (1 to [`MAX_STREAM_CAPACITY`]) before the
+    /// oldest is dropped and the subscriber told so with a
+    /// [`Lagged`](crate::Lagged) notice.
+    pub fn subscribe_stream_with<M: Message + Clone>(
+        &self,
+        topic: &str,
+        capacity: usize,
+    ) -> Result<Subscription<M>, PubSubError> {
+        if capacity == 0 || capacity > MAX_STREAM_CAPACITY {
+            return Err(PubSubError::Capacity(capacity));
+        }
+        let (tx, rx) = broadcast::channel(capacity);
         let key = SubscriberKey::Stream(self.shared.next_stream.fetch_add(1, Ordering::Relaxed));
         self.add(topic, key.clone(), Sink::Stream(tx))?;
         let weak = Arc::downgrade(&self.shared);
@@ -218,7 +238,8 @@ impl PubSub {
                 PubSub { shared }.remove(topic, key);
             }
         });
-        Ok(Subscription::new(topic, key, rx, unsubscribe))
+        let lagged = self.shared.counters.lagged();
+        Ok(Subscription::new(topic, key, rx, lagged, unsubscribe))
     }
 
     fn local_actor<M>(&self, actor: &Handle<M>) -> Result<u64, PubSubError> {

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::broadcast;
 
 use drove_runtime::{wire, Handle, Message, Node};
 
@@ -22,7 +22,8 @@ pub enum SubscriberKey {
 /// Where one subscriber's messages go.
 pub(crate) enum Sink<M> {
     Actor(Handle<M>),
-    Stream(mpsc::UnboundedSender<M>),
+    /// A bounded ring: a full one drops its oldest message.
+    Stream(broadcast::Sender<M>),
 }
 
 impl<M: Message> Sink<M> {
@@ -30,6 +31,8 @@ impl<M: Message> Sink<M> {
     fn send(&self, node: &Node, msg: M) -> bool {
         match self {
             Sink::Actor(h) => node.cast(h, msg).is_ok(),
+            // Fails only when the subscription is gone; a full ring drops
+            // its oldest message instead.
             Sink::Stream(tx) => tx.send(msg).is_ok(),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use drove_pubsub::PubSub;
+use drove_pubsub::{Lagged, PubSub, PubSubError, MAX_STREAM_CAPACITY};
 use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -71,8 +71,8 @@ async fn each_kind_of_broadcast_reaches_whom_it_says() {
         .broadcast("t", &Note("all".into()))
         .expect("broadcast");
     assert_eq!((p.local, p.nodes, p.failed), (3, 0, 0));
-    assert_eq!(a.recv().await, Some(Note("all".into())));
-    assert_eq!(b.recv().await, Some(Note("all".into())));
+    assert_eq!(a.recv().await, Some(Ok(Note("all".into()))));
+    assert_eq!(b.recv().await, Some(Ok(Note("all".into()))));
     assert_eq!(next(&mut heard).await.as_deref(), Some("all"));
 
     // broadcast_from leaves the sender's own subscription out.
@@ -80,7 +80,7 @@ async fn each_kind_of_broadcast_reaches_whom_it_says() {
         .broadcast_from(a.key(), "t", &Note("not a".into()))
         .expect("broadcast_from");
     assert_eq!(p.local, 2);
-    assert_eq!(b.recv().await, Some(Note("not a".into())));
+    assert_eq!(b.recv().await, Some(Ok(Note("not a".into()))));
     assert_eq!(next(&mut heard).await.as_deref(), Some("not a"));
     let direct = pubsub
         .direct_broadcast(&node.id(), "t", &Note("here".into()))
@@ -88,7 +88,7 @@ async fn each_kind_of_broadcast_reaches_whom_it_says() {
     assert_eq!(direct.local, 3);
     assert_eq!(
         a.recv().await,
-        Some(Note("here".into())),
+        Some(Ok(Note("here".into()))),
         "a skipped 'not a'"
     );
 
@@ -125,5 +125,46 @@ async fn each_kind_of_broadcast_reaches_whom_it_says() {
     // Bad input.
     assert!(pubsub.broadcast("", &Note("x".into())).is_err());
     assert!(pubsub.subscribe_stream::<Note>(&"x".repeat(300)).is_err());
+    node.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_stream_subscriber_keeps_the_newest_and_hears_what_it_missed() {
+    let mut config = NodeConfig::new("solo");
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let node = config.start().await.expect("node");
+    let pubsub = PubSub::start(&node).await.expect("pubsub");
+
+    let mut slow = pubsub
+        .subscribe_stream_with::<Note>("t", 4)
+        .expect("subscribe");
+    let mut roomy = pubsub.subscribe_stream::<Note>("t").expect("subscribe");
+    for i in 0..10 {
+        let p = pubsub
+            .broadcast("t", &Note(i.to_string()))
+            .expect("broadcast");
+        assert_eq!(p.local, 2, "a full subscriber still counts as reached");
+    }
+    // The four newest are kept; the six oldest were dropped, and said so.
+    assert_eq!(slow.recv().await, Some(Err(Lagged(6))));
+    for i in 6..10 {
+        assert_eq!(slow.recv().await, Some(Ok(Note(i.to_string()))));
+    }
+    for i in 0..10 {
+        assert_eq!(roomy.recv().await, Some(Ok(Note(i.to_string()))));
+    }
+    let text = pubsub.metrics_text();
+    assert!(
+        text.contains("drove_pubsub_lagged_total{node=\"solo\"} 6"),
+        "{text}"
+    );
+
+    // Bad capacities are refused with a clear error.
+    for bad in [0, MAX_STREAM_CAPACITY + 1] {
+        let err = pubsub
+            .subscribe_stream_with::<Note>("t", bad)
+            .expect_err("bad capacity");
+        assert!(matches!(err, PubSubError::Capacity(n) if n == bad), "{err}");
+    }
     node.leave().await;
 }

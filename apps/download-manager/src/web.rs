@@ -251,12 +251,22 @@ async fn events(
         loop {
             let next = tokio::select! {
                 u = updates.recv() => match u {
-                    Some(Update::Changed(d)) => forward(&mut last, &d)
+                    Some(Ok(Update::Changed(d))) => forward(&mut last, &d)
                         .then(|| event("download", &serde_json::json!({ "download": d, "served_by": node })))
                         .flatten(),
-                    Some(Update::Cleared) => {
+                    Some(Ok(Update::Cleared)) => {
                         last = None;
                         event("download", &serde_json::json!({ "download": null, "served_by": node }))
+                    }
+                    // Updates were dropped while this stream fell behind:
+                    // the current state replaces them.
+                    Some(Err(_lagged)) => {
+                        let d = app.current(&user);
+                        last = None;
+                        if let Some(d) = &d {
+                            forward(&mut last, d);
+                        }
+                        event("download", &serde_json::json!({ "download": d, "served_by": node }))
                     }
                     None => return,
                 },
