@@ -7,7 +7,7 @@
 //! gave, so each peer receives this node's messages in the order they were
 //! made (the transport keeps per-peer FIFO order): no delta can fall
 //! between the chunks of a partition snapshot. What a peer's full link
-//! refuses waits in that peer's [`Outbox`], in the same order.
+//! refuses waits in that peer's outbox, in the same order.
 //!
 //! One service per channel (the registry, the cache...), each a local actor
 //! named `drove.repl.<channel>` on every node.
