@@ -394,7 +394,7 @@ mod tests {
         }
     }
 
-    /// Receives batches until `bytes` have come or nothing comes for a while.
+    /// The bytes of the batches that arrive until none comes for 200 ms.
     async fn drain(rx: &mut mpsc::UnboundedReceiver<usize>) -> u64 {
         let mut total = 0;
         while let Ok(Some(len)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await

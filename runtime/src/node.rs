@@ -305,16 +305,7 @@ impl Node {
         if self.is_me(&addr.node) {
             return self.send(to, msg, None).map_err(|e| (e, None));
         }
-        let link = match self.link_to(&addr.node) {
-            Ok(link) => link,
-            Err(e) => return Err((e, Some(msg))),
-        };
-        let header = FrameHeader::Send {
-            to: addr.local.clone(),
-            tag: wire::tag_of(M::TAG),
-            call: None,
-        };
-        match link.push(&header, Some(&msg)) {
+        match self.push_remote(to, &msg, None) {
             Ok(()) => Ok(()),
             Err(e) => Err((e, Some(msg))),
         }
@@ -347,13 +338,23 @@ impl Node {
                 .cast(ShellMsg::User(msg))
                 .map_err(|_| no_actor().into());
         }
-        let link = self.link_to(&addr.node)?;
+        self.push_remote(to, &msg, call)
+    }
+
+    /// Queues `msg` on the link to the node of `to`, another node.
+    fn push_remote<M: Message>(
+        &self,
+        to: &Handle<M>,
+        msg: &M,
+        call: Option<u64>,
+    ) -> Result<(), SendError> {
+        let addr = to.addr();
         let header = FrameHeader::Send {
             to: addr.local.clone(),
             tag: wire::tag_of(M::TAG),
             call,
         };
-        link.push(&header, Some(&msg))
+        self.link_to(&addr.node)?.push(&header, Some(msg))
     }
 
     fn link_to(&self, node: &NodeId) -> Result<Arc<Link>, SendError> {
