@@ -28,6 +28,10 @@ use crate::message::{Message, Reply, ReplyValue};
 use crate::metrics::Metrics;
 use crate::wire::{self, FrameHeader};
 
+/// How long a call waits for the link to a member that is up but not yet
+/// linked (see `Node::await_link`).
+const LINK_WAIT: Duration = Duration::from_secs(2);
+
 /// Requests from anywhere in the runtime to the cluster driver task.
 pub(crate) enum Control {
     LeaveAnnounced(NodeId),
@@ -373,15 +377,19 @@ impl Node {
         make: impl FnOnce(Reply<R>) -> M,
         timeout: Duration,
     ) -> Result<R, CallError> {
-        let (call, rx) = self.inner.calls.register(to.node().clone());
-        let span = tracing::debug_span!("call", %to, call, tag = M::TAG);
+        let span = tracing::debug_span!("call", %to, call = tracing::field::Empty, tag = M::TAG);
         async move {
+            let deadline = Instant::now() + timeout;
+            self.await_link(to.node(), timeout.min(LINK_WAIT)).await;
+            let (call, rx) = self.inner.calls.register(to.node().clone());
+            tracing::Span::current().record("call", call);
             let msg = make(Reply::new(self.id(), call));
             if let Err(e) = self.send(to, msg, Some(call)) {
                 self.inner.calls.forget(call);
                 return Err(e.into());
             }
-            match tokio::time::timeout(timeout, rx).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, rx).await {
                 Err(_) => {
                     self.inner.calls.forget(call);
                     Err(CallError::Timeout(timeout))
@@ -401,6 +409,23 @@ impl Node {
         }
         .instrument(span)
         .await
+    }
+
+    /// Waits, up to `within`, while `node` is an up member that this node
+    /// has no link to yet: just after a node joins, its link is built a
+    /// moment after both sides see it up, and a call in that moment would
+    /// fail although its answer is near.
+    async fn await_link(&self, node: &NodeId, within: Duration) {
+        if self.is_me(node) || self.inner.links.has(node) {
+            return;
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline
+            && !self.inner.links.has(node)
+            && self.view().status_of(node) == Some(MemberStatus::Up)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Answers a call, wherever the caller is.
@@ -643,5 +668,121 @@ impl Node {
         if let Ok(link) = self.link_to(to) {
             let _ = link.push::<()>(&header, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::echo::EchoMsg;
+    use drove_membership::{Announced, GossipNode, ViewConfig};
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+    /// Stands in for a peer's inbox: reports each batch it receives.
+    struct Inbox;
+
+    impl Actor for Inbox {
+        type Msg = Vec<u8>;
+        type State = mpsc::UnboundedSender<usize>;
+        type Arguments = mpsc::UnboundedSender<usize>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<Vec<u8>>,
+            tx: Self::Arguments,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(tx)
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<Vec<u8>>,
+            batch: Vec<u8>,
+            tx: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            let _ = tx.send(batch.len());
+            Ok(())
+        }
+    }
+
+    fn info(name: &str, incarnation: u64) -> MemberInfo {
+        MemberInfo {
+            id: NodeId::new(name, Incarnation(incarnation)),
+            addr: format!("{name}:4370"),
+            http: format!("{name}:8370"),
+        }
+    }
+
+    /// Node n1, which sees n2 up and has no link to it yet.
+    fn node_seeing_n2_up() -> Node {
+        let mut view = MembershipView::new(info("n1", 1), ViewConfig::default());
+        let n2 = GossipNode {
+            info: info("n2", 2),
+            announced: Announced::Up,
+            live: true,
+            declared_down: vec![],
+        };
+        view.observe(&[n2], 0);
+        let (control, _) = mpsc::unbounded_channel();
+        let node = Node::new(&info("n1", 1), view, control);
+        assert_eq!(node.up_members().len(), 2);
+        node
+    }
+
+    fn echo_on(node: &str, incarnation: u64) -> Handle<EchoMsg> {
+        Handle::from_addr(ActorAddr {
+            node: NodeId::new(node, Incarnation(incarnation)),
+            local: LocalRef::Name("echo".to_string()),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_call_to_an_up_member_waits_for_its_link() {
+        let node = node_seeing_n2_up();
+        let caller = node.clone();
+        let call = tokio::spawn(async move {
+            caller
+                .call(&echo_on("n2", 2), EchoMsg::Ping, Duration::from_secs(1))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (tx, mut batches) = mpsc::unbounded_channel();
+        let (inbox, _) = match Actor::spawn(None, Inbox, tx).await {
+            Ok(spawned) => spawned,
+            Err(e) => panic!("inbox: {e}"),
+        };
+        let link = match Link::new(
+            node.id(),
+            NodeId::new("n2", Incarnation(2)),
+            7,
+            inbox,
+            Arc::default(),
+        ) {
+            Ok(link) => link,
+            Err(e) => panic!("link: {e}"),
+        };
+        node.links().insert(link.clone());
+        tokio::spawn(link.run());
+        let sent = tokio::time::timeout(Duration::from_secs(1), batches.recv()).await;
+        assert!(matches!(sent, Ok(Some(_))), "the call went out once linked");
+        let answer = match call.await {
+            Ok(answer) => answer,
+            Err(e) => panic!("call task: {e}"),
+        };
+        assert!(matches!(answer, Err(CallError::Timeout(_))), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn a_call_to_a_node_that_is_not_up_fails_at_once() {
+        let node = node_seeing_n2_up();
+        let started = Instant::now();
+        let answer = node
+            .call(&echo_on("n3", 3), EchoMsg::Ping, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(answer, Err(CallError::Send(SendError::NodeUnreachable(_)))),
+            "{answer:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(100));
     }
 }
