@@ -1,8 +1,8 @@
 //! [`Ledger`]: the children this node runs now, by id and by local actor
-//! id, and their recent restarts. Plain data; the runner keeps it behind a
-//! lock.
+//! id, those it is starting, and their recent restarts. Plain data; the
+//! runner keeps it behind a lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// The children this node runs, by id and by local actor id.
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Ledger {
     by_id: HashMap<String, LocalChild>,
     by_local: HashMap<u64, String>,
+    /// Children whose start is under way (see [`Ledger::claim`]).
+    starting: HashSet<String>,
     restart_times: HashMap<String, VecDeque<Instant>>,
 }
 
@@ -21,9 +23,39 @@ struct LocalChild {
     terminating: bool,
 }
 
+/// What [`Ledger::claim`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The start may go ahead; it ends with `insert` or `release`.
+    Claimed,
+    /// The child runs here already, as this local actor.
+    Running(u64),
+    /// Another start of the child is under way here.
+    Starting,
+}
+
 impl Ledger {
-    /// Child `id` runs here as local actor `local`.
+    /// Claims the start of child `id`, so that two starts of one child on
+    /// this node (a failover and an adoption another node sent, say) never
+    /// run it twice.
+    pub(crate) fn claim(&mut self, id: &str) -> Claim {
+        if let Some(c) = self.by_id.get(id).filter(|c| !c.terminating) {
+            return Claim::Running(c.local);
+        }
+        if !self.starting.insert(id.to_string()) {
+            return Claim::Starting;
+        }
+        Claim::Claimed
+    }
+
+    /// A claimed start of `id` failed.
+    pub(crate) fn release(&mut self, id: &str) {
+        self.starting.remove(id);
+    }
+
+    /// Child `id` runs here as local actor `local` (ending its claim).
     pub(crate) fn insert(&mut self, id: &str, local: u64) {
+        self.starting.remove(id);
         self.by_local.insert(local, id.to_string());
         self.by_id.insert(
             id.to_string(),
@@ -58,7 +90,12 @@ impl Ledger {
     /// was stopped on purpose, if it was a child.
     pub(crate) fn stopped(&mut self, local: u64) -> Option<(String, bool)> {
         let id = self.by_local.remove(&local)?;
-        let terminating = self.by_id.remove(&id).is_some_and(|c| c.terminating);
+        // A copy being stopped may outlive the start of its successor:
+        // only its own entry goes.
+        let terminating = match self.by_id.get(&id) {
+            Some(c) if c.local == local => self.by_id.remove(&id).is_some_and(|c| c.terminating),
+            _ => true,
+        };
         Some((id, terminating))
     }
 
@@ -108,6 +145,36 @@ mod tests {
         assert_eq!(l.stopped(1), Some(("a".to_string(), true)));
         assert_eq!(l.stopped(2), Some(("b".to_string(), false)));
         assert_eq!(l.stopped(3), None);
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn a_child_is_started_once_at_a_time() {
+        let mut l = Ledger::default();
+        assert_eq!(l.claim("a"), Claim::Claimed);
+        assert_eq!(l.claim("a"), Claim::Starting);
+        l.release("a");
+        assert_eq!(l.claim("a"), Claim::Claimed);
+        l.insert("a", 7);
+        assert_eq!(l.claim("a"), Claim::Running(7));
+        l.terminate("a");
+        assert_eq!(
+            l.claim("a"),
+            Claim::Claimed,
+            "a copy being stopped does not count"
+        );
+    }
+
+    #[test]
+    fn the_stop_of_an_old_copy_leaves_its_successor() {
+        let mut l = Ledger::default();
+        l.insert("a", 1);
+        l.terminate("a");
+        assert_eq!(l.claim("a"), Claim::Claimed);
+        l.insert("a", 2);
+        assert_eq!(l.stopped(1), Some(("a".to_string(), true)));
+        assert_eq!(l.running(), vec!["a".to_string()]);
+        assert_eq!(l.stopped(2), Some(("a".to_string(), false)));
         assert_eq!(l.len(), 0);
     }
 

@@ -17,7 +17,7 @@ use drove_runtime::{
 use crate::child::Factory;
 use crate::child_ext::ChildExt;
 use crate::error::{StartRefused, SupervisorError};
-use crate::ledger::Ledger;
+use crate::ledger::{Claim, Ledger};
 use crate::records::Records;
 use crate::spec::{ChildInfo, ChildRecord, ChildSpec, ChildStatus, Restart, StartInfo};
 
@@ -87,9 +87,34 @@ impl Runner {
     /// Runs a child on this node: takes its global name before the child's
     /// `init` runs (as Erlang registers a global name before `init/1`: a
     /// child that may not run never does anything), builds it, records it.
-    /// `restarts` counts earlier starts. The error is text: it may answer
-    /// another node's request.
+    /// `restarts` counts earlier starts. A child that runs here already is
+    /// not started again: the answer is where it runs. The error is text:
+    /// it may answer another node's request.
     pub(crate) async fn start_local(
+        &self,
+        spec: ChildSpec,
+        checkpoint: Option<Arc<str>>,
+        restarts: u32,
+    ) -> Result<ActorAddr, StartRefused> {
+        let id = spec.id.clone();
+        match self.ledger().claim(&id) {
+            Claim::Claimed => {}
+            Claim::Running(local) => return Ok(self.local_addr(local)),
+            Claim::Starting => {
+                return Err(StartRefused::Failed(format!(
+                    "child {id} is being started on this node already"
+                )))
+            }
+        }
+        let started = self.claimed_start(spec, checkpoint, restarts).await;
+        if started.is_err() {
+            self.ledger().release(&id);
+        }
+        started
+    }
+
+    /// [`start_local`](Self::start_local) once this start holds the claim.
+    async fn claimed_start(
         &self,
         spec: ChildSpec,
         checkpoint: Option<Arc<str>>,
