@@ -230,15 +230,19 @@ impl Driver {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if last_tick.elapsed() > freeze {
-                        tracing::warn!(gap = ?last_tick.elapsed(), "this process was frozen");
-                        self.node.set_woke_at(Some(std::time::Instant::now()));
-                    }
+                    self.notice_freeze(&mut last_tick, freeze);
                     last_tick = std::time::Instant::now();
                     self.node.send_owed_acks();
                     self.observe_gossip().await
                 }
-                Some(event) = self.transport_rx.recv() => self.on_transport(event).await,
+                Some(event) = self.transport_rx.recv() => {
+                    // A woken process may hear of its closed sessions
+                    // before its next tick: it notes the freeze first, so
+                    // whoever hears of these downs knows they may be its
+                    // own stale view.
+                    self.notice_freeze(&mut last_tick, freeze);
+                    self.on_transport(event).await
+                }
                 Some(control) = self.control_rx.recv() => match control {
                     Control::Leave(done) => {
                         self.leave().await;
@@ -248,6 +252,16 @@ impl Driver {
                     other => self.on_control(other).await,
                 },
             }
+        }
+    }
+
+    /// Notes that this process was frozen if its driver last ticked more
+    /// than `freeze` ago (see [`Node::woke_within`]).
+    fn notice_freeze(&self, last_tick: &mut std::time::Instant, freeze: Duration) {
+        if last_tick.elapsed() > freeze {
+            tracing::warn!(gap = ?last_tick.elapsed(), "this process was frozen");
+            self.node.set_woke_at(Some(std::time::Instant::now()));
+            *last_tick = std::time::Instant::now();
         }
     }
 

@@ -17,9 +17,15 @@
 //!   survivors starts each unfinished permanent or transient child again,
 //!   from its last checkpoint, with the same id. Temporary and finished
 //!   children are not restarted. If two nodes ever start the same child,
-//!   the later start stops.
+//!   the later start stops. The survivor starts it at once: only a node
+//!   that is alone, or that has just woken from a freeze (whose view may be
+//!   stale), waits 2 s first. The other survivors check 2.5 s later that
+//!   some node runs the child, and send its record to the node placement
+//!   picks if none does.
 //! - **Rejoin.** A node that was declared down and rejoins stops its stale
-//!   copies: the survivors own them now.
+//!   copies: the survivors own them now. It watches, as the other
+//!   survivors do, that some node runs them: in a storm of freezes, every
+//!   node may have been declared down by another.
 //! - **Checkpoints**: [`checkpoint`]`(ctx, &state)` from inside the child.
 //! - **Names.** A child's global name is taken before its `init` runs, as
 //!   Erlang registers a global name before `init/1`: a start refused

@@ -19,12 +19,14 @@ use crate::records::{winner, Records};
 use crate::runner::Runner;
 use crate::spec::{ChildRecord, ChildStatus, ChildrenSchema, Restart, TypesSchema};
 
-/// How long every failover waits first (see `failover`).
-const FAILOVER_SETTLE: Duration = Duration::from_millis(300);
-
-/// How much longer a node that finds itself alone, or that just woke from a
+/// How long a node that finds itself alone, or that just woke from a
 /// freeze, waits before failing children over (see `failover`).
 const ALONE_SETTLE: Duration = Duration::from_secs(2);
+
+/// How long a node that did not fail a child over itself waits before it
+/// checks that some node runs it (see `watch_failover`): past the placed
+/// node's own settle when it just woke, and past a rejoined node's resync.
+const FAILOVER_WATCH: Duration = Duration::from_millis(2500);
 
 /// A failover start that fails is tried again after this wait, doubling
 /// up to [`RETRY_MAX_WAIT`], [`FAILOVER_TRIES`] times in all (about 20 s)
@@ -68,6 +70,15 @@ pub(crate) enum Work {
 
 /// A child record whose owner is gone from the table, with that owner.
 pub(crate) type Orphan = (NodeId, ChildRecord);
+
+/// Whether a child whose node is gone should run again: it had not
+/// finished, and its restart policy is not `temporary`.
+fn should_run_again(record: &ChildRecord) -> bool {
+    matches!(
+        record.status,
+        ChildStatus::Running | ChildStatus::Restarting
+    ) && record.spec.restart != Restart::Temporary
+}
 
 fn orphans_of(owner: &NodeId, slots: &[(Arc<str>, Option<ChildRecord>)]) -> Vec<Orphan> {
     slots
@@ -192,11 +203,15 @@ impl Moves {
                 }
                 Work::Rejoined(records) => {
                     self.runner.drop_all_local();
-                    // With a quorum, the old incarnation's children may have
-                    // no other side to take them (every node was declared
-                    // down by another): they wait for the quorum here.
+                    // The survivors fail the old incarnation's children
+                    // over; but in a storm of freezes every node may have
+                    // been declared down by another, with no survivor left
+                    // to do it. With a quorum, they wait for it here;
+                    // otherwise this node watches that some node runs them.
                     if self.placer.quorum().is_some() {
                         self.orphaned(records);
+                    } else {
+                        self.watch_all(records);
                     }
                 }
                 Work::Duplicate(id) => {
@@ -292,45 +307,106 @@ impl Moves {
         } else {
             // A node that wakes from a freeze sees its peers down on a stale
             // view, a moment before it learns that it was the one declared
-            // down. Every failover waits a moment; a node that is alone, or
-            // that has just woken, waits longer.
-            tokio::time::sleep(FAILOVER_SETTLE).await;
+            // down; its driver notes the freeze before it reports any of
+            // those downs, so such a node (or one that finds itself alone)
+            // waits to learn it. Any other node fails over at once.
             let suspect = alone || self.node.woke_within(Duration::from_secs(5));
             if suspect && self.node.id() == me {
                 tokio::time::sleep(ALONE_SETTLE).await;
             }
         }
         if self.node.id() != me {
-            tracing::info!("rejoined meanwhile: the survivors own these children");
+            tracing::info!("rejoined meanwhile: watching that some node runs these children");
+            self.watch_all(records);
             return;
         }
         let up = self.node.up_members();
         for (owner, record) in records {
             // Its owner is up: a stale view (this node froze) took it for
             // dead; it runs there.
-            if up.contains(&owner) {
-                continue;
-            }
-            let unfinished = matches!(
-                record.status,
-                ChildStatus::Running | ChildStatus::Restarting
-            );
-            if !unfinished || record.spec.restart == Restart::Temporary {
+            if up.contains(&owner) || !should_run_again(&record) {
                 continue;
             }
             let Some(target) = self.placer.place(&record.spec.id, &record.spec.type_name) else {
                 continue;
             };
-            // Another node's to start; or a live node runs it already (it
-            // adopted it from a leaver that died before dropping its
-            // record, say).
-            if target != me || self.records.winner(&record.spec.id).is_some() {
+            // A live node runs it already (it adopted it from a leaver that
+            // died before dropping its record, say).
+            if self.records.winner(&record.spec.id).is_some() {
                 continue;
             }
             let moves = self.clone();
             let me = me.clone();
-            tokio::spawn(async move { moves.start_failed_over(record, me).await });
+            if target == me {
+                tokio::spawn(async move { moves.start_failed_over(record, me).await });
+            } else {
+                tokio::spawn(async move { moves.watch_failover(owner, record).await });
+            }
         }
+    }
+
+    /// [`watch_failover`](Self::watch_failover) for each of `records` that
+    /// should run again.
+    fn watch_all(&self, records: Vec<Orphan>) {
+        for (owner, record) in records {
+            if should_run_again(&record) {
+                let moves = self.clone();
+                tokio::spawn(async move { moves.watch_failover(owner, record).await });
+            }
+        }
+    }
+
+    /// Checks, [`FAILOVER_WATCH`] after a failover this node did not make,
+    /// that some node runs the child. The node placed to start it may not
+    /// hold its record (it rejoined, and the dead node froze before it could
+    /// sync that node's partition), or may itself have been declared down
+    /// before it did. While no node runs it and its owner is still gone,
+    /// this node starts it (if placement picks this node) or sends the
+    /// record to the node placement picks; a node that runs the child
+    /// already answers where. A watch that spans a rejoin of this node
+    /// waits again, so the new incarnation has the tables first.
+    async fn watch_failover(&self, owner: NodeId, mut record: ChildRecord) {
+        let id = record.spec.id.clone();
+        for _ in 0..FAILOVER_TRIES {
+            let me = self.node.id();
+            tokio::time::sleep(FAILOVER_WATCH).await;
+            if self.node.id() != me || !self.placer.has_quorum() {
+                continue;
+            }
+            if self.records.winner(&id).is_some() || self.node.up_members().contains(&owner) {
+                return;
+            }
+            let Some(target) = self.placer.place(&id, &record.spec.type_name) else {
+                continue;
+            };
+            if target == me {
+                self.start_failed_over(record, me).await;
+                return;
+            }
+            let mut sent = record.clone();
+            sent.restarts += 1;
+            let remote: Handle<SupMsg> = Handle::named(target.clone(), SUPERVISOR_NAME);
+            let adopted = self
+                .node
+                .call(&remote, |r| SupMsg::Adopt(sent, r), Duration::from_secs(10))
+                .await;
+            match adopted {
+                Ok(Ok(addr)) => {
+                    tracing::info!(child = %id, %target, %addr, "no node ran a failed-over child: sent its record to the node placed to run it");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(child = %id, %target, error = %e, "the node placed to run a failed-over child refused its record")
+                }
+                Err(e) => {
+                    tracing::warn!(child = %id, %target, error = %e, "could not send a failed-over child's record")
+                }
+            }
+        }
+        tracing::error!(child = %id, "no node would run a failed-over child; giving up");
+        record.status = ChildStatus::GivenUp;
+        record.local = None;
+        self.records.write(&id, record);
     }
 
     /// Starts a failed-over child here, trying again with backoff while its

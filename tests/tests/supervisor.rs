@@ -366,3 +366,61 @@ async fn passive_redistribution_leaves_running_children_in_place() {
     ids.extend((0..30).map(|i| format!("late{i:02}")));
     wait_exactly_once(&all, &ids).await;
 }
+
+/// A storm of freezes: nodes are stopped in turn for pauses on both sides
+/// of the failure detector's threshold (so some are declared down and some
+/// are not), continued, and stopped again, 8 times. No child is lost, and
+/// once the cluster settles each one runs on exactly one node.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_of_freezes_loses_no_child_and_leaves_one_copy() {
+    let _machine = drove_tests::timing_sensitive().await;
+    let c = TestCluster::started(3).await;
+    let http = c.nodes[0].http_addr();
+    populate(&http, 30, 0, 2).await;
+    let Some(before) = children_at(&http, false).await else {
+        panic!("children unreadable")
+    };
+    let unfinished: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
+    let pauses = [400u64, 1800, 900, 3000, 600, 2400, 1200, 2000];
+    for (round, pause) in pauses.into_iter().enumerate() {
+        let victim = &c.nodes[round % 3];
+        victim.signal(Signal::SIGSTOP);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        victim.signal(Signal::SIGCONT);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let all: Vec<&NodeProc> = c.nodes.iter().collect();
+    for node in &all {
+        wait_for(LONG, "every node to see the other two up", || async {
+            let view = node.cluster().await?;
+            (view.members.iter().filter(|m| m.status == "up").count() == 3).then_some(())
+        })
+        .await;
+    }
+    // On a timeout, say what is missing or doubled, and each node's table.
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let counts = ledger_counts(&all).await.unwrap_or_default();
+        let ids: BTreeSet<String> = counts.keys().cloned().collect();
+        if ids == unfinished && counts.values().all(|&n| n == 1) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let missing: Vec<&String> = unfinished.difference(&ids).collect();
+            let doubled: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+            let mut per_node = Vec::new();
+            for n in &all {
+                let here = children_at(&n.http_addr(), false).await.unwrap_or_default();
+                per_node.push((
+                    n.name.clone(),
+                    here.iter()
+                        .map(|c| format!("{}:{:?}@{}", c.id, c.status, c.node))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+            panic!("missing {missing:?}; doubled {doubled:?}; tables {per_node:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    wait_once(&all, &unfinished, true).await;
+}
