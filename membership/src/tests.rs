@@ -100,8 +100,39 @@ fn trusted_third_party_declaration_is_adopted() {
     n2.declared_down = vec![(info("n3", 3).id, 5)];
     let out = v.observe(&[n2, live("n3", 3)], 6);
     assert!(out.contains(&Output::Event(MembershipEvent::NodeDown(info("n3", 3).id))));
-    // Adopted, not re-published: the declaration is n2's.
-    assert!(!out.iter().any(|o| matches!(o, Output::PublishDown(..))));
+    // Seconded, with n2's time.
+    assert!(out.contains(&Output::PublishDown(info("n3", 3).id, 5)));
+}
+
+/// A storm of freezes: n3 declared n2 down; n1, a fresh incarnation, took
+/// n3's word; n2 then woke and declared n3 down within the concurrent
+/// window, while it sees n1 up. n1's seconded declaration makes n2 rejoin.
+/// Unsaid, n2 would count n1 on its own side (2 against 1) and stay, n3
+/// would count n1 on its own side too and stay, and n2 would be shut out
+/// for good.
+#[test]
+fn a_woken_node_learns_from_a_peer_that_took_a_declarations_word() {
+    let id = |n: &str, inc: u64| info(n, inc).id;
+    let mut n1 = MembershipView::new(info("n1", 2), ViewConfig::default());
+    n1.observe(&[live("n1", 2), live("n2", 1), live("n3", 1)], 0);
+    let mut n3 = live("n3", 1);
+    n3.declared_down = vec![(id("n2", 1), 1_000)];
+    let out = n1.observe(&[live("n1", 2), live("n2", 1), n3.clone()], 1_100);
+    let seconded: Vec<(NodeId, u64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::PublishDown(target, at) => Some((target.clone(), *at)),
+            _ => None,
+        })
+        .collect();
+    let mut n2 = view("n2");
+    n2.observe(&[live("n1", 2), live("n3", 1)], 0);
+    n2.connection_lost(&id("n3", 1), 2_500);
+    let mut n1_gossip = live("n1", 2);
+    n1_gossip.declared_down = seconded;
+    assert!(n2
+        .observe(&[n1_gossip, n3, live("n2", 1)], 2_600)
+        .contains(&Output::Rejoin));
 }
 
 #[test]

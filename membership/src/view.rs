@@ -279,7 +279,7 @@ impl MembershipView {
             .map(|g| g.info.id.clone())
             .collect();
 
-        self.apply_declarations(gossip, &candidates, now_ms, &mut out);
+        self.apply_declarations(gossip, &candidates, &mut out);
         self.check_self_declared(gossip, &candidates);
 
         for g in &others {
@@ -335,7 +335,6 @@ impl MembershipView {
         &mut self,
         gossip: &[GossipNode],
         candidates: &BTreeSet<NodeId>,
-        now_ms: u64,
         out: &mut Vec<Output>,
     ) {
         let mut declarations: Vec<(u64, &NodeId, &NodeId)> = gossip
@@ -349,7 +348,7 @@ impl MembershipView {
             .filter(|(_, _, target)| **target != self.me.id)
             .collect();
         declarations.sort();
-        for (_, declarer, target) in declarations {
+        for (at, declarer, target) in declarations {
             if self.finished.contains(target) || !self.trusted(declarer, candidates) {
                 continue;
             }
@@ -357,7 +356,12 @@ impl MembershipView {
                 continue;
             }
             match self.members.get(&target.name) {
-                Some(m) if m.info.id == *target => self.finish(target, now_ms, false, out),
+                // Seconded in gossip, with the declarer's time: the target
+                // must learn that this node, too, holds it down. Unsaid, a
+                // target that sees this node up counts it on its own side
+                // of a mutual declaration, while the declarer counts it on
+                // the other, and neither end rejoins.
+                Some(m) if m.info.id == *target => self.finish(target, at, true, out),
                 _ => {
                     self.finished.insert(target.clone());
                 }
@@ -386,8 +390,8 @@ impl MembershipView {
         }
         // The other side is everyone this node finished that is back in
         // gossip, not only those whose declaration it sees: a node there
-        // that adopted a peer's declaration publishes none of its own, yet
-        // it counts on the other end's side (which sees it as alive).
+        // that adopted a peer's declaration counts on the other end's side
+        // (which sees it as alive) before its seconding reaches this node.
         their_side.extend(
             gossip
                 .iter()
