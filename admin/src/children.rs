@@ -6,11 +6,14 @@
 //!   is held by another actor, 503 when the cluster cannot take it.
 //! - `GET /api/children[?scope=local]`: every child in the cluster, or only
 //!   those this node runs now (its own ledger).
+//! - `DELETE /api/children/{id}`: stops the child wherever it runs and
+//!   forgets it (no restart, no failover); 204, 404 for an id no node has,
+//!   503 when its node cannot be reached.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -83,6 +86,14 @@ async fn spawn(State(sup): State<Supervisor>, JsonBody(body): JsonBody<SpawnBody
     }
 }
 
+async fn terminate(State(sup): State<Supervisor>, Path(id): Path<String>) -> Response {
+    match sup.terminate_child(&id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e @ SupervisorError::NoSuchChild(_)) => error_of(StatusCode::NOT_FOUND, &e),
+        Err(e) => error_of(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
 async fn list(State(sup): State<Supervisor>, Query(q): Query<ListQuery>) -> Response {
     match q.scope.as_deref() {
         None | Some("cluster") => Json(sup.which_children()).into_response(),
@@ -98,5 +109,6 @@ async fn list(State(sup): State<Supervisor>, Query(q): Query<ListQuery>) -> Resp
 pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/children", get(list).post(spawn))
+        .route("/api/children/{id}", delete(terminate))
         .with_state(drove.supervisor().clone())
 }

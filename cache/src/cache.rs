@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use drove_replication::{Change, Replicated, ReplicationConfig, SchemaReplica};
+use drove_replication::{Change, PurgedSlot, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{Node, NodeId, SpawnError};
 
 use crate::schema::{
@@ -370,7 +370,7 @@ impl Cache {
     /// writer unchanged, into this node's own slots (those no copy held
     /// here already matches). Identical copies on several survivors tidy
     /// away to one.
-    fn adopt(&self, departed: &[(Arc<str>, Option<CacheValue>)]) {
+    fn adopt(&self, departed: &[PurgedSlot<Arc<str>, CacheValue>]) {
         self.repl.write(|w| {
             let adopted = adoptable(w.replica(), departed);
             let n = adopted.len();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use drove_replication::{Hlc, Schema, SchemaReplica, SlotRef};
+use drove_replication::{Hlc, PurgedSlot, Schema, SchemaReplica, SlotRef};
 
 /// The cache's replication channel.
 #[derive(Debug)]
@@ -118,11 +118,11 @@ pub fn visible<'a>(
 /// adopts the same ones; the duplicates then tidy away.
 pub fn adoptable(
     replica: &SchemaReplica<CacheSchema>,
-    departed: &[(Arc<str>, Option<CacheValue>)],
+    departed: &[PurgedSlot<Arc<str>, CacheValue>],
 ) -> Vec<(Arc<str>, CacheValue)> {
     departed
         .iter()
-        .filter_map(|(key, value)| {
+        .filter_map(|PurgedSlot { key, value, .. }| {
             let value = value.as_ref()?;
             let newer = latest(replica, key)
                 .and_then(|l| l.value)

@@ -99,9 +99,9 @@ impl Observer<CacheSchema> for TidyQueue {
             }
             Change::Purged { owner, slots, .. } if owner != me => {
                 let mut pending = self.pending();
-                for (key, _) in slots {
-                    if holds(replica, me, key) {
-                        pending.dirty.insert(key.clone());
+                for slot in slots {
+                    if holds(replica, me, &slot.key) {
+                        pending.dirty.insert(slot.key.clone());
                     }
                 }
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 
-use drove_replication::{Change, Observer, Op, SchemaReplica};
+use drove_replication::{Change, Observer, Op, PurgedSlot, SchemaReplica};
 use drove_runtime::{ActorAddr, NodeId};
 
 use crate::schema::{addr, losers, slot_addr, winner, RegValue, RegistrySchema};
@@ -133,7 +133,7 @@ impl Observer<RegistrySchema> for RegObserver {
                 ..
             } => self.after_removal(replica, key),
             Change::Purged { owner, slots, .. } => {
-                for (key, _) in slots {
+                for PurgedSlot { key, .. } in slots {
                     if owner == me {
                         let _ = self.evictions.send(Eviction {
                             name: key.clone(),

@@ -41,7 +41,7 @@ pub use channel::{Channel, ChannelCounters, Outgoing};
 pub use config::ReplicationConfig;
 pub use hlc::{Clock, Hlc, TooFarAhead};
 pub use observer::{Change, Observer};
-pub use replica::{Digest, Op, Replica, SlotRef};
+pub use replica::{Digest, Op, PurgedSlot, Replica, SlotRef};
 pub use replicated::{ReplStats, Replicated, ReplicatedBuilder};
 pub use schema::{ReplMsg, Schema, SchemaOp, SchemaReplica};
 pub use writer::Writer;

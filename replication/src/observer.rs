@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use drove_runtime::NodeId;
 
-use crate::replica::Op;
+use crate::replica::{Op, PurgedSlot};
 use crate::schema::{Schema, SchemaReplica};
 
 /// What changed in the replica, for the layer above.
@@ -20,13 +20,12 @@ pub enum Change<'a, K, V> {
         /// The op.
         op: &'a Op<K, V>,
     },
-    /// Every slot of `owner` went: here they are, as (key, value), `None`
-    /// for tombstones.
+    /// Every slot of `owner` went: here they are, tombstones included.
     Purged {
         /// The owner whose slots went.
         owner: &'a NodeId,
         /// Its slots as they were.
-        slots: &'a [(K, Option<V>)],
+        slots: &'a [PurgedSlot<K, V>],
         /// `true` when the owner is gone (down, left, or this node's old
         /// incarnation); `false` when its partition is being replaced by a
         /// resync and its slots come right back.

@@ -77,6 +77,17 @@ struct Slot<V> {
     value: Option<V>,
 }
 
+/// A slot of an owner that was purged (see [`Replica::purge_owner`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgedSlot<K, V> {
+    /// Its key.
+    pub key: K,
+    /// Its value; `None` for a tombstone.
+    pub value: Option<V>,
+    /// The stamp of its last version: what the owner last wrote there.
+    pub stamp: Hlc,
+}
+
 /// A slot as read: its owner resolved.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SlotRef<'a, V> {
@@ -376,10 +387,9 @@ where
         ops
     }
 
-    /// Drops every slot of `owner` (live and tombstones) and returns them as
-    /// (key, value), `None` for a tombstone. With `forever`, the owner is
-    /// refused from now on.
-    pub fn purge_owner(&mut self, owner: &NodeId, forever: bool) -> Vec<(K, Option<V>)> {
+    /// Drops every slot of `owner` (live and tombstones) and returns them.
+    /// With `forever`, the owner is refused from now on.
+    pub fn purge_owner(&mut self, owner: &NodeId, forever: bool) -> Vec<PurgedSlot<K, V>> {
         if forever {
             self.dead.insert(owner.clone());
         }
@@ -401,7 +411,11 @@ where
                     Some(v) => bytes = bytes.saturating_add(weigh(key, v)),
                     None => tombstones += 1,
                 }
-                purged.push((key.clone(), s.value.clone()));
+                purged.push(PurgedSlot {
+                    key: key.clone(),
+                    value: s.value.clone(),
+                    stamp: s.stamp,
+                });
                 false
             });
             emptied += usize::from(had_live && !slots.iter().any(|s| s.value.is_some()));
@@ -423,7 +437,7 @@ where
         let mut touched: HashSet<K> = self
             .purge_owner(owner, false)
             .into_iter()
-            .map(|(k, _)| k)
+            .map(|p| p.key)
             .collect();
         for op in ops {
             touched.insert(op.key().clone());

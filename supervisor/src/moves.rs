@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
-use drove_replication::{Change, Op, SchemaReplica};
+use drove_replication::{Change, Hlc, Op, PurgedSlot, SchemaReplica};
 use drove_runtime::{ActorAddr, ExitReason, Handle, MemberStatus, MembershipEvent, Node, NodeId};
 
 use crate::error::StartRefused;
@@ -68,8 +68,17 @@ pub(crate) enum Work {
     TypesChanged,
 }
 
-/// A child record whose owner is gone from the table, with that owner.
-pub(crate) type Orphan = (NodeId, ChildRecord);
+/// A child record whose owner is gone from the table.
+#[derive(Clone, Debug)]
+pub(crate) struct Orphan {
+    /// The node that ran it.
+    pub(crate) owner: NodeId,
+    /// Its last record there.
+    pub(crate) record: ChildRecord,
+    /// The stamp of that record: a slot of the child written or dropped
+    /// later than this came from a node that handled it since.
+    pub(crate) stamp: Hlc,
+}
 
 /// Whether a child whose node is gone should run again: it had not
 /// finished, and its restart policy is not `temporary`.
@@ -80,10 +89,16 @@ fn should_run_again(record: &ChildRecord) -> bool {
     ) && record.spec.restart != Restart::Temporary
 }
 
-fn orphans_of(owner: &NodeId, slots: &[(Arc<str>, Option<ChildRecord>)]) -> Vec<Orphan> {
+fn orphans_of(owner: &NodeId, slots: &[PurgedSlot<Arc<str>, ChildRecord>]) -> Vec<Orphan> {
     slots
         .iter()
-        .filter_map(|(_, v)| v.clone().map(|r| (owner.clone(), r)))
+        .filter_map(|s| {
+            s.value.clone().map(|record| Orphan {
+                owner: owner.clone(),
+                record,
+                stamp: s.stamp,
+            })
+        })
         .collect()
 }
 
@@ -321,26 +336,27 @@ impl Moves {
             return;
         }
         let up = self.node.up_members();
-        for (owner, record) in records {
+        for orphan in records {
             // Its owner is up: a stale view (this node froze) took it for
             // dead; it runs there.
-            if up.contains(&owner) || !should_run_again(&record) {
+            if up.contains(&orphan.owner) || !should_run_again(&orphan.record) {
                 continue;
             }
-            let Some(target) = self.placer.place(&record.spec.id, &record.spec.type_name) else {
+            let spec = &orphan.record.spec;
+            let Some(target) = self.placer.place(&spec.id, &spec.type_name) else {
                 continue;
             };
             // A live node runs it already (it adopted it from a leaver that
             // died before dropping its record, say).
-            if self.records.winner(&record.spec.id).is_some() {
+            if self.records.winner(&spec.id).is_some() {
                 continue;
             }
             let moves = self.clone();
             let me = me.clone();
             if target == me {
-                tokio::spawn(async move { moves.start_failed_over(record, me).await });
+                tokio::spawn(async move { moves.start_failed_over(orphan.record, me).await });
             } else {
-                tokio::spawn(async move { moves.watch_failover(owner, record).await });
+                tokio::spawn(async move { moves.watch_failover(orphan).await });
             }
         }
     }
@@ -348,10 +364,10 @@ impl Moves {
     /// [`watch_failover`](Self::watch_failover) for each of `records` that
     /// should run again.
     fn watch_all(&self, records: Vec<Orphan>) {
-        for (owner, record) in records {
-            if should_run_again(&record) {
+        for orphan in records {
+            if should_run_again(&orphan.record) {
                 let moves = self.clone();
-                tokio::spawn(async move { moves.watch_failover(owner, record).await });
+                tokio::spawn(async move { moves.watch_failover(orphan).await });
             }
         }
     }
@@ -360,27 +376,37 @@ impl Moves {
     /// that some node runs the child. The node placed to start it may not
     /// hold its record (it rejoined, and the dead node froze before it could
     /// sync that node's partition), or may itself have been declared down
-    /// before it did. While no node runs it and its owner is still gone,
-    /// this node starts it (if placement picks this node) or sends the
-    /// record to the node placement picks; a node that runs the child
-    /// already answers where. A watch that spans a rejoin of this node
-    /// waits again, so the new incarnation has the tables first.
-    async fn watch_failover(&self, owner: NodeId, mut record: ChildRecord) {
-        let id = record.spec.id.clone();
+    /// before it did. While no live node has handled it since its dead
+    /// owner's last record (started, finished or terminated it) and that
+    /// owner is still gone, this node starts it (if placement picks this
+    /// node) or sends the record to the node placement picks; a node that
+    /// runs the child already answers where. A watch that spans a rejoin of
+    /// this node waits again, so the new incarnation has the tables first;
+    /// one that finds its side without a quorum leaves the child to wait
+    /// for it.
+    async fn watch_failover(&self, orphan: Orphan) {
+        let id = orphan.record.spec.id.clone();
         for _ in 0..FAILOVER_TRIES {
             let me = self.node.id();
             tokio::time::sleep(FAILOVER_WATCH).await;
-            if self.node.id() != me || !self.placer.has_quorum() {
+            if self.node.id() != me {
                 continue;
             }
-            if self.records.winner(&id).is_some() || self.node.up_members().contains(&owner) {
+            if !self.placer.has_quorum() {
+                self.orphaned(vec![orphan]);
                 return;
             }
+            if self.records.handled_after(&id, orphan.stamp)
+                || self.node.up_members().contains(&orphan.owner)
+            {
+                return;
+            }
+            let record = &orphan.record;
             let Some(target) = self.placer.place(&id, &record.spec.type_name) else {
                 continue;
             };
             if target == me {
-                self.start_failed_over(record, me).await;
+                self.start_failed_over(orphan.record, me).await;
                 return;
             }
             let mut sent = record.clone();
@@ -404,6 +430,7 @@ impl Moves {
             }
         }
         tracing::error!(child = %id, "no node would run a failed-over child; giving up");
+        let mut record = orphan.record;
         record.status = ChildStatus::GivenUp;
         record.local = None;
         self.records.write(&id, record);
@@ -471,7 +498,7 @@ impl Moves {
         }
         let mut orphans = self.orphans();
         for orphan in records {
-            orphans.retain(|(_, o)| o.spec.id != orphan.1.spec.id);
+            orphans.retain(|o| o.record.spec.id != orphan.record.spec.id);
             orphans.push(orphan);
         }
         if self.placer.has_quorum() {

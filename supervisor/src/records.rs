@@ -93,6 +93,15 @@ impl Records {
             .read(|r, _| winner(r, id).map(|(n, rec, _)| (n.clone(), rec.clone())))
     }
 
+    /// Whether some node holds a record of child `id`, or wrote or dropped
+    /// one later than `stamp`: a live node runs it, finished it, or stopped
+    /// it on purpose since then (a terminated child leaves a tombstone for
+    /// a while, so a watch does not start it again).
+    pub(crate) fn handled_after(&self, id: &str, stamp: Hlc) -> bool {
+        self.table
+            .read(|r, _| r.slots(id).any(|s| s.value.is_some() || s.stamp > stamp))
+    }
+
     /// Where child `id` runs, by its winning record.
     pub(crate) fn winner_addr(&self, id: &str) -> Option<ActorAddr> {
         self.table.read(|r, _| {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use drove_supervisor::{ChildInfo, ChildStatus};
-use drove_tests::{children_at, spawn_child, wait_for, NodeProc, TestCluster};
+use drove_tests::{children_at, send_json, spawn_child, wait_for, NodeProc, TestCluster};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
@@ -423,4 +423,46 @@ async fn a_storm_of_freezes_loses_no_child_and_leaves_one_copy() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     wait_once(&all, &unfinished, true).await;
+}
+
+/// Children terminated on purpose right after they failed over stay
+/// stopped: the survivors' watch, which starts a failed-over child that no
+/// node runs, sees that a live node stopped them since and leaves them.
+#[tokio::test(flavor = "multi_thread")]
+async fn children_terminated_right_after_failover_stay_stopped() {
+    let _machine = drove_tests::shared_machine().await;
+    let mut c = TestCluster::started(3).await;
+    let http = c.nodes[0].http_addr();
+    populate(&http, 12, 0, 0).await;
+    let Some(before) = children_at(&http, false).await else {
+        panic!("children unreadable")
+    };
+    let victim = busiest(&before, &c.nodes);
+    let victim_name = c.nodes[victim].name.clone();
+    let moved: BTreeSet<String> = before
+        .iter()
+        .filter(|ch| ch.node == victim_name)
+        .map(|ch| ch.id.clone())
+        .collect();
+    assert!(!moved.is_empty());
+    let all: BTreeSet<String> = before.iter().map(|ch| ch.id.clone()).collect();
+    c.nodes[victim].kill9();
+    let survivors: Vec<&NodeProc> = c.nodes.iter().filter(|n| n.name != victim_name).collect();
+    wait_exactly_once(&survivors, &all).await;
+    // At once: well within the watch's first look, 2.5 s after the death.
+    let http = survivors[0].http_addr();
+    for id in &moved {
+        let path = format!("/api/children/{id}");
+        match send_json("DELETE", &http, &path, &json!({})).await {
+            Ok((204, _)) => {}
+            other => panic!("DELETE {path}: {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let kept: BTreeSet<String> = all.difference(&moved).cloned().collect();
+    wait_exactly_once(&survivors, &kept).await;
+    match send_json("DELETE", &http, "/api/children/nobody", &json!({})).await {
+        Ok((404, _)) => {}
+        other => panic!("DELETE of an unknown child: {other:?}"),
+    }
 }
