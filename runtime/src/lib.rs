@@ -25,7 +25,8 @@
 //!   handles; a local cast goes straight into the ractor mailbox.
 //! - **Calls.** A request carries a [`Reply`] token (caller node + call id).
 //!   Calls fail fast when the callee's node goes down and always end by
-//!   their timeout.
+//!   their timeout. A call to a member that is up but not linked yet (it
+//!   just joined) waits for the link, up to 2 s or its timeout.
 //! - **Bounds.** What waits for a peer is bounded by bytes up to the socket:
 //!   a link hands ractor_cluster at most 8 MiB the peer has not
 //!   acknowledged (the peer acknowledges what its inbox has handled), and

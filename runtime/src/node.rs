@@ -370,7 +370,9 @@ impl Node {
 
     /// Sends a request built around a reply token and waits for the answer.
     /// Returns an error, never hangs: on timeout, when the callee's node
-    /// goes down, or when the request cannot be delivered.
+    /// goes down, or when the request cannot be delivered. To a member that
+    /// is up but not linked yet, the request waits for the link first
+    /// (within the timeout).
     pub async fn call<M: Message, R: ReplyValue>(
         &self,
         to: &Handle<M>,
