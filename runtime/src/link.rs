@@ -328,14 +328,14 @@ impl Links {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use drove_membership::Incarnation;
     use ractor::{Actor, ActorProcessingErr};
     use tokio::sync::mpsc;
 
     /// Stands in for a peer's inbox: reports the length of each batch.
-    struct Collector;
+    pub(crate) struct Collector;
 
     impl Actor for Collector {
         type Msg = Vec<u8>;

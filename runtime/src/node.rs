@@ -677,35 +677,9 @@ impl Node {
 mod tests {
     use super::*;
     use crate::echo::EchoMsg;
+    use crate::link::tests::Collector;
     use drove_membership::{Announced, GossipNode, ViewConfig};
-    use ractor::{Actor, ActorProcessingErr, ActorRef};
-
-    /// Stands in for a peer's inbox: reports each batch it receives.
-    struct Inbox;
-
-    impl Actor for Inbox {
-        type Msg = Vec<u8>;
-        type State = mpsc::UnboundedSender<usize>;
-        type Arguments = mpsc::UnboundedSender<usize>;
-
-        async fn pre_start(
-            &self,
-            _: ActorRef<Vec<u8>>,
-            tx: Self::Arguments,
-        ) -> Result<Self::State, ActorProcessingErr> {
-            Ok(tx)
-        }
-
-        async fn handle(
-            &self,
-            _: ActorRef<Vec<u8>>,
-            batch: Vec<u8>,
-            tx: &mut Self::State,
-        ) -> Result<(), ActorProcessingErr> {
-            let _ = tx.send(batch.len());
-            Ok(())
-        }
-    }
+    use ractor::Actor;
 
     fn info(name: &str, incarnation: u64) -> MemberInfo {
         MemberInfo {
@@ -749,7 +723,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (tx, mut batches) = mpsc::unbounded_channel();
-        let (inbox, _) = match Actor::spawn(None, Inbox, tx).await {
+        let (inbox, _) = match Actor::spawn(None, Collector, tx).await {
             Ok(spawned) => spawned,
             Err(e) => panic!("inbox: {e}"),
         };
