@@ -64,6 +64,12 @@ pub enum Scope {
     Cluster,
 }
 
+/// The most jobs one [`Jobs::list`] returns.
+pub const MAX_LIST: u32 = 200;
+/// The most jobs one [`Jobs::list`] skips: deeper pages of a state are
+/// for the store's own tools.
+pub const MAX_LIST_OFFSET: u32 = 100_000;
+
 /// The consumer name of a node incarnation.
 pub fn consumer_of(id: &NodeId) -> String {
     format!("{}#{}", id.name, id.incarnation.0)
@@ -403,6 +409,25 @@ impl Jobs {
     /// Makes a retryable, dead or cancelled job available now.
     pub async fn retry(&self, id: JobId) -> Result<Option<JobState>, JobsError> {
         Ok(self.inner.engine.store.retry(id, now_ms()).await?)
+    }
+
+    /// One page of `queue`'s jobs in `state` (see [`JobStore::list`] for
+    /// the order): at most [`MAX_LIST`] jobs, skipping at most
+    /// [`MAX_LIST_OFFSET`].
+    pub async fn list(
+        &self,
+        queue: &str,
+        state: JobState,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Job>, JobsError> {
+        let (offset, limit) = (offset.min(MAX_LIST_OFFSET), limit.min(MAX_LIST));
+        Ok(self
+            .inner
+            .engine
+            .store
+            .list(queue, state, offset, limit)
+            .await?)
     }
 
     /// Every queue with its counts and pauses.

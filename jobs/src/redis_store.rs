@@ -34,6 +34,7 @@ static CONTROL: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("redis_store/control.lua")));
 static PRUNE: LazyLock<Script> = LazyLock::new(|| script(include_str!("redis_store/prune.lua")));
 static QUEUES: LazyLock<Script> = LazyLock::new(|| script(include_str!("redis_store/queues.lua")));
+static LIST: LazyLock<Script> = LazyLock::new(|| script(include_str!("redis_store/list.lua")));
 
 /// How long a command may take before the store counts as unavailable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -388,6 +389,26 @@ impl JobStore for RedisStore {
             return Ok(None);
         }
         job_of(Value::Array(items)).map(Some)
+    }
+
+    async fn list(
+        &self,
+        queue: &str,
+        state: JobState,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let args = vec![
+            queue.to_string(),
+            state.to_string(),
+            offset.to_string(),
+            limit.to_string(),
+        ];
+        array(self.run(&LIST, args).await?)?
+            .into_iter()
+            .filter(|fields| !matches!(fields, Value::Array(items) if items.is_empty()))
+            .map(job_of)
+            .collect()
     }
 
     async fn unique_holder(&self, key: &str, _now_ms: u64) -> Result<Option<JobId>, StoreError> {

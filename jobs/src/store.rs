@@ -172,6 +172,20 @@ pub trait JobStore: Send + Sync + 'static {
     /// One job.
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
 
+    /// Up to `limit` jobs of `queue` in `state`, after the first `offset`
+    /// of them: available ones in the order they run, scheduled and
+    /// retryable ones by run time, executing ones by lease end (Redis) or
+    /// id (SQLite), finished ones newest first. A store may stop looking
+    /// after a bounded number of entries, so deep pages can come back
+    /// short.
+    async fn list(
+        &self,
+        queue: &str,
+        state: JobState,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError>;
+
     /// The job holding unique key `key` at `now_ms`, if its period has
     /// not lapsed.
     async fn unique_holder(&self, key: &str, now_ms: u64) -> Result<Option<JobId>, StoreError>;

@@ -139,6 +139,7 @@ conformance!(
     retry_brings_back_a_dead_job,
     snooze_reschedules_at_no_cost,
     concurrent_fetches_never_share_a_job,
+    lists_page_through_one_queue_and_state,
 );
 
 async fn fetch_takes_priority_then_time(store: Arc<dyn JobStore>) {
@@ -586,4 +587,70 @@ async fn concurrent_fetches_never_share_a_job(store: Arc<dyn JobStore>) {
         }
     }
     assert_eq!(seen.len(), 300);
+}
+
+async fn lists_page_through_one_queue_and_state(store: Arc<dyn JobStore>) {
+    let t = now();
+    let mut new: Vec<NewJob> = (0..7).map(|i| job("q", (i % 3) as u8, t)).collect();
+    new.extend((0..3).map(|_| job("q", 0, t + 60_000)));
+    new.push(job("other", 0, t));
+    store.enqueue(&new, t).await.unwrap();
+    // One job of q runs and one fails into retryable: they share indexes
+    // with the scheduled ones and other queues, and must not show there.
+    let running = fetch(&*store, "a#1", 2).await;
+    let failure = Failure {
+        attempt: attempt(&running[1]),
+        error: "boom".into(),
+        retry_at_ms: Some(t + 60_000),
+        snooze: false,
+    };
+    store.fail("a#1", &[failure], now()).await.unwrap();
+
+    let ids = |jobs: Vec<drove_jobs::job::Job>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let first = ids(store.list("q", JobState::Available, 0, 3).await.unwrap());
+    let second = ids(store.list("q", JobState::Available, 3, 3).await.unwrap());
+    let rest = ids(store.list("q", JobState::Available, 6, 3).await.unwrap());
+    assert_eq!((first.len(), second.len(), rest.len()), (3, 2, 0));
+    let all: HashSet<JobId> = first.iter().chain(&second).copied().collect();
+    assert_eq!(all.len(), 5, "pages overlap: {first:?} {second:?}");
+
+    let scheduled = store.list("q", JobState::Scheduled, 0, 10).await.unwrap();
+    assert_eq!(scheduled.len(), 3);
+    assert!(scheduled
+        .iter()
+        .all(|j| j.state == JobState::Scheduled && j.queue == "q"));
+    let retryable = store.list("q", JobState::Retryable, 0, 10).await.unwrap();
+    assert_eq!(ids(retryable.clone()), vec![running[1].id]);
+    assert_eq!(
+        retryable[0].errors.len(),
+        1,
+        "a listed job carries its errors"
+    );
+    let executing = store.list("q", JobState::Executing, 0, 10).await.unwrap();
+    assert_eq!(ids(executing), vec![running[0].id]);
+    assert!(store
+        .list("other", JobState::Executing, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .list("other", JobState::Available, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    store
+        .complete("a#1", &[attempt(&running[0])], now())
+        .await
+        .unwrap();
+    let done = store.list("q", JobState::Completed, 0, 10).await.unwrap();
+    assert_eq!(ids(done), vec![running[0].id]);
+    assert!(store
+        .list("nowhere", JobState::Dead, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
