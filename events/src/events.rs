@@ -84,6 +84,19 @@ pub struct DeliveryInfo {
     pub completed_at_ms: Option<u64>,
 }
 
+/// Which events [`Events::list`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventList {
+    /// Not dispatched yet: due later (delayed), due now, or waiting for a
+    /// node with a handler; the next due first.
+    Pending,
+    /// Dispatched to their handlers, newest first; each delivery shows
+    /// whether its handler finished.
+    Dispatched,
+    /// Events with a dead delivery (or a dead dispatch), newest first.
+    Dead,
+}
+
 /// An event and its deliveries.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventInfo {
@@ -387,6 +400,50 @@ impl Events {
             due_ms: args.due_ms,
             handlers,
         }))
+    }
+
+    /// Up to `limit` (at most 50) events of one kind, each with its
+    /// handlers' deliveries: see [`EventList`]. Event and delivery jobs
+    /// share a queue, so this looks at up to four times `limit` jobs of
+    /// each state it reads and may return fewer.
+    pub async fn list(&self, which: EventList, limit: u32) -> Result<Vec<EventInfo>, EventsError> {
+        let limit = limit.min(50);
+        let scan = limit * 4;
+        let jobs = &self.inner.jobs;
+        let mut ids: Vec<EventId> = Vec::new();
+        let states: &[JobState] = match which {
+            EventList::Pending => &[
+                JobState::Available,
+                JobState::Retryable,
+                JobState::Scheduled,
+            ],
+            EventList::Dispatched => &[JobState::Completed],
+            EventList::Dead => &[JobState::Dead],
+        };
+        for &state in states {
+            for job in jobs.list(route::QUEUE, state, 0, scan).await? {
+                let id = match (which, job.worker.as_str()) {
+                    (EventList::Dead, route::DELIVERY_WORKER) => {
+                        let Ok(d) = serde_json::from_str::<DeliveryArgs>(&job.args) else {
+                            continue;
+                        };
+                        EventId(d.event)
+                    }
+                    (_, route::EVENT_WORKER) => EventId(job.id.0),
+                    _ => continue,
+                };
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for id in ids.into_iter().take(limit as usize) {
+            if let Some(info) = self.get(id).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
     }
 
     /// The built-in `drove.record` handler's ledger, if this node has it.

@@ -30,6 +30,8 @@ mod route;
 
 pub use config::EventsConfig;
 pub use event::{Envelope, Event, EventId};
-pub use events::{install, DeliveryInfo, EventInfo, Events, EventsError, EventsSetup, When};
+pub use events::{
+    install, DeliveryInfo, EventInfo, EventList, Events, EventsError, EventsSetup, When,
+};
 pub use handler::{EventCtx, Filter, Handler, Handlers};
 pub use route::{DELIVERY_WORKER, EVENT_WORKER, QUEUE};
