@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use drove_replication::{Change, PurgedSlot, Replicated, ReplicationConfig, SchemaReplica};
+use drove_replication::{
+    Change, KeyPage, PurgedSlot, Replicated, ReplicationConfig, SchemaReplica,
+};
 use drove_runtime::{Node, NodeId, SpawnError};
 
 use crate::schema::{
@@ -91,6 +93,33 @@ pub struct EntryInfo {
     pub expires_at_ms: Option<u64>,
     /// The node whose write this is.
     pub written_by: String,
+}
+
+/// The most keys one [`Cache::page`] returns.
+pub const MAX_PAGE: usize = 500;
+
+/// A key in [`Cache::page`]: its size and deadline, not its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// The key.
+    pub key: String,
+    /// Bytes of its value's JSON text.
+    pub bytes: usize,
+    /// Its deadline in cluster time (Unix ms), if any.
+    pub expires_at_ms: Option<u64>,
+    /// The node whose write this is.
+    pub written_by: String,
+}
+
+/// One page of [`Cache::page`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeysPage {
+    /// The page's keys, in order.
+    pub keys: Vec<KeyInfo>,
+    /// How many keys match the search, on every page.
+    pub matched: usize,
+    /// Whether more keys follow the page's last.
+    pub more: bool,
 }
 
 #[derive(Default)]
@@ -347,6 +376,49 @@ impl Cache {
         });
         keys.sort();
         keys
+    }
+
+    /// One page of the live keys that contain `search`, in key order after
+    /// `after`: at most `limit` (capped at [`MAX_PAGE`]) entries with their
+    /// sizes and deadlines, and how many keys match in all. One pass over
+    /// the table, holding only the page.
+    pub fn page(&self, search: &str, after: Option<&str>, limit: usize) -> KeysPage {
+        let now = self.now_ms();
+        let limit = limit.min(MAX_PAGE);
+        self.repl.read(|r, _| {
+            let mut page = KeyPage::new(search, after, limit);
+            for k in r.keys() {
+                if page.matches(k) && visible(r, k, now).is_some() {
+                    page.offer(k);
+                }
+            }
+            let page = page.finish();
+            let keys = page
+                .keys
+                .into_iter()
+                .filter_map(|key| {
+                    let (slot, json, expires_at_ms) = visible(r, &key, now)?;
+                    Some(KeyInfo {
+                        bytes: json.len(),
+                        expires_at_ms,
+                        written_by: slot.owner.name.clone(),
+                        key,
+                    })
+                })
+                .collect();
+            KeysPage {
+                keys,
+                matched: page.matched,
+                more: page.more,
+            }
+        })
+    }
+
+    /// How many keys hold a value or a deletion here, read from a counter
+    /// the table keeps (no scan, unlike [`len`](Self::len)); expired keys
+    /// count until they are tidied away.
+    pub fn held(&self) -> usize {
+        self.repl.read(|r, _| r.live_key_count())
     }
 
     /// How many keys have a live value here.

@@ -63,6 +63,7 @@ pub mod schema;
 mod tidy_queue;
 
 pub use cache::{
-    Cache, CacheConfig, CacheError, EntryInfo, DEFAULT_MAX_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN,
+    Cache, CacheConfig, CacheError, EntryInfo, KeyInfo, KeysPage, DEFAULT_MAX_BYTES, MAX_KEY_LEN,
+    MAX_PAGE, MAX_VALUE_LEN,
 };
 pub use schema::{CacheData, CacheSchema, CacheValue};

@@ -63,6 +63,19 @@ impl PoolMetrics {
         get(&self.boots)
     }
 
+    /// Calls finished so far (failed ones included).
+    pub fn calls(&self) -> u64 {
+        get(&self.calls)
+    }
+
+    /// Callers that waited for a slot so far, and their total wait.
+    pub fn queue_wait(&self) -> (u64, Duration) {
+        (
+            get(&self.queued),
+            Duration::from_micros(get(&self.queue_us)),
+        )
+    }
+
     /// Appends this pool's lines; `runners` is (state, count) pairs.
     pub fn render(&self, pool: &str, runners: &[(&str, usize)], waiting: usize, out: &mut String) {
         let l = format!("pool=\"{pool}\"");

@@ -33,4 +33,6 @@ pub mod registry;
 pub mod schema;
 
 pub use observer::RegistryEvent;
-pub use registry::{Entry, Registry, RegistryError, Spawned, MAX_META_LEN, MAX_NAME_LEN};
+pub use registry::{
+    Entry, EntryPage, Registry, RegistryError, Spawned, MAX_META_LEN, MAX_NAME_LEN, MAX_PAGE,
+};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 use tokio::sync::{broadcast, mpsc};
 
-use drove_replication::{Hlc, Replicated, ReplicationConfig, SchemaReplica};
+use drove_replication::{Hlc, KeyPage, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{
     Actor, ActorAddr, CallError, Handle, LocalRef, Message, NameConflict, Node, ReplyValue,
     SendError, SpawnError,
@@ -81,6 +81,20 @@ pub struct Entry {
     pub addr: ActorAddr,
     /// Its metadata as JSON text.
     pub meta: Option<String>,
+}
+
+/// The most entries one [`Registry::page`] returns.
+pub const MAX_PAGE: usize = 500;
+
+/// One page of [`Registry::page`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryPage {
+    /// The page's names, in order.
+    pub entries: Vec<Entry>,
+    /// How many names match the search, on every page.
+    pub matched: usize,
+    /// Whether more names follow the page's last.
+    pub more: bool,
 }
 
 /// What [`Registry::spawn_global`] did.
@@ -386,9 +400,47 @@ impl Registry {
         out
     }
 
+    /// One page of the names that contain `search`, in name order after
+    /// `after`: at most `limit` (capped at [`MAX_PAGE`]) entries, with how
+    /// many names match in all. One pass over the table, holding only the
+    /// page: for dashboards over millions of names.
+    pub fn page(&self, search: &str, after: Option<&str>, limit: usize) -> EntryPage {
+        let limit = limit.min(MAX_PAGE);
+        self.repl.read(|r, _| {
+            let mut page = KeyPage::new(search, after, limit);
+            for k in r.keys() {
+                if page.matches(k) && winner(r, k).is_some() {
+                    page.offer(k);
+                }
+            }
+            let page = page.finish();
+            let entries = page
+                .keys
+                .into_iter()
+                .filter_map(|name| {
+                    let w = winner(r, name.as_str())?;
+                    let addr = slot_addr(&w)?;
+                    let meta = w.value.and_then(|v| v.meta.as_deref().map(str::to_string));
+                    Some(Entry { name, addr, meta })
+                })
+                .collect();
+            EntryPage {
+                entries,
+                matched: page.matched,
+                more: page.more,
+            }
+        })
+    }
+
     /// Every name starting with `prefix`.
     pub fn select_prefix(&self, prefix: &str) -> Vec<Entry> {
         self.select(|name, _| name.starts_with(prefix))
+    }
+
+    /// How many names are held, read from a counter the table keeps (no
+    /// scan, unlike [`count`](Self::count)): for a dashboard's summary.
+    pub fn held(&self) -> usize {
+        self.repl.read(|r, _| r.live_key_count())
     }
 
     /// How many names resolve.

@@ -21,6 +21,7 @@
 //! - [`channel`]: the sans-IO state machine of one channel.
 //! - [`writer`]: local writes, recorded for the next delta.
 //! - [`observer`]: how the layers above hear of changes.
+//! - [`page`]: one page of keys in name order, in bounded memory.
 //! - `outbox`: messages waiting, in order, for room on a full link.
 //! - [`replicated`]: the service on a drove node, and its builder.
 //! - [`config`]: a channel's tunables.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod hlc;
 pub mod observer;
 mod outbox;
+pub mod page;
 pub mod replica;
 pub mod replicated;
 pub mod schema;
@@ -41,6 +43,7 @@ pub use channel::{Channel, ChannelCounters, Outgoing};
 pub use config::ReplicationConfig;
 pub use hlc::{Clock, Hlc, TooFarAhead};
 pub use observer::{Change, Observer};
+pub use page::{KeyPage, Page};
 pub use replica::{Digest, Op, PurgedSlot, Replica, SlotRef};
 pub use replicated::{ReplStats, Replicated, ReplicatedBuilder};
 pub use schema::{ReplMsg, Schema, SchemaOp, SchemaReplica};

@@ -153,6 +153,15 @@ impl Supervisor {
             .map_err(SupervisorError::Start)
     }
 
+    /// The child types this node can run, sorted.
+    pub fn local_types(&self) -> Vec<String> {
+        self.runner
+            .type_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Every supervised child in the cluster, by id.
     pub fn which_children(&self) -> Vec<ChildInfo> {
         self.records.all()
