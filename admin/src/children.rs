@@ -8,12 +8,14 @@
 //!   those this node runs now (its own ledger).
 //! - `DELETE /api/children/{id}`: stops the child wherever it runs and
 //!   forgets it (no restart, no failover); 204, 404 for an id no node has,
-//!   503 when its node cannot be reached.
+//!   503 when its node cannot be reached. `POST
+//!   /api/children/{id}/terminate` does the same, for the dashboard (its
+//!   actions are JSON POSTs).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -110,5 +112,6 @@ pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/children", get(list).post(spawn))
         .route("/api/children/{id}", delete(terminate))
+        .route("/api/children/{id}/terminate", post(terminate))
         .with_state(drove.supervisor().clone())
 }

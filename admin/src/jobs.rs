@@ -7,7 +7,8 @@
 //! - `GET /api/jobs/{id}`: `{"id", "queue", "worker", "state", "attempt",
 //!   "errors", "node", "enqueued_at_ms", "scheduled_at_ms",
 //!   "attempted_at_ms", "completed_at_ms"}` (times in Unix ms).
-//! - `DELETE /api/jobs/{id}`: cancels; `{"id", "was"}` (its state before).
+//! - `DELETE /api/jobs/{id}` (or `POST /api/jobs/{id}/cancel`): cancels;
+//!   `{"id", "was"}` (its state before).
 //! - `POST /api/jobs/{id}/retry`: a retryable, dead or cancelled job runs
 //!   again; `{"id", "was"}`.
 //! - `GET /api/jobs/queues`: `[{"queue", "paused": {"cluster", "nodes"},
@@ -406,5 +407,6 @@ pub fn routes(drove: &Drove) -> Router {
         .route("/api/jobs/queues/{queue}/resume", post(resume))
         .route("/api/jobs/{id}", get(show).delete(cancel))
         .route("/api/jobs/{id}/retry", post(retry))
+        .route("/api/jobs/{id}/cancel", post(cancel))
         .with_state(drove.clone())
 }

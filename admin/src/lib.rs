@@ -11,6 +11,8 @@
 //! - `/api/pools`: [`pools`].
 //! - `/api/jobs`: [`jobs`].
 //! - `/api/events`: [`events`].
+//! - `/`, `/dashboard/*`, `/api/dashboard/*`: the live dashboard
+//!   (`drove-dashboard`).
 //!
 //! The admin API belongs on a listener of its own, loopback by default:
 //! [`guard`] checks Host, Origin, content type and an optional bearer
@@ -77,13 +79,21 @@ pub const SERVICES: [fn(&Drove) -> Router; 8] = [
     events::routes,
 ];
 
-/// The admin API of `drove`: every service in [`SERVICES`], behind
-/// `guard`.
-pub fn router(drove: &Drove, guard: Guard) -> Router {
+/// The admin API of `drove`: every service in [`SERVICES`] and the
+/// dashboard's data, behind `guard`; and the dashboard's page at `/`,
+/// behind the same Host and Origin checks but without the token (it holds
+/// no data, and asks the visitor for the token).
+pub async fn router(drove: &Drove, guard: Guard) -> Router {
+    let hub = drove_dashboard::Hub::start(drove).await;
     let routes = SERVICES
         .iter()
-        .fold(Router::new(), |router, routes| router.merge(routes(drove)));
-    guard::protect(routes, guard)
+        .fold(Router::new(), |router, routes| router.merge(routes(drove)))
+        .merge(drove_dashboard::stream::routes(hub));
+    let page = Guard {
+        token: None,
+        hosts: guard.hosts.clone(),
+    };
+    guard::protect(routes, guard).merge(guard::protect(drove_dashboard::assets::routes(), page))
 }
 
 /// Binds the admin address; done before the node starts, so a port in

@@ -3,7 +3,8 @@
 //! - `GET /api/pools`: `[{"name", "min", "max", "max_concurrency",
 //!   "runners": [{"name", "pid", "busy", "state", "age_ms"}], "booting",
 //!   "waiting"}]`.
-//! - `PUT /api/pools/{pool}` `{"min", "max"}`: new bounds at run time.
+//! - `PUT /api/pools/{pool}` (or `POST /api/pools/{pool}/bounds`)
+//!   `{"min", "max"}`: new bounds at run time.
 //! - `POST /api/pools/{pool}/call` `{"fn", "args", "timeout_ms"?}`:
 //!   `{"result", "runner"}`. Errors: 404 unknown pool or function, 400 bad
 //!   arguments, 413 arguments too large, 504 timeout, 503 no capacity
@@ -178,6 +179,7 @@ pub(crate) fn routes(drove: &Drove) -> Router {
     Router::new()
         .route("/api/pools", get(list))
         .route("/api/pools/{pool}", put(bounds))
+        .route("/api/pools/{pool}/bounds", post(bounds))
         .route("/api/pools/{pool}/call", post(call))
         .with_state(drove.pools().clone())
 }

@@ -224,7 +224,7 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
     })
     .fallback(web::not_found)
     .method_not_allowed_fallback(web::method_not_allowed);
-    let admin = drove_admin::router(&drove, guard);
+    let admin = drove_admin::router(&drove, guard).await;
     tracing::info!(app = %args.app.app, admin = %config_http, "serving the download manager");
     drove_admin::serve(
         &drove,

@@ -162,7 +162,7 @@ async fn run_node(args: NodeArgs, admin: AdminArgs) -> anyhow::Result<()> {
     let guard = admin.guard()?;
     let listener = drove_admin::bind(config.http).await?;
     let drove = Drove::builder(config).start().await?;
-    let routes = drove_admin::router(&drove, guard);
+    let routes = drove_admin::router(&drove, guard).await;
     drove_admin::serve(&drove, vec![(listener, routes)]).await?;
     Ok(())
 }
