@@ -8,11 +8,13 @@
 //! # Layout
 //!
 //! - this file: [`drove_bin`], [`TestCluster`], [`NodeProc`], [`wait_for`].
+//! - [`browser`]: a headless Chromium over WebDriver, and screenshots.
 //! - [`netns`]: network namespaces for partition tests (root only).
 //! - [`redis`]: a private `redis-server` per test.
 //! - [`stores`]: nodes on a shared job store, temp files, admin JSON calls.
 //! - `tests/`: the test cases, one binary per file.
 
+pub mod browser;
 pub mod forge;
 pub mod netns;
 pub mod redis;

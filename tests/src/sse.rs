@@ -24,14 +24,25 @@ impl SseClient {
         path: &str,
         cookie: Option<&str>,
     ) -> Result<SseClient, String> {
-        let mut stream = TcpStream::connect(http)
-            .await
-            .map_err(|e| format!("connect {http}: {e}"))?;
         let cookie = cookie
             .map(|c| format!("Cookie: {c}\r\n"))
             .unwrap_or_default();
+        Self::connect_headers(http, path, &cookie).await
+    }
+
+    /// As [`connect`](Self::connect), with a bearer token.
+    pub async fn connect_bearer(http: &str, path: &str, token: &str) -> Result<SseClient, String> {
+        Self::connect_headers(http, path, &format!("Authorization: Bearer {token}\r\n")).await
+    }
+
+    /// As [`connect`](Self::connect), with `headers` (each line ending in
+    /// CRLF) added to the request.
+    async fn connect_headers(http: &str, path: &str, headers: &str) -> Result<SseClient, String> {
+        let mut stream = TcpStream::connect(http)
+            .await
+            .map_err(|e| format!("connect {http}: {e}"))?;
         let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: {http}\r\nAccept: text/event-stream\r\n{cookie}\r\n"
+            "GET {path} HTTP/1.0\r\nHost: {http}\r\nAccept: text/event-stream\r\n{headers}\r\n"
         );
         stream
             .write_all(request.as_bytes())

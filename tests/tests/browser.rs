@@ -2,49 +2,22 @@
 //! WebDriver (chromedriver): click, watch progress, kill the node running
 //! the tracker midway, kill the node serving the page, fetch the file.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (the test command
-//! installs them as root). Without them the test says so and passes,
-//! except under `CI=true`, where a missing browser is a failure.
+//! The browser comes from `drove_tests::browser` (skipped without
+//! chromium, except under `CI=true`).
 
 // The WebDriver helpers below are test code outside `#[test]` functions,
 // where clippy.toml's allowance does not reach.
 #![allow(clippy::expect_used)]
 
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use drove_tests::browser::Browser;
 use drove_tests::NodeProc;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// chromedriver in a process group of its own, with the browsers it
-/// starts: all of it is killed on drop, also when the test panics before
-/// it could close its session.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.id()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
 
 /// The page's view: state, progress, tracker node, serving node, link.
 async fn page_state(c: &Client) -> Value {
@@ -96,28 +69,11 @@ async fn watch(c: &Client, highest: &mut u64, what: &str, done: impl Fn(&Value) 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_survives_node_kills_in_a_real_browser() {
     let _machine = drove_tests::timing_sensitive().await;
-    let (Some(chromium), Some(chromedriver)) = (
-        find_program(&["chromium", "chromium-browser", "google-chrome"]),
-        find_program(&["chromedriver"]),
-    ) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but chromium / chromedriver are missing (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("SKIPPED demo_survives_node_kills_in_a_real_browser: no chromium / chromedriver");
+    let Some(browser) =
+        Browser::open("demo_survives_node_kills_in_a_real_browser", 1100, 640).await
+    else {
         return;
     };
-    let port = drove_tests::free_port("127.0.0.1");
-    let _driver = Driver(
-        Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromedriver"),
-    );
-
     let mut nodes = dm_nodes();
     for n in nodes.iter_mut() {
         n.start();
@@ -129,44 +85,8 @@ async fn demo_survives_node_kills_in_a_real_browser() {
         })
         .await;
     }
-
-    let profile = std::env::temp_dir().join(format!("drove-chromium-{}", std::process::id()));
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-default-apps", "--disable-sync", "--disable-extensions",
-                "--no-first-run", "--no-default-browser-check", "--metrics-recording-only",
-                "--disable-domain-reliability", "--disable-client-side-phishing-detection",
-                "--window-size=1100,640", format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    let mut client = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.is_none() {
-        match ClientBuilder::rustls()
-            .expect("rustls")
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => client = Some(c),
-            Err(e) => {
-                assert!(Instant::now() < deadline, "no WebDriver session: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-    let c = client.expect("client");
-    let result = run(&c, &mut nodes).await;
-    let _ = c.close().await;
-    let _ = std::fs::remove_dir_all(&profile);
-    result
+    run(&browser, &mut nodes).await;
+    browser.close().await;
 }
 
 fn dm_nodes() -> Vec<NodeProc> {
@@ -189,7 +109,8 @@ fn dm_nodes() -> Vec<NodeProc> {
     )
 }
 
-async fn run(c: &Client, nodes: &mut [NodeProc]) {
+async fn run(browser: &Browser, nodes: &mut [NodeProc]) {
+    let c = &browser.client;
     let url = |i: usize| format!("http://{}/", nodes[i].app_addr());
     c.goto(&url(0)).await.expect("open the page");
     let mut highest = 0;
@@ -256,8 +177,7 @@ async fn run(c: &Client, nodes: &mut [NodeProc]) {
     })
     .await;
     tracker = v["tracker"].as_str().unwrap_or_default().to_string();
-    let s = c.screenshot().await.expect("screenshot");
-    save_screenshot("download-manager-failover.png", &s);
+    browser.screenshot("download-manager-failover.png").await;
 
     // Kill the node serving the page: it reconnects to the last one.
     nodes[serving].kill9();
@@ -273,8 +193,7 @@ async fn run(c: &Client, nodes: &mut [NodeProc]) {
         nodes[last].name.as_str(),
         "only one node is left: {v} (tracker was {tracker})"
     );
-    let s = c.screenshot().await.expect("screenshot");
-    save_screenshot("download-manager.png", &s);
+    browser.screenshot("download-manager.png").await;
 
     // The link gives the file, whose content checks out, and clears it.
     let link = v["link"].as_str().expect("link").to_string();
@@ -307,10 +226,4 @@ async fn run(c: &Client, nodes: &mut [NodeProc]) {
         v["busy"] == false
     })
     .await;
-}
-
-fn save_screenshot(name: &str, png: &[u8]) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(name), png);
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose `src/` is checked.
-const CRATES: [&str; 14] = [
+const CRATES: [&str; 15] = [
     "membership",
     "runtime",
     "replication",
@@ -23,6 +23,7 @@ const CRATES: [&str; 14] = [
     "events",
     "drove",
     "admin",
+    "dashboard",
     "apps/drove",
     "apps/download-manager",
 ];
