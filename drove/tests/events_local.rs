@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use drove::events::{Envelope, Event, EventCtx, EventId, EventsError, Filter, Handler, When};
+use drove::events::{
+    Envelope, Event, EventCtx, EventId, EventList, EventsError, Filter, Handler, When,
+};
 use drove::jobs::{JobError, JobState, StoreUrl};
 use drove::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -272,6 +274,20 @@ async fn handlers_each_get_their_delivery_on_time_and_bad_input_loses_nothing() 
         .find(|h| h.handler == "test.audit")
         .unwrap();
     assert_eq!(audit.state, JobState::Completed);
+
+    // The lists a dashboard reads: the bad event is dead (with its
+    // handlers), and dispatched; the far one is pending.
+    let ids =
+        |list: Vec<drove::events::EventInfo>| list.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let dead = events.list(EventList::Dead, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|e| e.id).collect::<Vec<_>>(), vec![bad]);
+    assert_eq!(dead[0].handlers.len(), 2);
+    assert!(ids(events.list(EventList::Dispatched, 50).await.unwrap()).contains(&bad));
+    let pending = ids(events.list(EventList::Pending, 50).await.unwrap());
+    assert!(
+        pending.contains(&far) && !pending.contains(&bad),
+        "{pending:?}"
+    );
 
     drove.shutdown(Shutdown::Leave).await;
     for suffix in ["", "-wal", "-shm"] {
