@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, WatcherSlot};
 use crate::views::View;
 
 /// How often a stream sends a frame when nothing else wakes it.
@@ -61,26 +62,39 @@ async fn stream(State(hub): State<Hub>, view: ViewQuery) -> Response {
             "too many dashboards are watching this node".into(),
         );
     };
-    let ticks = tokio_stream::wrappers::IntervalStream::new({
-        let mut i = tokio::time::interval(FRAME_EVERY);
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    })
-    .map(|_| ());
-    // A membership change wakes the stream at once; lagging behind a burst
-    // of them only means one frame covers several.
-    let changes = BroadcastStream::new(hub.drove().node().subscribe()).map(|_| ());
-    let frames = ticks.merge(changes).then(move |()| {
-        let (hub, view) = (hub.clone(), view.clone());
-        let _held = &slot;
-        async move {
-            let frame = hub.frame(&view).await;
-            Ok::<_, Infallible>(Event::default().data(frame.to_string()))
-        }
-    });
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(feed(hub, view, slot, tx));
+    let frames = ReceiverStream::new(rx)
+        .map(|frame: String| Ok::<_, Infallible>(Event::default().data(frame)));
     Sse::new(frames)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+/// Sends `view`'s frames into `tx` until the stream is dropped: one every
+/// [`FRAME_EVERY`], and one at once when membership changes (a burst of
+/// changes makes one frame). The channel holds one frame, so a slow
+/// reader slows this loop down instead of queueing frames.
+async fn feed(hub: Hub, view: View, _slot: WatcherSlot, tx: mpsc::Sender<String>) {
+    let mut membership = hub.drove().node().subscribe();
+    let mut tick = tokio::time::interval(FRAME_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = membership.recv() => {
+                if matches!(changed, Err(broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                while membership.try_recv().is_ok() {}
+            }
+            () = tx.closed() => return,
+        }
+        let frame = hub.frame(&view).await.to_string();
+        if tx.send(frame).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// `/api/dashboard/stream` and `/api/dashboard/frame`.
