@@ -3,6 +3,10 @@
 //! hostile views refused, long lists paged on the server, the actions'
 //! POST routes, and the cap on open streams.
 
+// The helpers below are test code outside `#[test]` functions, where
+// clippy.toml's allowance does not reach.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use axum::body::Body;

@@ -5,6 +5,7 @@
 
 mod cache;
 mod cache_scale;
+mod dashboard;
 mod demo;
 mod events;
 mod failover;
@@ -132,6 +133,19 @@ enum Command {
         /// Kills for the rescue rows.
         #[arg(long, default_value_t = 3)]
         trials: usize,
+    },
+    /// The dashboard's cost to a node, and page reads of big tables;
+    /// prints a Markdown table.
+    Dashboard {
+        /// Streams open in the watched run.
+        #[arg(long, default_value_t = 10)]
+        watchers: usize,
+        /// Seconds of each run.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Names and keys in the big tables.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
     },
     /// Durable events benchmarks; prints a Markdown table.
     Events {
@@ -297,6 +311,15 @@ fn main() -> anyhow::Result<()> {
             trials,
         } => rt.block_on(jobs::run(jobs, latency, trials)),
         Command::Events { events, pending } => rt.block_on(events::run(events, pending)),
+        Command::Dashboard {
+            watchers,
+            seconds,
+            rows,
+        } => {
+            let r = rt.block_on(dashboard::run(watchers, seconds, rows))?;
+            print_dashboard(&r);
+            Ok(())
+        }
         Command::Demo {
             downloads,
             steps,
@@ -506,6 +529,54 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn print_dashboard(r: &dashboard::DashboardResults) {
+    let (idle, watched) = (&r.idle, &r.watched);
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.1}x", a / b)
+        } else {
+            "-".into()
+        }
+    };
+    println!(
+        "| what | node unwatched | {} watchers | ratio |",
+        r.watchers
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| node CPU, % of one core | {:.1} | {:.1} | {} |",
+        idle.cpu_percent,
+        watched.cpu_percent,
+        ratio(watched.cpu_percent, idle.cpu_percent)
+    );
+    println!(
+        "| bytes/s sent to watchers | 0 | {:.0} ({:.1} frames/s) | - |",
+        watched.bytes_per_sec, watched.frames_per_sec
+    );
+    println!(
+        "| node resident memory | {:.1} MB | {:.1} MB | - |",
+        r.rss_before as f64 / 1e6,
+        r.rss_after as f64 / 1e6
+    );
+    println!();
+    println!(
+        "| {} rows, p50 of 11 | one page (50 rows, search \"9\") | the whole table | ratio |",
+        r.rows
+    );
+    println!("| --- | --- | --- | --- |");
+    for (what, page, all) in [
+        ("registry names", r.names_page, r.names_all),
+        ("cache keys", r.keys_page, r.keys_all),
+    ] {
+        println!(
+            "| {what} | {} | {} | {:.2}x |",
+            fmt_duration(page),
+            fmt_duration(all),
+            page.as_secs_f64() / all.as_secs_f64().max(1e-9)
+        );
     }
 }
 

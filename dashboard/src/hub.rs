@@ -4,7 +4,7 @@
 //! [`SUMMARY_FRESH`] however many browsers watch, asking the members'
 //! agents for their cards only then.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,11 +28,21 @@ pub const CONFLICTS_KEPT: usize = 20;
 /// Streams open at once at most; past it a watcher gets 503.
 pub const MAX_WATCHERS: usize = 64;
 
-/// A summary and the cards it was built from.
+/// Pages kept for sharing between watchers; past it, stale ones go.
+pub const PAGES_KEPT: usize = 256;
+
+/// A summary (JSON text) and the cards it was built from.
 struct Built {
     at: Instant,
-    summary: Arc<Value>,
+    summary: Arc<str>,
     cards: Arc<BTreeMap<String, NodeCard>>,
+}
+
+/// One panel's page (JSON text), and how long it serves.
+struct Page {
+    at: Instant,
+    fresh: Duration,
+    json: Arc<str>,
 }
 
 /// A node's dashboard: cheap to clone.
@@ -47,6 +57,7 @@ struct Inner {
     series: Mutex<Series>,
     conflicts: Mutex<VecDeque<Value>>,
     built: tokio::sync::Mutex<Option<Built>>,
+    pages: Mutex<HashMap<View, Page>>,
     watchers: AtomicUsize,
 }
 
@@ -78,6 +89,7 @@ impl Hub {
                 series: Mutex::default(),
                 conflicts: Mutex::default(),
                 built: tokio::sync::Mutex::new(None),
+                pages: Mutex::default(),
                 watchers: AtomicUsize::new(0),
             }),
         };
@@ -126,21 +138,58 @@ impl Hub {
     }
 
     /// The summary and the panel `view` asks for, as one JSON document.
-    pub async fn frame(&self, view: &View) -> Value {
+    /// A panel's page is shared by every watcher of the same view and
+    /// built again no sooner than [`SUMMARY_FRESH`] or ten times what it
+    /// took to build, whichever is longer: ten browsers on a page of a
+    /// million names scan the table once, and never for more than a tenth
+    /// of the time.
+    pub async fn frame(&self, view: &View) -> String {
         let (summary, cards) = self.summary().await;
+        let panel = self.page(view, &cards).await;
+        format!("{{\"summary\":{summary},\"panel\":{panel}}}")
+    }
+
+    async fn page(&self, view: &View, cards: &BTreeMap<String, NodeCard>) -> Arc<str> {
+        if let Some(page) = self.pages().get(view).filter(|p| p.at.elapsed() < p.fresh) {
+            return page.json.clone();
+        }
+        let started = Instant::now();
         let conflicts = Value::Array(self.conflicts().iter().cloned().collect());
-        let panel = views::panel(&self.inner.drove, view, &cards, conflicts).await;
-        json!({ "summary": summary, "panel": panel })
+        let json: Arc<str> = views::panel(&self.inner.drove, view, cards, conflicts)
+            .await
+            .to_string()
+            .into();
+        let took = started.elapsed();
+        let mut pages = self.pages();
+        if pages.len() >= PAGES_KEPT {
+            pages.retain(|_, p| p.at.elapsed() < p.fresh);
+            if pages.len() >= PAGES_KEPT {
+                pages.clear();
+            }
+        }
+        pages.insert(
+            view.clone(),
+            Page {
+                at: Instant::now(),
+                fresh: SUMMARY_FRESH.max(took * 10),
+                json: json.clone(),
+            },
+        );
+        json
+    }
+
+    fn pages(&self) -> MutexGuard<'_, HashMap<View, Page>> {
+        self.inner.pages.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The summary, built again if older than [`SUMMARY_FRESH`].
-    async fn summary(&self) -> (Arc<Value>, Arc<BTreeMap<String, NodeCard>>) {
+    async fn summary(&self) -> (Arc<str>, Arc<BTreeMap<String, NodeCard>>) {
         let mut built = self.inner.built.lock().await;
         if let Some(b) = built.as_ref().filter(|b| b.at.elapsed() < SUMMARY_FRESH) {
             return (b.summary.clone(), b.cards.clone());
         }
         let cards = Arc::new(self.cards().await);
-        let summary = Arc::new(self.build_summary(&cards).await);
+        let summary: Arc<str> = self.build_summary(&cards).await.to_string().into();
         *built = Some(Built {
             at: Instant::now(),
             summary: summary.clone(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,7 +46,11 @@ fn checked(view: ViewQuery) -> Result<View, String> {
 
 async fn frame(State(hub): State<Hub>, view: ViewQuery) -> Response {
     match checked(view) {
-        Ok(view) => Json(hub.frame(&view).await).into_response(),
+        Ok(view) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            hub.frame(&view).await,
+        )
+            .into_response(),
         Err(e) => refused(StatusCode::BAD_REQUEST, e),
     }
 }
@@ -90,7 +94,7 @@ async fn feed(hub: Hub, view: View, _slot: WatcherSlot, tx: mpsc::Sender<String>
             }
             () = tx.closed() => return,
         }
-        let frame = hub.frame(&view).await.to_string();
+        let frame = hub.frame(&view).await;
         if tx.send(frame).await.is_err() {
             return;
         }

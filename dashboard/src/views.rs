@@ -29,7 +29,7 @@ pub const PANELS: [&str; 8] = [
 
 /// Which panel a watcher looks at, and which page of it: the query of the
 /// stream. Every field comes from a web visitor.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct View {
     /// One of [`PANELS`]; `cluster` if absent.
