@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use drove::runtime::echo::Echo;
 use drove::{Config, Drove};
 use drove_dashboard::{views, View};
-use drove_tests::{wait_for, NodeProc};
+use drove_tests::{cpu_ticks, resident_bytes, wait_for, NodeProc};
 use serde_json::Value;
 
 /// The panels the watchers look at, in turn.
@@ -58,30 +58,6 @@ pub(crate) struct DashboardResults {
     pub keys_page: Duration,
     /// Reading every key, p50: `keys()`.
     pub keys_all: Duration,
-}
-
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15; `rest` starts at field 3.
-    let field = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-fn rss(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
 }
 
 /// Reads one stream until `until`; returns bytes and frames.
@@ -241,9 +217,9 @@ pub(crate) async fn run(
     let window = Duration::from_secs(seconds);
     let pid = nodes[0].pid().map(|p| p.as_raw()).unwrap_or(0);
     let idle = cost(&nodes[0], 0, window).await?;
-    let rss_before = rss(pid);
+    let rss_before = resident_bytes(pid);
     let watched = cost(&nodes[0], watchers, window).await?;
-    let rss_after = rss(pid);
+    let rss_after = resident_bytes(pid);
     drop(nodes);
     let [names_page, names_all, keys_page, keys_all] = big_tables(rows).await?;
     Ok(DashboardResults {

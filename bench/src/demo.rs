@@ -26,12 +26,8 @@ pub(crate) struct DemoResults {
 }
 
 fn rss(p: &NodeProc) -> u64 {
-    let Some(pid) = p.pid() else { return 0 };
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
+    p.pid()
+        .map_or(0, |pid| drove_tests::resident_bytes(pid.as_raw()))
 }
 
 /// Starts `downloads` downloads of `steps` steps of `step_ms` each over 3

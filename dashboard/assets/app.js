@@ -130,7 +130,7 @@ function chart(container, series, names, labels) {
       const v = lines[i].length ? lines[i][lines[i].length - 1] : null;
       return el("span", { class: "key line" + i }, `${labels[i]}: ${fmt.rate(v)}`);
     }),
-    el("span", { class: "max" }, `max ${fmt.rate(max)} · last ${Math.round((n * 2) / 60)} min`));
+    el("span", { class: "max" }, `max ${fmt.rate(max)} · last ${fmt.ms(n * 2000)}`));
   container.replaceChildren(svg, legend);
 }
 
@@ -239,7 +239,7 @@ function renderPools(s) {
       box.append(card);
     }
     card.querySelector(".facts").textContent =
-      `min ${p.min} · max ${p.max} · ${p.max_concurrency} slots per runner · ${p.booting} booting · ${p.waiting} waiting`;
+      `min ${p.min} · max ${p.max} · slots per runner: ${p.max_concurrency} · booting: ${p.booting} · waiting: ${p.waiting}`;
     card.dataset.runners = p.runners.length;
     rows(card.querySelector("tbody"), p.runners, (r) =>
       el("tr", { "data-runner": r.name, class: r.state }, el("td", {}, r.name), el("td", {}, r.state),

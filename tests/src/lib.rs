@@ -263,6 +263,33 @@ pub async fn spawn_child(http: &str, body: serde_json::Value) {
     );
 }
 
+/// CPU time process `pid` has used (user and system), in clock ticks
+/// (10 ms on Linux); 0 if it cannot be read.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// Resident memory of process `pid`, in bytes; 0 if it cannot be read.
+pub fn resident_bytes(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
 /// One node process.
 #[derive(Debug)]
 pub struct NodeProc {

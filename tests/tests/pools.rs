@@ -96,28 +96,11 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-/// CPU time a process has used, in clock ticks.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15; `rest` starts at field 3.
-    let field = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
 /// CPU ticks `pid` uses over `window`.
 async fn cpu_over(pid: i32, window: Duration) -> u64 {
-    let before = cpu_ticks(pid);
+    let before = drove_tests::cpu_ticks(pid);
     tokio::time::sleep(window).await;
-    cpu_ticks(pid).saturating_sub(before)
+    drove_tests::cpu_ticks(pid).saturating_sub(before)
 }
 
 #[tokio::test(flavor = "multi_thread")]
