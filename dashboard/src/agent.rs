@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use drove::runtime::{Actor, ActorError, Context, Handle, Message, NodeId, Reply};
+use drove::runtime::{
+    Actor, ActorError, CallError, Context, DeliveryError, Handle, Message, NodeId, Reply,
+};
 use drove::Drove;
 
 /// The local name of the agent on every node.
@@ -65,17 +67,30 @@ pub fn card_of(drove: &Drove, started_at_ms: u64) -> NodeCard {
     }
 }
 
-/// `peer`'s card, or `None` if it has no agent or does not answer in
-/// time (a pool's runner, a node going down).
-pub async fn ask_card(drove: &Drove, peer: &NodeId) -> Option<NodeCard> {
+/// What asking a peer for its card gave.
+#[derive(Debug)]
+pub enum Asked {
+    /// Its card.
+    Card(NodeCard),
+    /// It runs no agent (a pool's runner): no use asking it again.
+    NoAgent,
+    /// No answer in time, or an answer past the bounds.
+    Nothing,
+}
+
+/// Asks `peer` for its card.
+pub async fn ask_card(drove: &Drove, peer: &NodeId) -> Asked {
     let agent = Handle::named(peer.clone(), AGENT_NAME);
-    let card: NodeCard = drove
+    match drove
         .node()
         .call(&agent, AgentMsg::Card, CARD_TIMEOUT)
         .await
-        .ok()?;
-    // A peer's answer is hostile until checked: keep the bound.
-    (card.topics.len() <= MAX_CARD_TOPICS).then_some(card)
+    {
+        // A peer's answer is hostile until checked: keep the bound.
+        Ok(card) if card.topics.len() <= MAX_CARD_TOPICS => Asked::Card(card),
+        Err(CallError::Delivery(DeliveryError::NoSuchActor(_))) => Asked::NoAgent,
+        _ => Asked::Nothing,
+    }
 }
 
 /// The agent: answers cards.

@@ -4,7 +4,7 @@
 //! [`SUMMARY_FRESH`] however many browsers watch, asking the members'
 //! agents for their cards only then.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,10 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use drove::registry::RegistryEvent;
-use drove::runtime::MemberStatus;
+use drove::runtime::{MemberStatus, NodeId};
 use drove::Drove;
 
-use crate::agent::{self, Agent, NodeCard, AGENT_NAME};
+use crate::agent::{self, Agent, Asked, NodeCard, AGENT_NAME};
 use crate::series::{Reading, Series, SAMPLE_EVERY};
 use crate::views::{self, View, PANELS};
 
@@ -30,6 +30,9 @@ pub const MAX_WATCHERS: usize = 64;
 
 /// Pages kept for sharing between watchers; past it, stale ones go.
 pub const PAGES_KEPT: usize = 256;
+
+/// Members without an agent remembered (so not asked every second).
+pub const NO_AGENT_KEPT: usize = 1024;
 
 /// A summary (JSON text) and the cards it was built from.
 struct Built {
@@ -58,6 +61,8 @@ struct Inner {
     conflicts: Mutex<VecDeque<Value>>,
     built: tokio::sync::Mutex<Option<Built>>,
     pages: Mutex<HashMap<View, Page>>,
+    /// Member incarnations that answered they run no agent.
+    no_agent: Mutex<HashSet<NodeId>>,
     watchers: AtomicUsize,
 }
 
@@ -90,6 +95,7 @@ impl Hub {
                 conflicts: Mutex::default(),
                 built: tokio::sync::Mutex::new(None),
                 pages: Mutex::default(),
+                no_agent: Mutex::default(),
                 watchers: AtomicUsize::new(0),
             }),
         };
@@ -207,22 +213,41 @@ impl Hub {
             me.name.clone(),
             agent::card_of(drove, self.inner.started_at_ms),
         );
+        let skip = self.no_agent().clone();
         let mut asks = tokio::task::JoinSet::new();
         for m in drove.node().members() {
-            if m.status == MemberStatus::Up && m.info.id != me {
+            if m.status == MemberStatus::Up && m.info.id != me && !skip.contains(&m.info.id) {
                 let drove = drove.clone();
                 asks.spawn(async move {
-                    let card = agent::ask_card(&drove, &m.info.id).await;
-                    (m.info.id.name, card)
+                    let asked = agent::ask_card(&drove, &m.info.id).await;
+                    (m.info.id, asked)
                 });
             }
         }
-        while let Some(Ok((name, card))) = asks.join_next().await {
-            if let Some(card) = card {
-                cards.insert(name, card);
+        while let Some(Ok((id, asked))) = asks.join_next().await {
+            match asked {
+                Asked::Card(card) => {
+                    cards.insert(id.name, card);
+                }
+                Asked::NoAgent => {
+                    let mut no_agent = self.no_agent();
+                    // Incarnations that are gone do not stay.
+                    if no_agent.len() >= NO_AGENT_KEPT {
+                        no_agent.clear();
+                    }
+                    no_agent.insert(id);
+                }
+                Asked::Nothing => {}
             }
         }
         cards
+    }
+
+    fn no_agent(&self) -> MutexGuard<'_, HashSet<NodeId>> {
+        self.inner
+            .no_agent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     async fn build_summary(&self, cards: &BTreeMap<String, NodeCard>) -> Value {
