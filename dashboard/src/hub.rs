@@ -31,6 +31,9 @@ pub const MAX_WATCHERS: usize = 64;
 /// Pages kept for sharing between watchers; past it, stale ones go.
 pub const PAGES_KEPT: usize = 256;
 
+/// Peers whose traffic rates are kept at most.
+pub const PEERS_RATED: usize = 1024;
+
 /// Members without an agent remembered (so not asked every second).
 pub const NO_AGENT_KEPT: usize = 1024;
 
@@ -57,7 +60,10 @@ pub struct Hub {
 struct Inner {
     drove: Drove,
     started_at_ms: u64,
+    /// The charts: pools, jobs, events.
     series: Mutex<Series>,
+    /// Traffic with each peer: two samples, for the latest rates only.
+    peers: Mutex<Series>,
     conflicts: Mutex<VecDeque<Value>>,
     built: tokio::sync::Mutex<Option<Built>>,
     pages: Mutex<HashMap<View, Page>>,
@@ -92,6 +98,7 @@ impl Hub {
                 drove: drove.clone(),
                 started_at_ms: now_ms(),
                 series: Mutex::default(),
+                peers: Mutex::new(Series::new(2, 4 * PEERS_RATED)),
                 conflicts: Mutex::default(),
                 built: tokio::sync::Mutex::new(None),
                 pages: Mutex::default(),
@@ -127,13 +134,12 @@ impl Hub {
         (taken < MAX_WATCHERS).then_some(slot)
     }
 
-    /// Streams open now.
-    pub fn watchers(&self) -> usize {
-        self.inner.watchers.load(Ordering::Acquire)
-    }
-
     fn series(&self) -> MutexGuard<'_, Series> {
         self.inner.series.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn peers(&self) -> MutexGuard<'_, Series> {
+        self.inner.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn conflicts(&self) -> MutexGuard<'_, VecDeque<Value>> {
@@ -256,12 +262,13 @@ impl Hub {
         let id = drove.node().id();
         let queues = views::queues(drove).await;
         let series = self.series();
+        let peers = self.peers();
         let rates = |peer: &str| {
             json!({
-                "bytes_out": series.latest(&format!("peer:{peer}:bytes_out")),
-                "bytes_in": series.latest(&format!("peer:{peer}:bytes_in")),
-                "messages_out": series.latest(&format!("peer:{peer}:messages_out")),
-                "messages_in": series.latest(&format!("peer:{peer}:messages_in")),
+                "bytes_out": peers.latest(&format!("{peer}:bytes_out")),
+                "bytes_in": peers.latest(&format!("{peer}:bytes_in")),
+                "messages_out": peers.latest(&format!("{peer}:messages_out")),
+                "messages_in": peers.latest(&format!("{peer}:messages_in")),
             })
         };
         json!({
@@ -281,7 +288,7 @@ impl Hub {
             },
             "pools": views::pools(drove),
             "queues": queues,
-            "series": series.json(""),
+            "series": series.json(),
         })
     }
 
@@ -322,6 +329,8 @@ impl Hub {
                 Reading::Total(events.handled_total()),
             ));
         }
+        self.series().sample(now_ms(), readings);
+        let mut readings = Vec::new();
         let me = drove.node().id();
         let metrics = drove.node().metrics();
         for m in drove.node().members() {
@@ -331,12 +340,12 @@ impl Hub {
             let p = metrics.peer(&m.info.id.name);
             let n = |c: &std::sync::atomic::AtomicU64| Reading::Total(c.load(Ordering::Relaxed));
             let name = &m.info.id.name;
-            readings.push((format!("peer:{name}:bytes_out"), n(&p.bytes_out)));
-            readings.push((format!("peer:{name}:bytes_in"), n(&p.bytes_in)));
-            readings.push((format!("peer:{name}:messages_out"), n(&p.messages_out)));
-            readings.push((format!("peer:{name}:messages_in"), n(&p.messages_in)));
+            readings.push((format!("{name}:bytes_out"), n(&p.bytes_out)));
+            readings.push((format!("{name}:bytes_in"), n(&p.bytes_in)));
+            readings.push((format!("{name}:messages_out"), n(&p.messages_out)));
+            readings.push((format!("{name}:messages_in"), n(&p.messages_in)));
         }
-        self.series().sample(now_ms(), readings);
+        self.peers().sample(now_ms(), readings);
     }
 }
 

@@ -10,11 +10,11 @@ use serde::Serialize;
 /// How often the counters are sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
-/// Samples kept: five minutes.
+/// Samples the charts keep: five minutes.
 pub const SAMPLES: usize = 150;
 
-/// Lines of a node that one [`Series`] keeps at most (pools come and go;
-/// their lines stay until they age out).
+/// Lines the charts keep at most (pools come and go; their lines stay
+/// until they age out).
 pub const MAX_LINES: usize = 64;
 
 /// One sample's reading of a counter or a gauge.
@@ -34,9 +34,12 @@ pub enum Reading {
     Gauge(f64),
 }
 
-/// Rates and gauges over the last [`SAMPLES`] samples.
-#[derive(Debug, Default)]
+/// Rates and gauges over the last samples: a fixed number of samples and
+/// of lines.
+#[derive(Debug)]
 pub struct Series {
+    samples: usize,
+    max_lines: usize,
     at_ms: VecDeque<u64>,
     lines: BTreeMap<String, VecDeque<Option<f64>>>,
     last: BTreeMap<String, (u64, Reading)>,
@@ -52,10 +55,29 @@ pub struct SeriesJson {
     pub lines: BTreeMap<String, Vec<Option<f64>>>,
 }
 
+impl Default for Series {
+    /// The charts' series: [`SAMPLES`] samples of at most [`MAX_LINES`].
+    fn default() -> Series {
+        Series::new(SAMPLES, MAX_LINES)
+    }
+}
+
 impl Series {
+    /// A series that keeps `samples` samples (at least 2, to make a rate)
+    /// of at most `max_lines` lines.
+    pub fn new(samples: usize, max_lines: usize) -> Series {
+        Series {
+            samples: samples.max(2),
+            max_lines,
+            at_ms: VecDeque::new(),
+            lines: BTreeMap::new(),
+            last: BTreeMap::new(),
+        }
+    }
+
     /// Records one sample taken at `now_ms`.
     pub fn sample(&mut self, now_ms: u64, readings: Vec<(String, Reading)>) {
-        if self.at_ms.len() == SAMPLES {
+        if self.at_ms.len() == self.samples {
             self.at_ms.pop_front();
             for line in self.lines.values_mut() {
                 line.pop_front();
@@ -66,7 +88,7 @@ impl Series {
         let mut read = std::collections::BTreeSet::new();
         for (name, reading) in readings {
             let value = self.value(&name, now_ms, reading);
-            if !self.lines.contains_key(&name) && self.lines.len() >= MAX_LINES {
+            if !self.lines.contains_key(&name) && self.lines.len() >= self.max_lines {
                 continue;
             }
             self.last.insert(name.clone(), (now_ms, reading));
@@ -122,14 +144,13 @@ impl Series {
             .and_then(|l| l.back().copied().flatten())
     }
 
-    /// The lines whose names start with `prefix`, as JSON.
-    pub fn json(&self, prefix: &str) -> SeriesJson {
+    /// Every line, as JSON.
+    pub fn json(&self) -> SeriesJson {
         SeriesJson {
             at_ms: self.at_ms.iter().copied().collect(),
             lines: self
                 .lines
                 .iter()
-                .filter(|(name, _)| name.starts_with(prefix))
                 .map(|(name, line)| (name.clone(), line.iter().copied().collect()))
                 .collect(),
         }
@@ -176,7 +197,7 @@ mod tests {
         s.sample(5_000, vec![("calls".into(), Reading::Total(30))]);
         assert_eq!(s.latest("calls"), Some(0.0));
         assert_eq!(s.latest("wait"), None, "a line not read gets a gap");
-        let json = s.json("");
+        let json = s.json();
         assert_eq!(json.at_ms, vec![1_000, 3_000, 5_000]);
         assert_eq!(json.lines["calls"], vec![None, Some(10.0), Some(0.0)]);
         assert_eq!(json.lines["wait"], vec![None, Some(4.0), None]);
@@ -199,7 +220,7 @@ mod tests {
                     .map(|(line, v)| (format!("l{line}"), Reading::Total(*v)))
                     .collect();
                 s.sample(i as u64 * 2_000, readings);
-                let json = s.json("");
+                let json = s.json();
                 prop_assert!(json.at_ms.len() <= SAMPLES);
                 prop_assert!(json.lines.len() <= MAX_LINES);
                 for line in json.lines.values() {
