@@ -79,6 +79,44 @@ pub async fn request(
         .map_err(|_| ClientError::Timeout(addr.to_string()))?
 }
 
+/// Bodies larger than this are sent with `Expect: 100-continue`.
+const ASK_BEFORE_SENDING: usize = 1 << 20;
+
+/// How long to wait for a `100 Continue` before sending the body anyway.
+const CONTINUE_WAIT: Duration = Duration::from_secs(3);
+
+/// Reads the status line of the server's first answer to an
+/// `Expect: 100-continue` request into `raw`: its status, or `None` if the
+/// server said nothing within [`CONTINUE_WAIT`]. After a `100`, `raw` holds
+/// the interim answer whole (its blank line included).
+async fn interim_answer(stream: &mut TcpStream, raw: &mut Vec<u8>) -> std::io::Result<Option<u16>> {
+    let read = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(end) = find(raw, b"\r\n\r\n") {
+                let status = std::str::from_utf8(&raw[..end])
+                    .ok()
+                    .and_then(|h| h.split_whitespace().nth(1))
+                    .and_then(|s| s.parse::<u16>().ok());
+                return Ok(status);
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+    };
+    match tokio::time::timeout(CONTINUE_WAIT, read).await {
+        Ok(status) => status,
+        Err(_) => Ok(None),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 async fn request_inner(
     addr: &str,
     method: &str,
@@ -102,11 +140,31 @@ async fn request_inner(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n{body}"
-    );
+    // A large body waits for the server's go-ahead: a server that refuses
+    // it (413) answers and closes without reading it, and a client still
+    // writing then gets a reset instead of the answer.
+    let ask_first = body.len() > ASK_BEFORE_SENDING;
+    if ask_first {
+        head.push_str("Expect: 100-continue\r\n");
+    }
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut raw = Vec::new();
+    if ask_first {
+        match interim_answer(&mut stream, &mut raw).await.map_err(io)? {
+            // Go ahead (or no word in time, when the server is one that
+            // never says): send the body, and read on for the answer.
+            Some(100) | None => {
+                raw.clear();
+                stream.write_all(body.as_bytes()).await.map_err(io)?;
+            }
+            // Refused before the body: `raw` holds the start of the answer.
+            Some(_) => {}
+        }
+    } else {
+        stream.write_all(body.as_bytes()).await.map_err(io)?;
+    }
     stream.read_to_end(&mut raw).await.map_err(io)?;
     let text = String::from_utf8_lossy(&raw);
     let malformed = || ClientError::Malformed(addr.to_string());

@@ -12,7 +12,8 @@
 //!   `text/plain`, urlencoded or multipart bodies across sites.
 //! - **Token**: with [`Guard::token`], every request needs
 //!   `Authorization: Bearer <token>` (compared in constant time).
-//! - **Body**: at most [`MAX_BODY`] bytes.
+//! - **Body**: at most [`MAX_BODY`] bytes; a larger declared
+//!   `Content-Length` is refused (413) before the body is read.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -122,6 +123,16 @@ impl Guard {
             );
             return Some(r);
         }
+        // Refused on its declared length, before the body is read: the
+        // server then never asks a client that sent `Expect: 100-continue`
+        // for a body it would not take.
+        let declared = text(header::CONTENT_LENGTH).and_then(|n| n.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return Some(reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a request body is at most {MAX_BODY} bytes"),
+            ));
+        }
         None
     }
 }
@@ -175,6 +186,18 @@ mod tests {
         let form = [("host", "127.0.0.1:8370"), ("content-type", "text/plain")];
         assert_eq!(status(&g, Method::POST, &form), Some(415));
         assert_eq!(status(&g, Method::GET, &form), None);
+        let huge = (MAX_BODY + 1).to_string();
+        let big = [
+            ("host", "127.0.0.1:8370"),
+            ("content-length", huge.as_str()),
+        ];
+        assert_eq!(status(&g, Method::POST, &big), Some(413));
+        let fits = MAX_BODY.to_string();
+        let ok = [
+            ("host", "127.0.0.1:8370"),
+            ("content-length", fits.as_str()),
+        ];
+        assert_eq!(status(&g, Method::POST, &ok), None);
 
         let named = Guard {
             token: Some("s3cret".into()),
