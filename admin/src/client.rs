@@ -147,8 +147,14 @@ async fn request_inner(
     if ask_first {
         head.push_str("Expect: 100-continue\r\n");
     }
-    let request =
+    let mut request =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n");
+    if !ask_first {
+        // Head and body in one write: a small body written on its own
+        // waits for the head's ACK (Nagle's algorithm against a delayed
+        // ACK), 40 ms a request.
+        request.push_str(body);
+    }
     stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut raw = Vec::new();
     if ask_first {
@@ -162,8 +168,6 @@ async fn request_inner(
             // Refused before the body: `raw` holds the start of the answer.
             Some(_) => {}
         }
-    } else {
-        stream.write_all(body.as_bytes()).await.map_err(io)?;
     }
     stream.read_to_end(&mut raw).await.map_err(io)?;
     let text = String::from_utf8_lossy(&raw);
