@@ -299,7 +299,7 @@ impl Hub {
         for pool in drove.pools().all() {
             let name = pool.name();
             let m = pool.metrics();
-            let (queued, waited) = pool.metrics().queue_wait();
+            let (queued, waited) = m.queue_wait();
             let snapshot = pool.snapshot();
             readings.push((format!("pool:{name}:calls"), Reading::Total(m.calls())));
             readings.push((format!("pool:{name}:boots"), Reading::Total(m.boots())));
