@@ -13,6 +13,8 @@
 //! - `/api/events`: [`events`].
 //! - `/`, `/dashboard/*`, `/api/dashboard/*`: the live dashboard
 //!   (`drove-dashboard`).
+//! - `GET /healthz`, `GET /readyz`: liveness and readiness probes
+//!   ([`health`]).
 //!
 //! The admin API belongs on a listener of its own, loopback by default:
 //! [`guard`] checks Host, Origin, content type and an optional bearer
@@ -32,6 +34,7 @@ pub mod client;
 pub mod cluster;
 pub mod events;
 pub mod guard;
+pub mod health;
 pub mod jobs;
 pub mod listener;
 pub mod pools;
@@ -80,9 +83,10 @@ pub const SERVICES: [fn(&Drove) -> Router; 8] = [
 ];
 
 /// The admin API of `drove`: every service in [`SERVICES`] and the
-/// dashboard's data, behind `guard`; and the dashboard's page at `/`,
-/// behind the same Host and Origin checks but without the token (it holds
-/// no data, and asks the visitor for the token).
+/// dashboard's data, behind `guard`; and the dashboard's page at `/` and
+/// the [`health`] probes, behind the same Host and Origin checks but
+/// without the token (the page holds no data and asks the visitor for the
+/// token; a probe cannot carry one).
 pub async fn router(drove: &Drove, guard: Guard) -> Router {
     let hub = drove_dashboard::Hub::start(drove).await;
     let routes = SERVICES
@@ -93,7 +97,8 @@ pub async fn router(drove: &Drove, guard: Guard) -> Router {
         token: None,
         hosts: guard.hosts.clone(),
     };
-    guard::protect(routes, guard).merge(guard::protect(drove_dashboard::assets::routes(), page))
+    let open = drove_dashboard::assets::routes().merge(health::routes(drove));
+    guard::protect(routes, guard).merge(guard::protect(open, page))
 }
 
 /// Binds the admin address; done before the node starts, so a port in

@@ -19,19 +19,9 @@ use drove::runtime::echo::Echo;
 use drove::{Config, Drove, Pool};
 use drove_admin::Guard;
 
-const TOKEN: &str = "t0ken-for-the-dashboard-test";
+mod common;
 
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
+use common::{free_port, send, TOKEN};
 
 async fn node() -> (Drove, Router) {
     let mut config = Config::new("solo");
@@ -49,35 +39,6 @@ async fn node() -> (Drove, Router) {
     };
     let router = drove_admin::router(&drove, guard).await;
     (drove, router)
-}
-
-async fn send(
-    router: &Router,
-    method: &str,
-    uri: &str,
-    token: bool,
-    body: Option<Value>,
-) -> (StatusCode, String) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:8370");
-    if token {
-        req = req.header("authorization", format!("Bearer {TOKEN}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 async fn frame(router: &Router, query: &str) -> Value {

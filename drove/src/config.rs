@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use drove_cache::CacheConfig;
+use drove_discovery::DiscoverySpec;
 use drove_events::EventsConfig;
 use drove_jobs::JobsConfig;
 use drove_pool::{BackendKind, PoolConfig};
@@ -77,6 +78,12 @@ pub struct Config {
     /// Other nodes' `listen` addresses, tried until one answers. Seeds may
     /// be down at start: the node runs alone and merges later.
     pub seeds: Vec<String>,
+    /// How else this node finds the others (`static`: the seeds only;
+    /// `mdns`; `dns:NAME[:PORT]`; `dns:_service._proto.NAME` for SRV).
+    /// Discovery only adds seeds: a found node still needs the cookie.
+    pub discovery: DiscoverySpec,
+    /// How often discovery polls (DNS) or queries (mDNS), milliseconds.
+    pub discovery_ms: u64,
     /// The shared secret; nodes with different cookies never mix. Prefer
     /// `cookie_file`: a cookie given on a command line shows in `ps`.
     pub cookie: Option<String>,
@@ -133,6 +140,8 @@ impl Default for Config {
             name: String::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
             seeds: Vec::new(),
+            discovery: DiscoverySpec::Static,
+            discovery_ms: 5000,
             cookie: None,
             cookie_file: None,
             tls_cert: None,
@@ -155,11 +164,13 @@ impl Default for Config {
 }
 
 /// The keys [`Config`] reads, to pick its variables out of the environment.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 19] = [
     "advertise_http",
     "name",
     "listen",
     "seeds",
+    "discovery",
+    "discovery_ms",
     "cookie",
     "cookie_file",
     "tls_cert",

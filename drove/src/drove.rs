@@ -4,9 +4,12 @@
 
 use tokio::signal::unix::{signal, SignalKind};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use drove_cache::Cache;
+use drove_discovery::DiscoveryTask;
 use drove_events::{Events, Handler, Handlers};
 use drove_jobs::{BatchWorker, CronJob, Jobs, JobsBuilder, Worker};
 use drove_pool::{parent_from_env, Home, ParentInfo, Pool, PoolBuilder, Pools};
@@ -67,6 +70,10 @@ pub struct Drove {
     supervisor: Supervisor,
     pools: Pools,
     jobs: Option<(Jobs, Events)>,
+    /// Finding other nodes (`Config::discovery`); stops with the last clone.
+    discovery: Option<Arc<DiscoveryTask>>,
+    /// Set when [`Drove::shutdown`] begins.
+    stopping: Arc<AtomicBool>,
 }
 
 /// How a node stops.
@@ -92,13 +99,22 @@ impl Drove {
         supervisor: Supervisor,
         pools: Pools,
         jobs: Option<(Jobs, Events)>,
+        discovery: Option<Arc<DiscoveryTask>>,
     ) -> Self {
         Drove {
             services,
             supervisor,
             pools,
             jobs,
+            discovery,
+            stopping: Arc::default(),
         }
+    }
+
+    /// Whether this node has begun to shut down (readiness probes fail from
+    /// then on, so no new traffic is sent its way while it hands over).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// This node's runner pools.
@@ -160,6 +176,7 @@ impl Drove {
     /// Running jobs get their grace first; what is still running after
     /// it goes back to the store for another node.
     pub async fn shutdown(&self, how: Shutdown) {
+        self.stopping.store(true, Ordering::Release);
         if let Some((jobs, _)) = &self.jobs {
             jobs.shutdown().await;
         }
@@ -167,6 +184,9 @@ impl Drove {
         if how == Shutdown::Handoff {
             let handed = self.supervisor.handoff().await;
             tracing::info!(handed, "children handed to other nodes");
+        }
+        if let Some(discovery) = &self.discovery {
+            discovery.stop();
         }
         self.node().leave().await;
     }
@@ -316,6 +336,11 @@ impl DroveBuilder {
         let parent = parent_from_env().map_err(DroveError::Parent)?;
         self.config.validate()?;
         let (node, config) = start_node(&self.config, parent.as_ref()).await?;
+        // A runner knows its parent; only the app's nodes look for others.
+        let discovery = match parent {
+            Some(_) => None,
+            None => Some(Arc::new(start_discovery(&node, &config)?)),
+        };
         let registry = Registry::start(&node).await.map_err(DroveError::Registry)?;
         let pubsub = PubSub::start(&node).await.map_err(DroveError::PubSub)?;
         let cache = Cache::start_with(&node, config.cache_config())
@@ -377,8 +402,18 @@ impl DroveBuilder {
                 Some((jobs, events))
             }
         };
-        Ok(Drove::new(services, supervisor, pools, jobs))
+        Ok(Drove::new(services, supervisor, pools, jobs, discovery))
     }
+}
+
+/// Runs the configured discovery strategy beside `node`.
+fn start_discovery(node: &Node, config: &Config) -> Result<DiscoveryTask, DroveError> {
+    let every = Duration::from_millis(config.discovery_ms.max(100));
+    let strategy =
+        drove_discovery::task::strategy(&config.discovery, config.listen, &config.seeds, every)
+            .map_err(DroveError::Discovery)?;
+    tracing::info!(discovery = %config.discovery, ?every, "discovery started");
+    Ok(drove_discovery::spawn(node, strategy, every))
 }
 
 /// Starts the runtime node: as configured, or as a runner on a free port

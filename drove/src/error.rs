@@ -32,6 +32,10 @@ pub enum DroveError {
     /// `DROVE_PARENT` is set but cannot be used.
     #[error("this process was started as a runner, but")]
     Parent(#[source] drove_pool::parent::ParentError),
+    /// The discovery strategy could not start (no resolver configuration,
+    /// no mDNS socket).
+    #[error("starting discovery")]
+    Discovery(#[source] drove_discovery::DiscoveryError),
     /// A runner found no free port on its parent's host.
     #[error("finding a port for this runner")]
     RunnerPort(#[source] std::io::Error),

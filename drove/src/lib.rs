@@ -76,6 +76,7 @@ pub use drove::{wait_for_signal, Drove, DroveBuilder, Services, Shutdown};
 pub use error::DroveError;
 
 pub use drove_cache as cache;
+pub use drove_discovery as discovery;
 pub use drove_events as events;
 pub use drove_jobs as jobs;
 pub use drove_macros::remote;

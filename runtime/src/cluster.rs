@@ -541,7 +541,31 @@ impl Driver {
                     self.gossip_died(&reason).await;
                 }
             }
+            Control::Introduce(addrs) => self.introduce(&addrs),
             Control::Leave(_) => {}
+        }
+    }
+
+    /// One gossip exchange with each found address that is neither this
+    /// node nor a live member (members already gossip with each other).
+    fn introduce(&self, addrs: &[SocketAddr]) {
+        let Some(gossip) = &self.gossip else { return };
+        let members: std::collections::HashSet<String> = self
+            .node
+            .members()
+            .into_iter()
+            .filter(|m| m.status == drove_membership::MemberStatus::Up)
+            .map(|m| m.info.addr)
+            .collect();
+        for addr in addrs {
+            if *addr == self.config.listen || members.contains(&addr.to_string()) {
+                continue;
+            }
+            if !crate::gossip::check::addr_usable(*addr) {
+                continue;
+            }
+            tracing::debug!(%addr, "introducing a discovered address to gossip");
+            let _ = gossip.gossip(*addr);
         }
     }
 

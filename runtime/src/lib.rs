@@ -95,4 +95,4 @@ pub use error::{CallError, DeliveryError, SendError, SpawnError, StartError, Wir
 pub use handle::Handle;
 pub use lifecycle::{ConflictAction, ExitReason, NameConflict};
 pub use message::{Message, Reply, ReplyValue};
-pub use node::{BeforeInit, Node, Spawn, SpawnOptions};
+pub use node::{BeforeInit, Node, Spawn, SpawnOptions, MAX_INTRODUCED};

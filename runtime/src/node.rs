@@ -33,6 +33,9 @@ use crate::wire::{self, FrameHeader};
 const LINK_WAIT: Duration = Duration::from_secs(2);
 
 /// Requests from anywhere in the runtime to the cluster driver task.
+/// The most addresses one [`Node::introduce`] call offers gossip to.
+pub const MAX_INTRODUCED: usize = 256;
+
 pub(crate) enum Control {
     LeaveAnnounced(NodeId),
     LinkReady {
@@ -48,6 +51,9 @@ pub(crate) enum Control {
         peer: NodeId,
         token: u128,
     },
+    /// Addresses a discovery strategy found: gossip is offered to those
+    /// that are not members yet.
+    Introduce(Vec<std::net::SocketAddr>),
 }
 
 struct NodeInner {
@@ -525,6 +531,17 @@ impl Node {
         } else {
             Err(SendError::NodeUnreachable(peer.clone()))
         }
+    }
+
+    /// Offers gossip to cluster addresses found some other way than the
+    /// seeds (DNS, mDNS): each one that is not this node and not yet a
+    /// live member gets one gossip exchange, which is how a node joins.
+    /// Authentication is unchanged: an address whose node has another
+    /// cookie never answers. At most [`MAX_INTRODUCED`] addresses are
+    /// taken per call. Returns false once the node has stopped.
+    pub fn introduce(&self, addrs: impl IntoIterator<Item = std::net::SocketAddr>) -> bool {
+        let addrs: Vec<_> = addrs.into_iter().take(MAX_INTRODUCED).collect();
+        self.inner.control.send(Control::Introduce(addrs)).is_ok()
     }
 
     /// Leaves the cluster gracefully: peers see this node as leaving at

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose `src/` is checked.
-const CRATES: [&str; 15] = [
+const CRATES: [&str; 16] = [
+    "discovery",
     "membership",
     "runtime",
     "replication",

@@ -26,6 +26,15 @@ pub struct NodeArgs {
     /// Other nodes' --listen addresses, comma-separated.
     #[arg(long, env = "DROVE_SEEDS", value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
+    /// How else to find the other nodes: `static` (the seeds only),
+    /// `mdns` (LAN multicast; opt-in), `dns:NAME[:PORT]` (A/AAAA records
+    /// polled) or `dns:_service._proto.NAME` (SRV records) [default: static].
+    #[arg(long, env = "DROVE_DISCOVERY")]
+    pub discovery: Option<drove::discovery::DiscoverySpec>,
+    /// How often discovery polls DNS or queries mDNS, in milliseconds
+    /// [default: 5000].
+    #[arg(long, env = "DROVE_DISCOVERY_MS")]
+    pub discovery_ms: Option<u64>,
     /// The shared secret of the cluster (it shows in `ps`: prefer
     /// --cookie-file).
     #[arg(long, env = "DROVE_COOKIE", hide_env_values = true)]
@@ -113,6 +122,8 @@ impl NodeArgs {
         c.name = a.name.unwrap_or(c.name);
         c.listen = a.listen.unwrap_or(c.listen);
         c.seeds = a.seeds.unwrap_or(c.seeds);
+        c.discovery = a.discovery.unwrap_or(c.discovery);
+        c.discovery_ms = a.discovery_ms.unwrap_or(c.discovery_ms);
         c.cookie = a.cookie.or(c.cookie);
         c.cookie_file = a.cookie_file.or(c.cookie_file);
         c.tls_cert = a.tls_cert.or(c.tls_cert);
@@ -185,6 +196,26 @@ mod tests {
         assert_eq!(c.fencing_ms, 900);
         assert_eq!(c.redistribution, Redistribution::Active);
         assert_eq!(c.cookie, None);
+    }
+
+    #[test]
+    fn discovery_comes_from_the_flag_or_the_file() {
+        let path = std::env::temp_dir().join(format!("drove-disc-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "name = \"n1\"\ndiscovery = \"dns:drove.lab:4370\"\ndiscovery_ms = 700\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let from_file = config(&["--config", file]).unwrap();
+        let from_flag = config(&["--config", file, "--discovery", "mdns"]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(from_file.discovery.to_string(), "dns:drove.lab:4370");
+        assert_eq!(from_file.discovery_ms, 700);
+        assert_eq!(from_flag.discovery, drove::discovery::DiscoverySpec::Mdns);
+        let bad = Cli::try_parse_from(["drove", "--name", "n1", "--discovery", "gossip"]);
+        let err = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("unknown strategy"), "{err}");
     }
 
     #[test]
