@@ -5,6 +5,11 @@
 //! per host) so the test can reach every
 //! node's HTTP even while the data plane is cut. Everything is removed on
 //! drop. Addresses stay in 198.18.0.0/15, the benchmarking range.
+//!
+//! [`NetNs::isolated`] leaves the management links out, for multicast
+//! (mDNS): a host's only interfaces are then `lo` and its veth to the
+//! bridge, and the test reaches the hosts from inside the switch namespace
+//! (the bridge has 198.18.1.254) with [`NetNs::in_switch`].
 
 use std::process::Command;
 
@@ -55,6 +60,13 @@ fn remove_orphans() {
             let _ = ip(&["netns", "del", name]);
         }
     }
+    if let Ok(dirs) = std::fs::read_dir(ETC_NETNS) {
+        for dir in dirs.flatten() {
+            if orphan(&dir.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_dir_all(dir.path());
+            }
+        }
+    }
     // `ip -o link` lines read "<index>: <name>@<peer>: ...".
     for line in output_of(&["-o", "link", "show"]).lines() {
         let name = line
@@ -68,11 +80,16 @@ fn remove_orphans() {
     }
 }
 
+/// Where `ip netns exec` finds files to mount over `/etc` in a namespace
+/// (a host's `resolv.conf`).
+const ETC_NETNS: &str = "/etc/netns";
+
 /// A small network of namespaces.
 #[derive(Debug)]
 pub struct NetNs {
     prefix: String,
     hosts: usize,
+    management: bool,
 }
 
 impl NetNs {
@@ -80,13 +97,27 @@ impl NetNs {
     /// data address 198.18.1.(i+1) and a management address (`mgmt_ip`),
     /// reachable from here through its own /30.
     pub fn create(hosts: usize) -> Result<NetNs, String> {
+        Self::build(hosts, true)
+    }
+
+    /// Creates `hosts` namespaces behind one bridge, without management
+    /// links: reach them with [`NetNs::in_switch`].
+    pub fn isolated(hosts: usize) -> Result<NetNs, String> {
+        Self::build(hosts, false)
+    }
+
+    fn build(hosts: usize, management: bool) -> Result<NetNs, String> {
         assert!(hosts <= 60, "at most 60 hosts");
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
         remove_orphans();
         // Interface names derived from it stay within 15 bytes.
         let prefix = format!("drv{}x{n}", std::process::id());
-        let net = NetNs { prefix, hosts };
+        let net = NetNs {
+            prefix,
+            hosts,
+            management,
+        };
         net.setup()?;
         Ok(net)
     }
@@ -125,6 +156,7 @@ impl NetNs {
         for i in 0..self.hosts {
             let _ = ip(&["link", "del", &format!("{}m{i}", self.prefix)]);
             let _ = ip(&["netns", "del", &self.host(i)]);
+            let _ = std::fs::remove_dir_all(format!("{ETC_NETNS}/{}", self.host(i)));
         }
         let _ = ip(&["netns", "del", &self.sw()]);
     }
@@ -136,6 +168,9 @@ impl NetNs {
         ip(&["netns", "add", &sw])?;
         ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+        if !self.management {
+            ip(&["-n", &sw, "addr", "add", "198.18.1.254/24", "dev", "br0"])?;
+        }
         for i in 0..self.hosts {
             let h = self.host(i);
             ip(&["netns", "add", &h])?;
@@ -158,6 +193,9 @@ impl NetNs {
                 "eth0",
             ])?;
             ip(&["-n", &h, "link", "set", "eth0", "up"])?;
+            if !self.management {
+                continue;
+            }
             // Management: host mgmt0 <-> our m<prefix><i>.
             let ours = format!("{}m{i}", self.prefix);
             ip(&[
@@ -190,6 +228,35 @@ impl NetNs {
     pub fn set_connected(&self, i: usize, connected: bool) -> Result<(), String> {
         let state = if connected { "up" } else { "down" };
         ip(&["-n", &self.sw(), "link", "set", &format!("p{i}"), state])
+    }
+
+    /// Makes `nameserver` host `i`'s DNS server (its `/etc/resolv.conf`
+    /// under `ip netns exec`).
+    pub fn set_nameserver(&self, i: usize, nameserver: &str) -> Result<(), String> {
+        let dir = format!("{ETC_NETNS}/{}", self.host(i));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {dir}: {e}"))?;
+        std::fs::write(
+            format!("{dir}/resolv.conf"),
+            format!("nameserver {nameserver}\noptions timeout:1 attempts:2\n"),
+        )
+        .map_err(|e| format!("writing {dir}/resolv.conf: {e}"))
+    }
+
+    /// Runs `f` on a thread of its own inside the switch namespace (whose
+    /// bridge reaches every host's data address) and returns its result.
+    pub fn in_switch<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let path = format!("/run/netns/{}", self.sw());
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("entering {path}: {e}"))?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| "the switch-namespace thread panicked".to_string())?
     }
 
     /// `ip netns exec <host i>`, to prefix a command with.
