@@ -8,7 +8,7 @@ use drove_tests::NodeProc;
 use nix::sys::signal::Signal;
 use tokio::sync::broadcast;
 
-async fn next_matching(
+pub(crate) async fn next_matching(
     events: &mut broadcast::Receiver<MembershipEvent>,
     timeout: Duration,
     want: impl Fn(&MembershipEvent) -> bool,
@@ -24,7 +24,7 @@ async fn next_matching(
     }
 }
 
-async fn wait_up(
+pub(crate) async fn wait_up(
     node: &Node,
     events: &mut broadcast::Receiver<MembershipEvent>,
     name: &str,

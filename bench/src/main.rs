@@ -15,6 +15,7 @@ mod pools;
 mod pubsub;
 mod registry;
 mod remote;
+mod scale;
 mod stats;
 mod supervisor;
 
@@ -160,6 +161,24 @@ enum Command {
     PubsubNode(pubsub::NodeArgs),
     /// Internal: one node of the cache run; the writer prints JSON.
     CacheNode(cache::NodeArgs),
+    /// Scale: every size in network namespaces (needs root); prints a
+    /// Markdown table.
+    Scale {
+        /// Cluster sizes (the observer counts as one node).
+        #[arg(long, value_delimiter = ',', default_value = "3,5,10")]
+        sizes: Vec<usize>,
+        /// Names held while visibility is timed.
+        #[arg(long, default_value_t = 100_000)]
+        names: usize,
+        /// Trials of each fault.
+        #[arg(long, default_value_t = 5)]
+        trials: usize,
+    },
+    /// Internal: one size of the scale run, inside host 0's namespace;
+    /// prints JSON.
+    ScaleRun(scale::RunArgs),
+    /// Internal: one node of the scale run.
+    ScaleNode(scale::NodeArgs),
     /// Internal: one node of the registry visibility test; prints JSON.
     RegistryNode {
         #[arg(long)]
@@ -213,6 +232,21 @@ fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     match cli.command {
+        Command::Scale {
+            sizes,
+            names,
+            trials,
+        } => {
+            let reports = scale::sizes(&sizes, names, trials)?;
+            print_scale(&reports);
+            Ok(())
+        }
+        Command::ScaleRun(args) => {
+            let report = rt.block_on(scale::run(args))?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::ScaleNode(args) => rt.block_on(scale::node(args)),
         Command::RegistryNode {
             name,
             listen,
@@ -530,6 +564,69 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_scale(reports: &[scale::ScaleReport]) {
+    use scale::ScaleReport as R;
+    let row = |what: &str, f: &dyn Fn(&R) -> String| {
+        let cells: Vec<String> = reports.iter().map(f).collect();
+        println!("| {what} | {} |", cells.join(" | "));
+    };
+    let sizes: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{} nodes", r.nodes))
+        .collect();
+    println!("| what | {} |", sizes.join(" | "));
+    println!("| --- |{}", " --- |".repeat(reports.len()));
+    row(
+        "join: all processes started -> every node sees all up",
+        &|r| format!("{:.0} ms", r.join_ms),
+    );
+    row("gossip bytes/s per node (sent + received, idle)", &|r| {
+        format!("{:.0} B/s", r.gossip_bytes_per_sec)
+    });
+    row("all bytes/s per node on its link (idle)", &|r| {
+        format!("{:.0} B/s", r.link_bytes_per_sec)
+    });
+    row("TCP connections per node (cluster port)", &|r| {
+        format!("{:.1}", r.tcp_per_node)
+    });
+    row("CPU of all node processes, idle (% of one core)", &|r| {
+        format!("{:.1} %", r.idle_cpu_percent)
+    });
+    row("resident memory per node", &|r| {
+        format!("{:.0} MB", r.rss_per_node / 1e6)
+    });
+    row("register -> seen by every node, p50 / p99", &|r| {
+        format!(
+            "{:.1} / {:.1} ms ({} names held, {} missed)",
+            R::p(&r.visibility_ms, 50.0),
+            R::p(&r.visibility_ms, 99.0),
+            r.names_held,
+            r.visibility_missed
+        )
+    });
+    row("kill -9 noticed, p50 / max", &|r| {
+        format!(
+            "{:.1} / {:.1} ms",
+            R::p(&r.kill_detect_ms, 50.0),
+            R::p(&r.kill_detect_ms, 100.0)
+        )
+    });
+    row("silent node declared down, p50 / max", &|r| {
+        format!(
+            "{:.0} / {:.0} ms",
+            R::p(&r.silent_detect_ms, 50.0),
+            R::p(&r.silent_detect_ms, 100.0)
+        )
+    });
+    row("singleton failover after kill -9, p50 / max", &|r| {
+        format!(
+            "{:.0} / {:.0} ms",
+            R::p(&r.failover_ms, 50.0),
+            R::p(&r.failover_ms, 100.0)
+        )
+    });
 }
 
 fn print_dashboard(r: &dashboard::DashboardResults) {

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 const COOKIE: &str = "supervisor-bench";
-const SINGLETON: &str = "bench-singleton";
+pub(crate) const SINGLETON: &str = "bench-singleton";
 
 /// Results of one run.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ async fn wait_up(node: &Node, name: &str) -> anyhow::Result<NodeId> {
 
 /// Time from `fault` on the singleton's node until the singleton answers
 /// a call from another node.
-async fn trial(
+pub(crate) async fn trial(
     node: &Node,
     registry: &Registry,
     procs: &mut [NodeProc],

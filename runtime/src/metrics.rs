@@ -41,6 +41,10 @@ pub struct GossipCounters {
     pub malformed: AtomicU64,
     /// Datagrams this node could not send.
     pub dropped_sends: AtomicU64,
+    /// Bytes of sealed datagrams sent.
+    pub bytes_sent: AtomicU64,
+    /// Bytes of datagrams received, before any check.
+    pub bytes_received: AtomicU64,
 }
 
 /// One labelled counter family of a layer above the runtime.
@@ -232,6 +236,16 @@ impl Metrics {
                 "drove_gossip_dropped_sends_total",
                 "Gossip datagrams this node could not send.",
                 &self.gossip.dropped_sends,
+            ),
+            (
+                "drove_gossip_sent_bytes_total",
+                "Bytes of sealed gossip datagrams sent.",
+                &self.gossip.bytes_sent,
+            ),
+            (
+                "drove_gossip_received_bytes_total",
+                "Bytes of gossip datagrams received, before any check.",
+                &self.gossip.bytes_received,
             ),
         ];
         for (name, help, v) in totals {

@@ -132,6 +132,7 @@ impl SealedSocket {
     /// Opens, checks and forwards one datagram from the public socket.
     async fn admit(&mut self, len: usize, from: SocketAddr) {
         let c = &self.counters;
+        c.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
         let payload = match self.sealer.open(now_ms(), &self.buf[..len]) {
             Ok(p) => p,
             Err(e) => {
@@ -198,9 +199,14 @@ impl Socket for SealedSocket {
         }
         let sealed = self.sealer.seal(now_ms(), rand::random(), &self.buf[..n]);
         match self.public.send_to(&sealed, to).await {
-            Ok(sent) => Ok(SendOutcome {
-                num_bytes_sent: sent,
-            }),
+            Ok(sent) => {
+                self.counters
+                    .bytes_sent
+                    .fetch_add(sent as u64, Ordering::Relaxed);
+                Ok(SendOutcome {
+                    num_bytes_sent: sent,
+                })
+            }
             Err(e) => {
                 // A peer that is gone, or a route that is not there, must
                 // not stop gossip with everyone else.
