@@ -61,6 +61,9 @@ pub(crate) struct ScaleReport {
     pub silent_detect_ms: Vec<f64>,
     /// kill -9 of the singleton's node -> it answers on another, ms.
     pub failover_ms: Vec<f64>,
+    /// The phase that did not finish, if one did not: the figures before
+    /// it stand.
+    pub error: Option<String>,
 }
 
 impl ScaleReport {
@@ -204,8 +207,28 @@ async fn converged(procs: &[NodeProc], n: usize, limit: Duration) -> anyhow::Res
     Ok(())
 }
 
-/// One size, run inside host 0's namespace; prints the report as JSON.
-pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ScaleReport> {
+/// One size, run inside host 0's namespace. A phase that fails ends the
+/// run; the report keeps what came before it.
+pub(crate) async fn run(args: RunArgs) -> ScaleReport {
+    let mut report = ScaleReport {
+        nodes: args.ips.len(),
+        ..ScaleReport::default()
+    };
+    let mut procs = Vec::new();
+    if let Err(e) = phases(&args, &mut report, &mut procs).await {
+        report.error = Some(format!("{e:#}"));
+    }
+    for p in &mut procs {
+        p.kill9();
+    }
+    report
+}
+
+async fn phases(
+    args: &RunArgs,
+    report: &mut ScaleReport,
+    procs: &mut Vec<NodeProc>,
+) -> anyhow::Result<()> {
     let n = args.ips.len();
     anyhow::ensure!(n >= 2 && args.hosts.len() == n - 1, "one host per node");
     let mut config = NodeConfig::new("observer");
@@ -215,35 +238,26 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ScaleReport> {
     let registry = Registry::start(&observer).await?;
     let mut events = observer.subscribe();
     let exe = std::env::current_exe()?;
-    let mut procs: Vec<NodeProc> = args
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(k, ns)| {
-            let ip = &args.ips[k + 1];
-            let mut p = NodeProc::at(
-                &format!("n{}", k + 1),
-                format!("{ip}:4370").parse().expect("an address"),
-                format!("{ip}:8370").parse().expect("an address"),
-                vec![config.listen.to_string()],
-                COOKIE,
-            );
-            p.bin = Some(exe.clone());
-            p.command = vec!["scale-node".into()];
-            p.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()];
-            p
-        })
-        .collect();
+    for (k, ns) in args.hosts.iter().enumerate() {
+        let ip: std::net::IpAddr = args.ips[k + 1].parse()?;
+        let mut p = NodeProc::at(
+            &format!("n{}", k + 1),
+            (ip, 4370).into(),
+            (ip, 8370).into(),
+            vec![config.listen.to_string()],
+            COOKIE,
+        );
+        p.bin = Some(exe.clone());
+        p.command = vec!["scale-node".into()];
+        p.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()];
+        procs.push(p);
+    }
 
-    let mut report = ScaleReport {
-        nodes: n,
-        ..ScaleReport::default()
-    };
     let t0 = Instant::now();
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         p.start();
     }
-    converged(&procs, n, Duration::from_secs(120)).await?;
+    converged(procs, n, Duration::from_secs(120)).await?;
     report.join_ms = ms(t0.elapsed());
 
     // Idle: what a formed cluster costs with nothing to do.
@@ -287,9 +301,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ScaleReport> {
         .sum::<f64>()
         / nodes;
 
-    preload(&procs, &registry, args.names).await?;
+    preload(procs, &registry, args.names).await?;
     report.names_held = registry.held();
-    visibility(&observer, &registry, &https, &mut report).await?;
+    visibility(&observer, &registry, &https, report).await?;
 
     // Singleton failover after kill -9 of its node.
     let body = json!({"type": "ticker", "name": crate::supervisor::SINGLETON,
@@ -299,7 +313,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ScaleReport> {
         .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(status == 201, "starting the singleton: {status} {answer}");
     for _ in 0..args.trials {
-        let d = crate::supervisor::trial(&observer, &registry, &mut procs, false).await?;
+        let d = crate::supervisor::trial(&observer, &registry, procs, false).await?;
         report.failover_ms.push(ms(d));
     }
 
@@ -330,11 +344,8 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ScaleReport> {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         procs[last].signal(Signal::SIGCONT);
     }
-    for p in &mut procs {
-        p.kill9();
-    }
     observer.leave().await;
-    Ok(report)
+    Ok(())
 }
 
 /// Fills the registry with `names` names (held by node 1), and waits until
@@ -442,7 +453,11 @@ pub(crate) fn sizes(
             .stderr(std::process::Stdio::inherit())
             .output()?;
         anyhow::ensure!(out.status.success(), "the {n}-node run failed");
-        reports.push(serde_json::from_slice(&out.stdout)?);
+        let report: ScaleReport = serde_json::from_slice(&out.stdout)?;
+        if let Some(e) = &report.error {
+            eprintln!("scale: the {n}-node run stopped early: {e}");
+        }
+        reports.push(report);
     }
     Ok(reports)
 }

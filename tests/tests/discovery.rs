@@ -9,6 +9,10 @@
 //! no management links: their only interfaces are `lo` and the veth to the
 //! bridge, and the test reads their HTTP from inside the switch namespace.
 
+// The helpers below are test code outside `#[test]` functions, where
+// clippy.toml's allowance does not reach.
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
