@@ -6,7 +6,7 @@
 #
 # Kubernetes manifests that use it: deploy/k8s/.
 
-FROM rust:1.86-bookworm AS build
+FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p drove-cli \

@@ -82,7 +82,8 @@ pub struct Config {
     /// `mdns`; `dns:NAME[:PORT]`; `dns:_service._proto.NAME` for SRV).
     /// Discovery only adds seeds: a found node still needs the cookie.
     pub discovery: DiscoverySpec,
-    /// How often discovery polls (DNS) or queries (mDNS), milliseconds.
+    /// How often discovery polls (DNS) or queries (mDNS), milliseconds
+    /// (at least 100).
     pub discovery_ms: u64,
     /// The shared secret; nodes with different cookies never mix. Prefer
     /// `cookie_file`: a cookie given on a command line shows in `ps`.
