@@ -713,7 +713,7 @@ async fn heartbeat(engine: std::sync::Weak<Engine>, mut stop: watch::Receiver<bo
                 Err(e) => tracing::warn!(error = %e, "renewing job leases failed"),
             }
         }
-        if tick % 4 == 0 {
+        if tick.is_multiple_of(4) {
             if let Ok(n) = engine.store.rescue_expired(now).await {
                 if n > 0 {
                     tracing::info!(jobs = n, "rescued jobs whose lease ran out");
@@ -723,7 +723,7 @@ async fn heartbeat(engine: std::sync::Weak<Engine>, mut stop: watch::Receiver<bo
                 engine.metrics.set_counts(counts);
             }
         }
-        if tick % 120 == 0 {
+        if tick.is_multiple_of(120) {
             let finished = now.saturating_sub(engine.config.keep_finished_ms);
             let dead = now.saturating_sub(engine.config.keep_dead_ms);
             if let Err(e) = engine.store.prune(finished, dead, now).await {

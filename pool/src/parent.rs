@@ -73,7 +73,7 @@ impl ParentInfo {
     pub fn decode(text: &str) -> Result<Self, ParentError> {
         let bad = |why: &str| ParentError::Malformed(why.to_string());
         let text = text.trim();
-        if text.len() > MAX_VAR || text.len() % 2 != 0 {
+        if text.len() > MAX_VAR || !text.len().is_multiple_of(2) {
             return Err(bad("not hex of a bounded length"));
         }
         let bytes = (0..text.len())

@@ -71,7 +71,7 @@ async fn cast_all(node: &Node, echo: &Handle<EchoMsg>, n: u64) {
             }
             Err(e) => panic!("cast to a healthy peer: {e}"),
         }
-        if sent % 4096 == 0 {
+        if sent.is_multiple_of(4096) {
             tokio::task::yield_now().await;
         }
     }
