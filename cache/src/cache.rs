@@ -7,9 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use drove_replication::{
-    Change, KeyPage, PurgedSlot, Replicated, ReplicationConfig, SchemaReplica,
-};
+use drove_replication::{KeyPage, PurgedSlot, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{Node, NodeId, SpawnError};
 
 use crate::schema::{
@@ -176,35 +174,26 @@ impl Cache {
     /// Starts the cache on `node` with `config`.
     pub async fn start_with(node: &Node, config: CacheConfig) -> Result<Cache, CacheError> {
         let tidy_queue = TidyQueue::default();
-        let mut builder = Replicated::builder(node)
+        let counters: Arc<Counters> = Arc::default();
+        let adopted = counters.clone();
+        let repl = Replicated::builder(node)
             .config(ReplicationConfig {
                 clock_offset_ms: config.clock_offset_ms,
                 ..ReplicationConfig::default()
             })
-            .observe(tidy_queue.clone());
-        // A departed node's copies, for the survivors to adopt.
-        let mut departed_rx = builder.subscribe(|_, _, change| match change {
-            Change::Purged {
-                slots,
-                departed: true,
-                ..
-            } => Some(slots.to_vec()),
-            _ => None,
-        });
-        let repl = builder.start().await?;
+            .observe(tidy_queue.clone())
+            // Adopted in the step that purged them: no read finds a
+            // departed writer's entries missing in between.
+            .on_departed(move |w, slots| adopt(w, slots, &adopted))
+            .start()
+            .await?;
         let cache = Cache {
             repl,
             tidy_queue,
-            counters: Arc::default(),
+            counters,
             max_bytes: config.max_bytes,
         };
         tokio::spawn(cache.clone().tidy_loop());
-        let adopter = cache.clone();
-        tokio::spawn(async move {
-            while let Some(slots) = departed_rx.recv().await {
-                adopter.adopt(&slots);
-            }
-        });
         Ok(cache)
     }
 
@@ -438,24 +427,6 @@ impl Cache {
         self.repl.node()
     }
 
-    /// A node departed: keep its latest writes by copying them, stamp and
-    /// writer unchanged, into this node's own slots (those no copy held
-    /// here already matches). Identical copies on several survivors tidy
-    /// away to one.
-    fn adopt(&self, departed: &[PurgedSlot<Arc<str>, CacheValue>]) {
-        self.repl.write(|w| {
-            let adopted = adoptable(w.replica(), departed);
-            let n = adopted.len();
-            for (key, value) in adopted {
-                put_mine(w, &key, value);
-            }
-            if n > 0 {
-                self.counters.adopted.fetch_add(n as u64, Ordering::Relaxed);
-                tracing::info!(entries = n, "adopted a departed node's cache entries");
-            }
-        });
-    }
-
     /// Removes or marks this node's own slots that expired or that a newer
     /// write shadows, so each key keeps about one slot. Looks only at the
     /// keys the [`TidyQueue`] names, a batch per hold of the lock.
@@ -630,6 +601,25 @@ fn write_mine(w: &mut drove_replication::Writer<'_, CacheSchema>, key: &str, dat
         data,
     };
     put_mine(w, key, value);
+}
+
+/// A node departed: keep its latest writes by copying them, stamp and
+/// writer unchanged, into this node's own slots (those no copy held here
+/// already matches). Identical copies on several survivors tidy away to one.
+fn adopt(
+    w: &mut drove_replication::Writer<'_, CacheSchema>,
+    departed: &[PurgedSlot<Arc<str>, CacheValue>],
+    counters: &Counters,
+) {
+    let adopted = adoptable(w.replica(), departed);
+    let n = adopted.len();
+    for (key, value) in adopted {
+        put_mine(w, &key, value);
+    }
+    if n > 0 {
+        counters.adopted.fetch_add(n as u64, Ordering::Relaxed);
+        tracing::info!(entries = n, "adopted a departed node's cache entries");
+    }
 }
 
 /// Puts `value` (a new write, or an adopted copy) into this node's slot.

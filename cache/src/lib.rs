@@ -10,7 +10,8 @@
 //! Each write carries its own stamp and writer, so a copy can change
 //! hands: when a node departs (crash, leave, or declared down) the core
 //! drops its slots, and each survivor adopts those that are newer than
-//! every copy it still holds into a slot of its own, stamp and writer
+//! every copy it still holds into a slot of its own, in the same locked
+//! step as the drop (so no read finds them missing meanwhile), stamp and writer
 //! unchanged (a survivor that already received another survivor's adopted
 //! copy has nothing to adopt). Identical copies then tidy away to one. A write that no
 //! survivor had received when its writer died is lost, as with any

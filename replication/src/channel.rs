@@ -25,7 +25,7 @@ use crate::chunks::{split, ChunkLimits};
 use crate::config::ReplicationConfig;
 use crate::hlc::{Clock, Hlc};
 use crate::observer::{Change, Observer};
-use crate::replica::{Op, Replica};
+use crate::replica::{Op, PurgedSlot, Replica};
 use crate::schema::{ReplMsg, Schema, SchemaOp, SchemaReplica};
 use crate::writer::Writer;
 
@@ -208,10 +208,11 @@ impl<S: Schema> Channel<S> {
         })
     }
 
-    /// `peer` went down or left: its partition goes, for good.
-    pub fn peer_gone(&mut self, peer: &NodeId) {
+    /// `peer` went down or left: its partition goes, for good. Returns the
+    /// slots it held.
+    pub fn peer_gone(&mut self, peer: &NodeId) -> Vec<PurgedSlot<S::Key, S::Value>> {
         self.peers.remove(peer);
-        self.purge(peer, true, true);
+        self.purge(peer, true, true)
     }
 
     /// The up members other than this node are exactly `up` (after this
@@ -227,9 +228,10 @@ impl<S: Schema> Channel<S> {
     /// node's own slots is news; the others' slots come back by
     /// anti-entropy, so their removal is not reported as if their owners
     /// died.
-    pub fn rejoined(&mut self, old: &NodeId, new: NodeId) {
+    /// Returns the old incarnation's slots.
+    pub fn rejoined(&mut self, old: &NodeId, new: NodeId) -> Vec<PurgedSlot<S::Key, S::Value>> {
         self.peers.clear();
-        self.purge(old, true, true);
+        let mine = self.purge(old, true, true);
         for owner in self.replica.owners() {
             self.purge(&owner, false, false);
         }
@@ -237,6 +239,7 @@ impl<S: Schema> Channel<S> {
         self.staging.clear();
         self.requested.clear();
         self.me = new;
+        mine
     }
 
     /// One anti-entropy round at wall time `now_ms`: this node's digest to
@@ -411,7 +414,12 @@ impl<S: Schema> Channel<S> {
         self.counters.syncs_received += 1;
     }
 
-    fn purge(&mut self, owner: &NodeId, forever: bool, notify: bool) {
+    fn purge(
+        &mut self,
+        owner: &NodeId,
+        forever: bool,
+        notify: bool,
+    ) -> Vec<PurgedSlot<S::Key, S::Value>> {
         let slots = self.replica.purge_owner(owner, forever);
         self.ahead_logged.remove(owner);
         self.staging.remove(owner);
@@ -423,6 +431,7 @@ impl<S: Schema> Channel<S> {
                 departed: true,
             });
         }
+        slots
     }
 
     fn notify(&self, change: Change<'_, S::Key, S::Value>) {

@@ -29,6 +29,7 @@ use crate::config::ReplicationConfig;
 use crate::hlc::Hlc;
 use crate::observer::{Change, Observer, Picker};
 use crate::outbox::{Outbox, OUTBOX_PUMP_EVERY};
+use crate::replica::PurgedSlot;
 use crate::schema::{ReplMsg, Schema, SchemaReplica};
 use crate::writer::Writer;
 
@@ -122,8 +123,17 @@ impl Counters {
     }
 }
 
+/// What a channel does with a departed owner's slots, in the same locked
+/// step that purged them (see [`ReplicatedBuilder::on_departed`]).
+type DepartedHook<S> = Box<
+    dyn Fn(&mut Writer<'_, S>, &[PurgedSlot<<S as Schema>::Key, <S as Schema>::Value>])
+        + Send
+        + Sync,
+>;
+
 struct Shared<S: Schema> {
     node: Node,
+    on_departed: Option<DepartedHook<S>>,
     name: String,
     interval: Duration,
     locked: Mutex<Locked<S>>,
@@ -160,6 +170,7 @@ pub struct ReplicatedBuilder<S: Schema> {
     node: Node,
     config: ReplicationConfig,
     observers: Vec<Box<dyn Observer<S>>>,
+    on_departed: Option<DepartedHook<S>>,
 }
 
 impl<S: Schema> std::fmt::Debug for ReplicatedBuilder<S> {
@@ -185,6 +196,18 @@ impl<S: Schema> ReplicatedBuilder<S> {
         self
     }
 
+    /// Writes made from a departed owner's purged slots (a node down or
+    /// left, or this node's own previous incarnation), under the same lock
+    /// as the purge: no read sees the slots gone before the writes are in
+    /// (the cache adopts a departed writer's entries this way).
+    pub fn on_departed(
+        mut self,
+        hook: impl Fn(&mut Writer<'_, S>, &[PurgedSlot<S::Key, S::Value>]) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_departed = Some(Box::new(hook));
+        self
+    }
+
     /// The events `pick` makes of the changes (it sees each change, with
     /// the replica after it, under the channel's lock, and returns an event
     /// or nothing), in order.
@@ -206,6 +229,7 @@ impl<S: Schema> ReplicatedBuilder<S> {
         let node = self.node;
         let channel = Channel::new(node.id(), &self.config, self.observers);
         let shared = Arc::new(Shared {
+            on_departed: self.on_departed,
             name: format!("drove.repl.{}", S::CHANNEL),
             interval: self.config.anti_entropy_interval,
             locked: Mutex::new(Locked {
@@ -243,6 +267,7 @@ impl<S: Schema> Replicated<S> {
             node: node.clone(),
             config: ReplicationConfig::default(),
             observers: Vec::new(),
+            on_departed: None,
         }
     }
 
@@ -512,17 +537,35 @@ impl<S: Schema> Replicated<S> {
                 locked.handles.remove(&id);
                 locked.repairing.remove(&id);
                 locked.outboxes.remove(&id);
-                locked.channel.peer_gone(&id);
+                let purged = locked.channel.peer_gone(&id);
+                self.departed(&mut locked, &purged);
             }
             MembershipEvent::Rejoined { old, new } => {
                 let mut locked = self.lock();
                 locked.handles.clear();
                 locked.repairing.clear();
                 locked.outboxes.clear();
-                locked.channel.rejoined(&old, new);
+                let purged = locked.channel.rejoined(&old, new);
+                self.departed(&mut locked, &purged);
             }
             MembershipEvent::NodeLeaving(_) => {}
         }
+    }
+
+    /// Runs the departure hook on `purged`, still under the purge's lock.
+    fn departed(
+        &self,
+        locked: &mut MutexGuard<'_, Locked<S>>,
+        purged: &[PurgedSlot<S::Key, S::Value>],
+    ) {
+        let Some(hook) = &self.shared.on_departed else {
+            return;
+        };
+        if purged.is_empty() {
+            return;
+        }
+        let ((), out) = locked.channel.write(wall_ms(), |w| hook(w, purged));
+        self.send(locked, out);
     }
 
     fn handle_msg(&self, msg: ReplMsg<S>) {

@@ -1,6 +1,7 @@
 //! The replicated cache across real node processes: writes visible
 //! everywhere, concurrent writes converging, TTL by the entry's own
-//! deadline, new nodes receiving the contents, and clock skew.
+//! deadline, new nodes receiving the contents, clock skew, and a crashed
+//! writer's entries never missing on a survivor.
 
 use std::time::{Duration, Instant};
 
@@ -341,4 +342,68 @@ async fn entries_outlive_their_writer() {
         })
         .await;
     }
+}
+
+/// A crashed writer's entries never go missing on a survivor: they are
+/// adopted in the same step that purges them. A reader on the survivor
+/// (this process) polls every key through the kill -9 and never misses one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_writers_entries_never_go_missing_on_a_survivor() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    const KEYS: usize = 200;
+    let mut c = TestCluster::started(1).await;
+    let writer = c.nodes[0].http_addr();
+    let ip = drove_tests::fresh_loopback_ip();
+    let mut config = drove_runtime::NodeConfig::new("survivor");
+    config.listen = format!("{ip}:{}", drove_tests::free_port(&ip))
+        .parse()
+        .expect("addr");
+    config.cookie = c.nodes[0].cookie.clone();
+    config.seeds = vec![c.nodes[0].listen.to_string()];
+    let node = config.start().await.expect("survivor");
+    let cache = drove_cache::Cache::start(&node).await.expect("cache");
+    wait_for(LONG, "the survivor to join", || async {
+        (node.up_members().len() == 2).then_some(())
+    })
+    .await;
+    for k in 0..KEYS {
+        put(&writer, &format!("k{k}"), json!({ "value": k })).await;
+    }
+    wait_for(LONG, "every entry on the survivor", || async {
+        (cache.len() == KEYS).then_some(())
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let missing = Arc::new(AtomicU64::new(0));
+    let sweeps = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (cache, stop, missing, sweeps) =
+            (cache.clone(), stop.clone(), missing.clone(), sweeps.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for k in 0..KEYS {
+                    if cache.get::<usize>(&format!("k{k}")).ok().flatten() != Some(k) {
+                        missing.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                sweeps.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    c.nodes[0].kill9();
+    wait_for(LONG, "the writer to be down", || async {
+        (node.up_members().len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    reader.join().expect("reader");
+
+    assert!(sweeps.load(Ordering::Relaxed) > 0);
+    assert_eq!(missing.load(Ordering::Relaxed), 0, "entries went missing");
+    assert_eq!(cache.len(), KEYS);
+    node.leave().await;
 }
