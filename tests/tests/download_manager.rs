@@ -489,3 +489,41 @@ async fn a_report_runner_killed_mid_step_gives_a_retried_step_not_a_failed_downl
         "each row names the runner that rendered it: {runners:?}"
     );
 }
+
+/// A chunk lost after it was written (as when its writer died before its
+/// delta left, while the checkpoint after it got out) is rendered again
+/// before the seal: the download completes and the file checks out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_chunk_is_rendered_again_before_the_seal() {
+    let _machine = drove_tests::shared_machine().await;
+    const STEPS: u32 = 8;
+    let mut nodes = dm_nodes(1, STEPS, 300, 8);
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
+    let (app, admin) = (nodes[0].app_addr(), nodes[0].http_addr());
+    let mut user = User::default();
+    let (status, d) = user.json(&app, "POST", "/api/downloads").await;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_str().expect("id").to_string();
+    let chunk = format!("/api/cache/dm:chunk:{id}:1");
+    wait_for(LONG, "chunk 1 to be written", || async {
+        let (status, _) = drove_admin::client::get(&admin, &chunk, LONG).await.ok()?;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (status, body) = drove_tests::send_json("DELETE", &admin, &chunk, &serde_json::json!({}))
+        .await
+        .expect("DELETE");
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let d = wait_for(LONG, "the download to be ready", || {
+        let (mut user, app) = (user.clone(), app.clone());
+        async move {
+            let (_, d) = user.json(&app, "GET", "/api/downloads/current").await;
+            assert_ne!(d["state"], "error", "{d}");
+            (d["state"] == "ready").then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(d["progress"], 100);
+    let r = user.call(&app, "GET", "/api/downloads/current/file").await;
+    check_file(&r, &id, STEPS);
+}

@@ -189,6 +189,17 @@ impl Tracker {
         })
     }
 
+    /// The first chunk from `from` on that this node does not hold
+    /// (`steps` when none is missing).
+    fn next_missing(&self, args: &TrackerArgs, from: u32) -> u32 {
+        (from..args.steps)
+            .find(|&n| {
+                let key = download::chunk_key(&args.download_id, n);
+                !matches!(self.cache.get::<String>(&key), Ok(Some(_)))
+            })
+            .unwrap_or(args.steps)
+    }
+
     /// Reads every chunk back, hashes the file, stores the manifest.
     fn seal(&self, args: &TrackerArgs) -> Result<Manifest, String> {
         let mut hasher = Sha256::new();
@@ -301,7 +312,7 @@ impl Actor for Tracker {
                 &rendered.chunk,
                 Some(FILE_TTL),
             )?;
-            s.step += 1;
+            s.step = self.next_missing(&s.args, s.step + 1);
             s.failures = 0;
             d.step_runner = Some(rendered.runner);
             // Checkpoint before telling anyone, so a resumed tracker never
@@ -310,6 +321,16 @@ impl Actor for Tracker {
             d.state = State::Processing;
             d.progress = d.progress.max(progress(s.step, s.args.steps));
             self.report(&d)?;
+            schedule(ctx, Duration::from_millis(s.args.step_ms));
+            return Ok(());
+        }
+        // A chunk can be lost with the node that wrote it (its delta had
+        // not left when the node died, though the checkpoint after it had):
+        // it is rendered again, here or on a runner, before the seal.
+        let missing = self.next_missing(&s.args, 0);
+        if missing < s.args.steps {
+            tracing::warn!(download = %s.args.download_id, chunk = missing, "a chunk was lost with its node; rendering it again");
+            s.step = missing;
             schedule(ctx, Duration::from_millis(s.args.step_ms));
             return Ok(());
         }
