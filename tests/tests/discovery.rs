@@ -1,6 +1,6 @@
 //! Discovery in network namespaces: nodes with no seeds find each other by
 //! libp2p mDNS on a lab bridge, and through a DNS server (dnsmasq) the test
-//! runs in a namespace of its own. A node with another cookie is found by
+//! runs in a namespace of its own, by A records and by SRV records. A node with another cookie is found by
 //! both and joins neither (the static kind's refusal is
 //! `membership::wrong_cookie_is_kept_out`). Needs root (skips with a
 //! message otherwise); as root, a failed setup fails the test.
@@ -156,6 +156,17 @@ impl Dnsmasq {
     /// written before the server starts: a SIGHUP before it has set its
     /// handler would end it.
     fn start(net: &NetNs, i: usize, name: &str, records: &[String]) -> Dnsmasq {
+        Self::start_with(net, i, name, records, &[])
+    }
+
+    /// As [`Dnsmasq::start`], with more dnsmasq options (SRV records).
+    fn start_with(
+        net: &NetNs,
+        i: usize,
+        name: &str,
+        records: &[String],
+        options: &[String],
+    ) -> Dnsmasq {
         let hosts = std::env::temp_dir().join(format!("drove-dns-{}.hosts", std::process::id()));
         std::fs::write(&hosts, hosts_text(name, records)).expect("hosts file");
         let mut cmd = Command::new("ip");
@@ -165,6 +176,7 @@ impl Dnsmasq {
             .arg(format!("--listen-address={}", net.data_ip(i)))
             .args(["--port=53", "--local-ttl=0", "--pid-file", "--user=root"])
             .arg(format!("--addn-hosts={}", hosts.display()))
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -254,4 +266,29 @@ async fn dns_records_bring_nodes_in_and_removing_one_stops_no_node() {
     let refs: Vec<&NodeProc> = nodes.iter().collect();
     kept_out(&net, &refs, &outsider).await;
     wait_members(&net, &refs, &five).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn srv_records_name_targets_and_ports() {
+    if !is_root() {
+        eprintln!("SKIPPED srv_records_name_targets_and_ports: needs root for network namespaces");
+        return;
+    }
+    let _machine = drove_tests::shared_machine().await;
+    // Host 0: a node on a port of its own, found only through SRV; host 1:
+    // the node that polls; host 2: the DNS server.
+    let net = NetNs::isolated(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
+    for i in 0..2 {
+        net.set_nameserver(i, &net.data_ip(2))
+            .unwrap_or_else(|e| panic!("resolver setup failed as root: {e}"));
+    }
+    let srv = "--srv-host=_drove._udp.drove.test,first.drove.test,4399".to_string();
+    let _dns = Dnsmasq::start_with(&net, 2, "first.drove.test", &[net.data_ip(0)], &[srv]);
+    let cookie = format!("srv-{}", drove_tests::random_hex());
+    let mut first = node_in(&net, 0, "first", &cookie, "static");
+    first.listen = format!("{}:4399", net.data_ip(0)).parse().expect("addr");
+    let mut second = node_in(&net, 1, "second", &cookie, "dns:_drove._udp.drove.test");
+    first.start();
+    second.start();
+    wait_members(&net, &[&first, &second], &["first", "second"]).await;
 }
