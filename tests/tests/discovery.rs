@@ -167,7 +167,8 @@ impl Dnsmasq {
         records: &[String],
         options: &[String],
     ) -> Dnsmasq {
-        let hosts = std::env::temp_dir().join(format!("drove-dns-{}.hosts", std::process::id()));
+        // One file per server: the tests of this binary run side by side.
+        let hosts = std::env::temp_dir().join(format!("drove-dns-{}.hosts", net.host(i)));
         std::fs::write(&hosts, hosts_text(name, records)).expect("hosts file");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &net.host(i), "dnsmasq"])
