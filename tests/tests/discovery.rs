@@ -141,6 +141,18 @@ async fn mdns_finds_four_nodes_and_not_another_cluster() {
     wait_members(&net, &refs, &["n1", "n2", "n3", "n4"]).await;
 }
 
+/// `hosts` namespaces whose last host serves DNS to all the others.
+fn dns_lab(hosts: usize) -> NetNs {
+    let net =
+        NetNs::isolated(hosts).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
+    let server = net.data_ip(hosts - 1);
+    for i in 0..hosts - 1 {
+        net.set_nameserver(i, &server)
+            .unwrap_or_else(|e| panic!("resolver setup failed as root: {e}"));
+    }
+    net
+}
+
 fn hosts_text(name: &str, ips: &[String]) -> String {
     ips.iter().map(|ip| format!("{ip} {name}\n")).collect()
 }
@@ -212,11 +224,7 @@ async fn dns_records_bring_nodes_in_and_removing_one_stops_no_node() {
     let _machine = drove_tests::shared_machine().await;
     // Hosts 0-3: the first four nodes; 4: a late node; 5: an outsider;
     // 6: the DNS server.
-    let net = NetNs::isolated(7).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
-    for i in 0..6 {
-        net.set_nameserver(i, &net.data_ip(6))
-            .unwrap_or_else(|e| panic!("resolver setup failed as root: {e}"));
-    }
+    let net = dns_lab(7);
     const NAME: &str = "nodes.drove.test";
     let discovery = format!("dns:{NAME}");
     let ips = |hosts: &[usize]| -> Vec<String> { hosts.iter().map(|&i| net.data_ip(i)).collect() };
@@ -278,11 +286,7 @@ async fn srv_records_name_targets_and_ports() {
     let _machine = drove_tests::shared_machine().await;
     // Host 0: a node on a port of its own, found only through SRV; host 1:
     // the node that polls; host 2: the DNS server.
-    let net = NetNs::isolated(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
-    for i in 0..2 {
-        net.set_nameserver(i, &net.data_ip(2))
-            .unwrap_or_else(|e| panic!("resolver setup failed as root: {e}"));
-    }
+    let net = dns_lab(3);
     let srv = "--srv-host=_drove._udp.drove.test,first.drove.test,4399".to_string();
     let _dns = Dnsmasq::start_with(&net, 2, "first.drove.test", &[net.data_ip(0)], &[srv]);
     let cookie = format!("srv-{}", drove_tests::random_hex());

@@ -426,17 +426,32 @@ async fn demo_command_starts_and_stops_a_local_cluster() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_report_runner_killed_mid_step_gives_a_retried_step_not_a_failed_download() {
-    let _machine = drove_tests::shared_machine().await;
-    const STEPS: u32 = 12;
-    let mut nodes = dm_nodes(1, STEPS, 250, 12);
+/// One demo node and one user who started a download on it: the nodes
+/// (kept alive by the caller), the app and admin addresses, the user and
+/// the download's id.
+async fn one_node_download(
+    steps: u32,
+    step_ms: u64,
+    file_kb: usize,
+) -> (Vec<NodeProc>, String, String, User, String) {
+    let mut nodes = dm_nodes(1, steps, step_ms, file_kb);
     drove_tests::start_all_and_wait(&mut nodes, LONG).await;
     let (app, admin) = (nodes[0].app_addr(), nodes[0].http_addr());
     let mut user = User::default();
     let (status, d) = user.json(&app, "POST", "/api/downloads").await;
     assert_eq!(status, 201, "{d}");
-    let id = d["id"].as_str().expect("id").to_string();
+    let id = d["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {d}"))
+        .to_string();
+    (nodes, app, admin, user, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_runner_killed_mid_step_gives_a_retried_step_not_a_failed_download() {
+    let _machine = drove_tests::shared_machine().await;
+    const STEPS: u32 = 12;
+    let (_nodes, app, admin, mut user, id) = one_node_download(STEPS, 250, 12).await;
     let mut killed = std::collections::BTreeSet::new();
     for _ in 0..2 {
         let pid = wait_for(LONG, "a report runner", || {
@@ -497,13 +512,7 @@ async fn a_report_runner_killed_mid_step_gives_a_retried_step_not_a_failed_downl
 async fn a_lost_chunk_is_rendered_again_before_the_seal() {
     let _machine = drove_tests::shared_machine().await;
     const STEPS: u32 = 8;
-    let mut nodes = dm_nodes(1, STEPS, 300, 8);
-    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
-    let (app, admin) = (nodes[0].app_addr(), nodes[0].http_addr());
-    let mut user = User::default();
-    let (status, d) = user.json(&app, "POST", "/api/downloads").await;
-    assert_eq!(status, 201, "{d}");
-    let id = d["id"].as_str().expect("id").to_string();
+    let (_nodes, app, admin, mut user, id) = one_node_download(STEPS, 300, 8).await;
     let chunk = format!("/api/cache/dm:chunk:{id}:1");
     wait_for(LONG, "chunk 1 to be written", || async {
         let (status, _) = drove_admin::client::get(&admin, &chunk, LONG).await.ok()?;

@@ -201,7 +201,7 @@ impl Tracker {
     }
 
     /// Reads every chunk back, hashes the file, stores the manifest.
-    fn seal(&self, args: &TrackerArgs) -> Result<Manifest, String> {
+    fn seal(&self, args: &TrackerArgs) -> Result<Manifest, SealError> {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut nodes: Vec<String> = Vec::new();
@@ -209,8 +209,8 @@ impl Tracker {
             let chunk: String = self
                 .cache
                 .get(&download::chunk_key(&args.download_id, n))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("chunk {n} is missing"))?;
+                .map_err(|e| SealError::Failed(e.to_string()))?
+                .ok_or(SealError::Missing(n))?;
             for line in chunk.lines().filter(|l| !l.starts_with('#')) {
                 if let Some(node) = line.split(',').nth(2) {
                     if node != "node" && !nodes.iter().any(|n| n == node) {
@@ -239,9 +239,17 @@ impl Tracker {
                 &manifest,
                 Some(FILE_TTL),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SealError::Failed(e.to_string()))?;
         Ok(manifest)
     }
+}
+
+/// Why a file could not be sealed.
+enum SealError {
+    /// This chunk is not held here: it is rendered again.
+    Missing(u32),
+    /// Anything else: the download fails with this message.
+    Failed(String),
 }
 
 impl Actor for Tracker {
@@ -324,17 +332,16 @@ impl Actor for Tracker {
             schedule(ctx, Duration::from_millis(s.args.step_ms));
             return Ok(());
         }
-        // A chunk can be lost with the node that wrote it (its delta had
-        // not left when the node died, though the checkpoint after it had):
-        // it is rendered again, here or on a runner, before the seal.
-        let missing = self.next_missing(&s.args, 0);
-        if missing < s.args.steps {
-            tracing::warn!(download = %s.args.download_id, chunk = missing, "a chunk was lost with its node; rendering it again");
-            s.step = missing;
-            schedule(ctx, Duration::from_millis(s.args.step_ms));
-            return Ok(());
-        }
         match self.seal(&s.args) {
+            // A chunk can be lost with the node that wrote it (its delta
+            // had not left when the node died, though the checkpoint after
+            // it had): it is rendered again, here or on a runner.
+            Err(SealError::Missing(chunk)) => {
+                tracing::warn!(download = %s.args.download_id, chunk, "a chunk was lost with its node; rendering it again");
+                s.step = chunk;
+                schedule(ctx, Duration::from_millis(s.args.step_ms));
+                return Ok(());
+            }
             Ok(manifest) => {
                 d.state = State::Ready;
                 d.progress = 100;
@@ -342,7 +349,7 @@ impl Actor for Tracker {
                 self.expire_later(&s.args).await;
                 tracing::info!(download = %s.args.download_id, size = manifest.size, nodes = ?manifest.nodes, "file ready");
             }
-            Err(e) => {
+            Err(SealError::Failed(e)) => {
                 d.state = State::Error;
                 d.error = Some(e);
             }
