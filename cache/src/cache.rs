@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use drove_replication::{KeyPage, PurgedSlot, Replicated, ReplicationConfig, SchemaReplica};
+use drove_replication::{KeyPage, Loss, Lost, Replicated, ReplicationConfig, SchemaReplica};
 use drove_runtime::{Node, NodeId, SpawnError};
 
 use crate::schema::{
-    adoptable, latest, tidy, visible, weight, CacheData, CacheSchema, CacheValue, Tidy,
+    adoptable, holds_a_copy, latest, orphaned, tidy, visible, weight, CacheData, CacheSchema,
+    CacheValue, Tidy,
 };
 use crate::tidy_queue::TidyQueue;
 
@@ -121,7 +122,7 @@ pub struct KeysPage {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     expired: AtomicU64,
     tidied: AtomicU64,
     adopted: AtomicU64,
@@ -182,9 +183,10 @@ impl Cache {
                 ..ReplicationConfig::default()
             })
             .observe(tidy_queue.clone())
-            // Adopted in the step that purged them: no read finds a
-            // departed writer's entries missing in between.
-            .on_departed(move |w, slots| adopt(w, slots, &adopted))
+            // Adopted in the step that lost them: no read finds a
+            // departed writer's entries, or a copy whose keeper is gone
+            // here, missing in between.
+            .on_lost(move |w, lost| adopt(w, lost, &adopted))
             .start()
             .await?;
         let cache = Cache {
@@ -326,9 +328,10 @@ impl Cache {
                 .replica()
                 .slots(key)
                 .any(|s| s.owner != w.me() && s.value.is_some());
-            if others {
+            if others || holds_a_copy(w.replica(), w.me(), key) {
                 // Older writes of other nodes stay until their owners drop
-                // them: hide them behind a newer deletion.
+                // them: hide them behind a newer deletion. A removed copy
+                // would be adopted again by peers (see `orphaned`).
                 write_mine(w, key, CacheData::Deleted);
             } else if let Some(lineage) = my_lineage(w.replica(), w.me(), key) {
                 w.remove(Arc::from(key), lineage);
@@ -343,15 +346,19 @@ impl Cache {
     /// a write that lost a race.
     pub fn retract(&self, key: &str) -> Result<bool, CacheError> {
         check_key(key)?;
-        Ok(self
-            .repl
-            .write(|w| match my_lineage(w.replica(), w.me(), key) {
+        Ok(self.repl.write(|w| {
+            if holds_a_copy(w.replica(), w.me(), key) {
+                // Another node's write, adopted: not this node's to withdraw.
+                return false;
+            }
+            match my_lineage(w.replica(), w.me(), key) {
                 Some(lineage) => {
                     w.remove(Arc::from(key), lineage);
                     true
                 }
                 None => false,
-            }))
+            }
+        }))
     }
 
     /// Keys with a live value, read locally.
@@ -456,18 +463,7 @@ impl Cache {
                 if tidy(w.replica(), w.me(), &key, now) != action {
                     continue;
                 }
-                match action {
-                    Tidy::Keep => {}
-                    Tidy::Remove(lineage) => w.remove(key, lineage),
-                    Tidy::MarkDeleted(lineage) => {
-                        let value = CacheValue {
-                            written: w.tick(),
-                            writer: Arc::from(w.me().to_string().as_str()),
-                            data: CacheData::Deleted,
-                        };
-                        w.put(key, Some(lineage), value);
-                    }
-                }
+                tidy_slot(w, key, action);
                 let counter = if expired {
                     &self.counters.expired
                 } else {
@@ -534,7 +530,7 @@ impl Cache {
             (
                 "drove_cache_adopted_total",
                 "counter",
-                "Entries this node took over from departed nodes.",
+                "Entries this node took over: a departed node's, or copies a peer dropped whose keeper is gone here.",
                 self.counters.adopted.load(Ordering::Relaxed),
             ),
             (
@@ -563,6 +559,26 @@ impl Cache {
             ),
         ];
         drove_runtime::metrics::render_samples(&node, &rows)
+    }
+}
+
+/// Does what [`tidy`] decided for this node's slot of `key`.
+pub(crate) fn tidy_slot(
+    w: &mut drove_replication::Writer<'_, CacheSchema>,
+    key: Arc<str>,
+    action: Tidy,
+) {
+    match action {
+        Tidy::Keep => {}
+        Tidy::Remove(lineage) => w.remove(key, lineage),
+        Tidy::MarkDeleted(lineage) => {
+            let value = CacheValue {
+                written: w.tick(),
+                writer: Arc::from(w.me().to_string().as_str()),
+                data: CacheData::Deleted,
+            };
+            w.put(key, Some(lineage), value);
+        }
     }
 }
 
@@ -603,22 +619,34 @@ fn write_mine(w: &mut drove_replication::Writer<'_, CacheSchema>, key: &str, dat
     put_mine(w, key, value);
 }
 
-/// A node departed: keep its latest writes by copying them, stamp and
-/// writer unchanged, into this node's own slots (those no copy held here
-/// already matches). Identical copies on several survivors tidy away to one.
-fn adopt(
+/// Slots were lost: a departed node's latest writes, or copies a peer
+/// dropped whose keeper this node no longer holds. Keep them by copying
+/// them, stamp and writer unchanged, into this node's own slots (those no
+/// copy held here already matches). Identical copies on several nodes tidy
+/// away to one.
+pub(crate) fn adopt(
     w: &mut drove_replication::Writer<'_, CacheSchema>,
-    departed: &[PurgedSlot<Arc<str>, CacheValue>],
+    lost: Lost<'_, Arc<str>, CacheValue>,
     counters: &Counters,
 ) {
-    let adopted = adoptable(w.replica(), departed);
+    let adopted = match lost.cause {
+        Loss::Departed => adoptable(w.replica(), lost.slots),
+        Loss::Removed => orphaned(w.replica(), lost.owner, lost.slots, w.now().ms()),
+    };
     let n = adopted.len();
     for (key, value) in adopted {
         put_mine(w, &key, value);
     }
     if n > 0 {
         counters.adopted.fetch_add(n as u64, Ordering::Relaxed);
-        tracing::info!(entries = n, "adopted a departed node's cache entries");
+        match lost.cause {
+            Loss::Departed => {
+                tracing::info!(entries = n, from = %lost.owner, "adopted a departed node's cache entries");
+            }
+            Loss::Removed => {
+                tracing::debug!(entries = n, from = %lost.owner, "adopted copies a peer dropped");
+            }
+        }
     }
 }
 

@@ -13,8 +13,13 @@
 //! every copy it still holds into a slot of its own, in the same locked
 //! step as the drop (so no read finds them missing meanwhile), stamp and writer
 //! unchanged (a survivor that already received another survivor's adopted
-//! copy has nothing to adopt). Identical copies then tidy away to one. A write that no
-//! survivor had received when its writer died is lost, as with any
+//! copy has nothing to adopt). Identical copies then tidy away to one: each
+//! node drops its copy when it sees the same write in the slot of a greater
+//! node. That greater node may depart too, and a survivor may hear of it
+//! before the drop arrives; so a node that receives the removal of an
+//! adopted copy it no longer holds elsewhere adopts the value itself, in
+//! the step that applies the removal (the core's loss hook). A write that
+//! no survivor had received when its writer died is lost, as with any
 //! asynchronous replication.
 //!
 //! # Expiry
@@ -58,8 +63,12 @@
 //! - `tidy_queue`: which keys the housekeeping must look at (written with
 //!   a deadline, or touched by a peer where this node holds a slot), so a
 //!   round costs the work to do, not a scan of every key.
+//! - `handoff_tests`: copies changing hands on a simulated racing network,
+//!   the cache's own hook and tidying driving the core's channels.
 
 pub mod cache;
+#[cfg(test)]
+mod handoff_tests;
 pub mod schema;
 mod tidy_queue;
 

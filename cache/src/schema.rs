@@ -132,6 +132,47 @@ pub fn adoptable(
         .collect()
 }
 
+/// Of the live slots `owner` removed, the copies this node must adopt: the
+/// ones `owner` had adopted itself (their writer is another node), still
+/// live at `now_ms`, and newer than every copy held here now. An owner
+/// drops an adopted copy only when another node's copy shows it (see
+/// [`tidy`]), or a newer write, or its deadline; when that copy is gone
+/// here already (its holder departed, or never reached this node), this
+/// node keeps the value instead of showing nothing.
+pub fn orphaned(
+    replica: &SchemaReplica<CacheSchema>,
+    owner: &drove_runtime::NodeId,
+    removed: &[PurgedSlot<Arc<str>, CacheValue>],
+    now_ms: u64,
+) -> Vec<(Arc<str>, CacheValue)> {
+    let owner = owner.to_string();
+    let copies: Vec<_> = removed
+        .iter()
+        .filter(|p| {
+            p.value.as_ref().is_some_and(|v| {
+                matches!(v.data, CacheData::Live { .. })
+                    && v.is_live_at(now_ms)
+                    && *v.writer != *owner
+            })
+        })
+        .cloned()
+        .collect();
+    adoptable(replica, &copies)
+}
+
+/// Whether this node's slot of `key` holds another node's write (a copy
+/// it adopted) rather than its own.
+pub fn holds_a_copy(
+    replica: &SchemaReplica<CacheSchema>,
+    me: &drove_runtime::NodeId,
+    key: &str,
+) -> bool {
+    let name = me.to_string();
+    replica
+        .slots(key)
+        .any(|s| s.owner == me && s.value.is_some_and(|v| *v.writer != *name))
+}
+
 /// What this node should do with its own slot of a key, to keep one copy
 /// per key in the steady state without ever uncovering an older write.
 #[derive(Debug, PartialEq, Eq)]

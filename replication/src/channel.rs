@@ -15,6 +15,10 @@
 //!   copy whole.
 //! - A peer that goes down or leaves has its partition purged for good; a
 //!   rejoin purges this node's old incarnation and relearns the rest.
+//! - A layer that must not lose values with their holder installs a loss
+//!   hook ([`Channel::set_on_lost`]): it is handed the slots a departed
+//!   owner held, and the live slots a peer removed, and writes in the same
+//!   step, before any read can see them gone.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -53,6 +57,34 @@ pub struct ChannelCounters {
     pub stamps_too_far_ahead: u64,
 }
 
+/// Why a channel handed slots to its loss hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Their owner went down or left (or is this node's old incarnation):
+    /// every slot it held, tombstones included.
+    Departed,
+    /// Their owner removed them (a delta, or a resync that no longer has
+    /// them): each was live here until then.
+    Removed,
+}
+
+/// Slots this node no longer holds, as handed to the loss hook.
+#[derive(Debug)]
+pub struct Lost<'a, K, V> {
+    /// The owner they belonged to.
+    pub owner: &'a NodeId,
+    /// The slots as they were.
+    pub slots: &'a [PurgedSlot<K, V>],
+    /// Why they went.
+    pub cause: Loss,
+}
+
+/// What a channel writes when slots are lost, in the step that lost them
+/// (see [`Channel::set_on_lost`]).
+pub type LostHook<S> = Box<
+    dyn Fn(&mut Writer<'_, S>, Lost<'_, <S as Schema>::Key, <S as Schema>::Value>) + Send + Sync,
+>;
+
 /// How often one owner's stamps too far ahead are logged, at most.
 const AHEAD_LOG_EVERY_MS: u64 = 10_000;
 
@@ -73,6 +105,7 @@ pub struct Channel<S: Schema> {
     /// How long an unanswered sync request blocks asking again.
     patience_ms: u64,
     observers: Vec<Box<dyn Observer<S>>>,
+    on_lost: Option<LostHook<S>>,
     counters: ChannelCounters,
 }
 
@@ -110,8 +143,20 @@ impl<S: Schema> Channel<S> {
             patience_ms: u64::try_from((config.anti_entropy_interval * 10).as_millis())
                 .unwrap_or(u64::MAX),
             observers,
+            on_lost: None,
             counters: ChannelCounters::default(),
         }
+    }
+
+    /// Installs the loss hook: handed the slots of an owner that departed
+    /// and the live slots a peer removed, it writes in the same step, so
+    /// no read finds a value gone that the hook keeps (the cache adopts
+    /// its copies this way). Its writes go out with the step's messages.
+    pub fn set_on_lost(
+        &mut self,
+        hook: impl Fn(&mut Writer<'_, S>, Lost<'_, S::Key, S::Value>) + Send + Sync + 'static,
+    ) {
+        self.on_lost = Some(Box::new(hook));
     }
 
     /// This node's identity (its current incarnation).
@@ -208,11 +253,12 @@ impl<S: Schema> Channel<S> {
         })
     }
 
-    /// `peer` went down or left: its partition goes, for good. Returns the
-    /// slots it held.
-    pub fn peer_gone(&mut self, peer: &NodeId) -> Vec<PurgedSlot<S::Key, S::Value>> {
+    /// `peer` went down or left at wall time `now_ms`: its partition goes,
+    /// for good. Returns what the loss hook wrote, for the peers.
+    pub fn peer_gone(&mut self, peer: &NodeId, now_ms: u64) -> Vec<Outgoing<S>> {
         self.peers.remove(peer);
-        self.purge(peer, true, true)
+        let purged = self.purge(peer, true, true);
+        self.lost(peer, &purged, Loss::Departed, now_ms)
     }
 
     /// The up members other than this node are exactly `up` (after this
@@ -228,8 +274,10 @@ impl<S: Schema> Channel<S> {
     /// node's own slots is news; the others' slots come back by
     /// anti-entropy, so their removal is not reported as if their owners
     /// died.
-    /// Returns the old incarnation's slots.
-    pub fn rejoined(&mut self, old: &NodeId, new: NodeId) -> Vec<PurgedSlot<S::Key, S::Value>> {
+    /// The loss hook gets the old incarnation's slots at wall time
+    /// `now_ms`; what it writes reaches the peers by anti-entropy, as this
+    /// node has none until they are up again.
+    pub fn rejoined(&mut self, old: &NodeId, new: NodeId, now_ms: u64) {
         self.peers.clear();
         let mine = self.purge(old, true, true);
         for owner in self.replica.owners() {
@@ -239,7 +287,33 @@ impl<S: Schema> Channel<S> {
         self.staging.clear();
         self.requested.clear();
         self.me = new;
-        mine
+        let out = self.lost(old, &mine, Loss::Departed, now_ms);
+        debug_assert!(out.is_empty(), "a rejoined node has no peers yet");
+    }
+
+    /// Runs the loss hook, if any, on `slots` of `owner`; returns its
+    /// writes' messages.
+    fn lost(
+        &mut self,
+        owner: &NodeId,
+        slots: &[PurgedSlot<S::Key, S::Value>],
+        cause: Loss,
+        now_ms: u64,
+    ) -> Vec<Outgoing<S>> {
+        if slots.is_empty() {
+            return Vec::new();
+        }
+        let Some(hook) = self.on_lost.take() else {
+            return Vec::new();
+        };
+        let lost = Lost {
+            owner,
+            slots,
+            cause,
+        };
+        let ((), out) = self.write(now_ms, |w| hook(w, lost));
+        self.on_lost = Some(hook);
+        out
     }
 
     /// One anti-entropy round at wall time `now_ms`: this node's digest to
@@ -272,12 +346,16 @@ impl<S: Schema> Channel<S> {
         match msg {
             ReplMsg::Delta { owner, ops } => {
                 self.counters.deltas_received += 1;
-                if owner != self.me {
-                    for op in ops {
-                        self.apply_remote(&owner, op, now_ms);
+                if owner == self.me {
+                    return Vec::new();
+                }
+                let mut removed = Vec::new();
+                for op in ops {
+                    if let Some(slot) = self.apply_remote(&owner, op, now_ms) {
+                        removed.push(slot);
                     }
                 }
-                Vec::new()
+                self.lost(&owner, &removed, Loss::Removed, now_ms)
             }
             ReplMsg::Digest { owner, digest } => {
                 if owner == self.me
@@ -301,10 +379,7 @@ impl<S: Schema> Channel<S> {
                 ops,
                 first,
                 last,
-            } => {
-                self.on_sync(owner, ops, first, last, now_ms);
-                Vec::new()
-            }
+            } => self.on_sync(owner, ops, first, last, now_ms),
         }
     }
 
@@ -347,18 +422,44 @@ impl<S: Schema> Channel<S> {
             .collect()
     }
 
-    fn apply_remote(&mut self, owner: &NodeId, op: SchemaOp<S>, now_ms: u64) {
+    /// Applies a peer's op; returns the live slot it removed, when there is
+    /// a loss hook to hand it to.
+    fn apply_remote(
+        &mut self,
+        owner: &NodeId,
+        op: SchemaOp<S>,
+        now_ms: u64,
+    ) -> Option<PurgedSlot<S::Key, S::Value>> {
         let stamp = match &op {
             Op::Put { stamp, .. } | Op::Remove { stamp, .. } => *stamp,
         };
         if let Err(ahead) = self.clock.observe(stamp, now_ms) {
             self.stamp_too_far_ahead(owner, ahead.ahead_ms, now_ms);
         }
-        if self.observers.is_empty() {
-            self.replica.apply(owner, op);
-        } else if self.replica.apply(owner, op.clone()) {
-            self.notify(Change::Applied { owner, op: &op });
-        }
+        let removed = match &op {
+            Op::Remove { key, lineage, .. } if self.on_lost.is_some() => self
+                .replica
+                .slots(key)
+                .find(|s| s.owner == owner && s.lineage == *lineage)
+                .and_then(|s| {
+                    s.value.map(|v| PurgedSlot {
+                        key: key.clone(),
+                        value: Some(v.clone()),
+                        stamp: s.stamp,
+                    })
+                }),
+            _ => None,
+        };
+        let applied = if self.observers.is_empty() {
+            self.replica.apply(owner, op)
+        } else {
+            let applied = self.replica.apply(owner, op.clone());
+            if applied {
+                self.notify(Change::Applied { owner, op: &op });
+            }
+            applied
+        };
+        removed.filter(|_| applied)
     }
 
     /// Counts a stamp too far ahead and names its owner in the log, at most
@@ -377,6 +478,9 @@ impl<S: Schema> Channel<S> {
         }
     }
 
+    /// A chunk of `owner`'s partition; the last one replaces this node's
+    /// copy whole. Returns what the loss hook wrote for the live slots the
+    /// new copy no longer has.
     fn on_sync(
         &mut self,
         owner: NodeId,
@@ -384,19 +488,19 @@ impl<S: Schema> Channel<S> {
         first: bool,
         last: bool,
         now_ms: u64,
-    ) {
+    ) -> Vec<Outgoing<S>> {
         if owner == self.me || self.replica.is_dead(&owner) {
-            return;
+            return Vec::new();
         }
         if first {
             self.staging.insert(owner.clone(), Vec::new());
         }
         let Some(staged) = self.staging.get_mut(&owner) else {
-            return;
+            return Vec::new();
         };
         staged.extend(ops);
         if !last {
-            return;
+            return Vec::new();
         }
         let staged = self.staging.remove(&owner).unwrap_or_default();
         self.requested.remove(&owner);
@@ -412,6 +516,20 @@ impl<S: Schema> Channel<S> {
             self.apply_remote(&owner, op, now_ms);
         }
         self.counters.syncs_received += 1;
+        if self.on_lost.is_none() {
+            return Vec::new();
+        }
+        let gone: Vec<_> = purged
+            .into_iter()
+            .filter(|p| {
+                p.value.is_some()
+                    && !self
+                        .replica
+                        .slots(&p.key)
+                        .any(|s| s.owner == &owner && s.value == p.value.as_ref())
+            })
+            .collect();
+        self.lost(&owner, &gone, Loss::Removed, now_ms)
     }
 
     fn purge(

@@ -39,7 +39,7 @@ pub mod replicated;
 pub mod schema;
 pub mod writer;
 
-pub use channel::{Channel, ChannelCounters, Outgoing};
+pub use channel::{Channel, ChannelCounters, Loss, Lost, LostHook, Outgoing};
 pub use config::ReplicationConfig;
 pub use hlc::{Clock, Hlc, TooFarAhead};
 pub use observer::{Change, Observer};

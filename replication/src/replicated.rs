@@ -24,12 +24,11 @@ use drove_runtime::{
     Actor, ActorError, Context, Handle, MembershipEvent, Node, NodeId, SendError, SpawnError,
 };
 
-use crate::channel::{Channel, Outgoing};
+use crate::channel::{Channel, Lost, LostHook, Outgoing};
 use crate::config::ReplicationConfig;
 use crate::hlc::Hlc;
 use crate::observer::{Change, Observer, Picker};
 use crate::outbox::{Outbox, OUTBOX_PUMP_EVERY};
-use crate::replica::PurgedSlot;
 use crate::schema::{ReplMsg, Schema, SchemaReplica};
 use crate::writer::Writer;
 
@@ -123,17 +122,8 @@ impl Counters {
     }
 }
 
-/// What a channel does with a departed owner's slots, in the same locked
-/// step that purged them (see [`ReplicatedBuilder::on_departed`]).
-type DepartedHook<S> = Box<
-    dyn Fn(&mut Writer<'_, S>, &[PurgedSlot<<S as Schema>::Key, <S as Schema>::Value>])
-        + Send
-        + Sync,
->;
-
 struct Shared<S: Schema> {
     node: Node,
-    on_departed: Option<DepartedHook<S>>,
     name: String,
     interval: Duration,
     locked: Mutex<Locked<S>>,
@@ -170,7 +160,7 @@ pub struct ReplicatedBuilder<S: Schema> {
     node: Node,
     config: ReplicationConfig,
     observers: Vec<Box<dyn Observer<S>>>,
-    on_departed: Option<DepartedHook<S>>,
+    on_lost: Option<LostHook<S>>,
 }
 
 impl<S: Schema> std::fmt::Debug for ReplicatedBuilder<S> {
@@ -196,15 +186,16 @@ impl<S: Schema> ReplicatedBuilder<S> {
         self
     }
 
-    /// Writes made from a departed owner's purged slots (a node down or
-    /// left, or this node's own previous incarnation), under the same lock
-    /// as the purge: no read sees the slots gone before the writes are in
-    /// (the cache adopts a departed writer's entries this way).
-    pub fn on_departed(
+    /// Writes made from lost slots: a departed owner's (a node down or
+    /// left, or this node's own previous incarnation) and the live slots a
+    /// peer removed, under the same lock as their loss: no read sees them
+    /// gone before the writes are in (the cache adopts copies this way).
+    /// See [`Channel::set_on_lost`].
+    pub fn on_lost(
         mut self,
-        hook: impl Fn(&mut Writer<'_, S>, &[PurgedSlot<S::Key, S::Value>]) + Send + Sync + 'static,
+        hook: impl Fn(&mut Writer<'_, S>, Lost<'_, S::Key, S::Value>) + Send + Sync + 'static,
     ) -> Self {
-        self.on_departed = Some(Box::new(hook));
+        self.on_lost = Some(Box::new(hook));
         self
     }
 
@@ -227,9 +218,11 @@ impl<S: Schema> ReplicatedBuilder<S> {
     /// Starts the channel's service on the node.
     pub async fn start(self) -> Result<Replicated<S>, SpawnError> {
         let node = self.node;
-        let channel = Channel::new(node.id(), &self.config, self.observers);
+        let mut channel = Channel::new(node.id(), &self.config, self.observers);
+        if let Some(hook) = self.on_lost {
+            channel.set_on_lost(hook);
+        }
         let shared = Arc::new(Shared {
-            on_departed: self.on_departed,
             name: format!("drove.repl.{}", S::CHANNEL),
             interval: self.config.anti_entropy_interval,
             locked: Mutex::new(Locked {
@@ -267,7 +260,7 @@ impl<S: Schema> Replicated<S> {
             node: node.clone(),
             config: ReplicationConfig::default(),
             observers: Vec::new(),
-            on_departed: None,
+            on_lost: None,
         }
     }
 
@@ -537,35 +530,18 @@ impl<S: Schema> Replicated<S> {
                 locked.handles.remove(&id);
                 locked.repairing.remove(&id);
                 locked.outboxes.remove(&id);
-                let purged = locked.channel.peer_gone(&id);
-                self.departed(&mut locked, &purged);
+                let out = locked.channel.peer_gone(&id, wall_ms());
+                self.send(&mut locked, out);
             }
             MembershipEvent::Rejoined { old, new } => {
                 let mut locked = self.lock();
                 locked.handles.clear();
                 locked.repairing.clear();
                 locked.outboxes.clear();
-                let purged = locked.channel.rejoined(&old, new);
-                self.departed(&mut locked, &purged);
+                locked.channel.rejoined(&old, new, wall_ms());
             }
             MembershipEvent::NodeLeaving(_) => {}
         }
-    }
-
-    /// Runs the departure hook on `purged`, still under the purge's lock.
-    fn departed(
-        &self,
-        locked: &mut MutexGuard<'_, Locked<S>>,
-        purged: &[PurgedSlot<S::Key, S::Value>],
-    ) {
-        let Some(hook) = &self.shared.on_departed else {
-            return;
-        };
-        if purged.is_empty() {
-            return;
-        }
-        let ((), out) = locked.channel.write(wall_ms(), |w| hook(w, purged));
-        self.send(locked, out);
     }
 
     fn handle_msg(&self, msg: ReplMsg<S>) {

@@ -206,8 +206,9 @@ impl World {
         let inc = self.nodes[i].next_incarnation;
         self.nodes[i].next_incarnation += 1;
         let new = NodeId::new(self.nodes[i].name.clone(), Incarnation(inc));
+        let wall = self.wall();
         if let Some(c) = self.nodes[i].channel.as_mut() {
-            c.rejoined(&old, new.clone());
+            c.rejoined(&old, new.clone(), wall);
         }
         for j in 0..NODES {
             let Some(other) = self.id(j).filter(|_| j != i) else {
@@ -230,13 +231,16 @@ impl World {
 
     fn declare_down(&mut self, gone: &NodeId) {
         self.dead.insert(gone.clone());
+        let wall = self.wall();
+        let mut out = Vec::new();
         for n in &mut self.nodes {
             if let Some(c) = n.channel.as_mut() {
                 if c.me() != gone {
-                    c.peer_gone(gone);
+                    out.extend(c.peer_gone(gone, wall));
                 }
             }
         }
+        self.send(out);
     }
 
     fn send(&mut self, out: Vec<Outgoing<Sim>>) {
