@@ -135,6 +135,38 @@ fn a_woken_node_learns_from_a_peer_that_took_a_declarations_word() {
         .contains(&Output::Rejoin));
 }
 
+/// The same storm, where n1 is a fresh incarnation that never saw n2 up
+/// (n2 froze first): n1 takes n3's word about an incarnation it never held,
+/// and seconds it once n2 shows in gossip, so n2 rejoins when it wakes.
+/// Unsaid, n2 would count n1 on its own side and neither end would rejoin.
+#[test]
+fn a_declaration_taken_before_its_target_showed_is_seconded_when_it_does() {
+    let id = |n: &str, inc: u64| info(n, inc).id;
+    let mut n1 = MembershipView::new(info("n1", 2), ViewConfig::default());
+    let mut n3 = live("n3", 1);
+    n3.declared_down = vec![(id("n2", 1), 1_000)];
+    let out = n1.observe(&[live("n1", 2), n3.clone()], 1_100);
+    assert!(!out.iter().any(|o| matches!(o, Output::PublishDown(..))));
+    assert_eq!(n1.status_of(&id("n2", 1)), Some(MemberStatus::Down));
+    // n2 wakes: in gossip again, never admitted, seconded once.
+    let out = n1.observe(&[live("n1", 2), live("n2", 1), n3.clone()], 2_000);
+    assert!(!out.contains(&Output::Event(MembershipEvent::NodeUp(info("n2", 1)))));
+    assert_eq!(out, vec![Output::PublishDown(id("n2", 1), 1_000)]);
+    assert!(n1
+        .observe(&[live("n1", 2), live("n2", 1), n3.clone()], 2_100)
+        .is_empty());
+    // n2 had declared n3 within the window, and sees n1 up: n1's word
+    // makes it rejoin.
+    let mut n2 = view("n2");
+    n2.observe(&[live("n1", 2), live("n3", 1)], 0);
+    n2.connection_lost(&id("n3", 1), 1_500);
+    let mut n1_gossip = live("n1", 2);
+    n1_gossip.declared_down = vec![(id("n2", 1), 1_000)];
+    assert!(n2
+        .observe(&[n1_gossip, n3, live("n2", 1)], 2_600)
+        .contains(&Output::Rejoin));
+}
+
 #[test]
 fn declared_down_by_a_live_peer_rejoins() {
     let mut v = view("n1");

@@ -162,6 +162,9 @@ pub struct MembershipView {
     finished: BTreeSet<NodeId>,
     /// When this incarnation declared each node down (wall-clock ms).
     my_declarations: BTreeMap<NodeId, u64>,
+    /// Declarations adopted for incarnations this node never held up, with
+    /// the declarer's time: seconded once the target shows in gossip.
+    unsaid: BTreeMap<NodeId, u64>,
     rejoin_requested: bool,
 }
 
@@ -207,6 +210,7 @@ impl MembershipView {
             members: BTreeMap::new(),
             finished: BTreeSet::new(),
             my_declarations: BTreeMap::new(),
+            unsaid: BTreeMap::new(),
             rejoin_requested: false,
         }
     }
@@ -280,6 +284,7 @@ impl MembershipView {
             .collect();
 
         self.apply_declarations(gossip, &candidates, &mut out);
+        self.second_unsaid(gossip, &mut out);
         self.check_self_declared(gossip, &candidates);
 
         for g in &others {
@@ -364,7 +369,24 @@ impl MembershipView {
                 Some(m) if m.info.id == *target => self.finish(target, at, true, out),
                 _ => {
                     self.finished.insert(target.clone());
+                    self.unsaid.insert(target.clone(), at);
                 }
+            }
+        }
+    }
+
+    /// Seconds the declarations this node adopted for incarnations it never
+    /// held up (a node frozen before this fresh incarnation saw it live),
+    /// once the target is in gossip: when it wakes it must hear that this
+    /// node holds it down too, for the same reason as any seconding.
+    fn second_unsaid(&mut self, gossip: &[GossipNode], out: &mut Vec<Output>) {
+        if self.unsaid.is_empty() {
+            return;
+        }
+        for g in gossip {
+            if let Some(at) = self.unsaid.remove(&g.info.id) {
+                self.my_declarations.insert(g.info.id.clone(), at);
+                out.push(Output::PublishDown(g.info.id.clone(), at));
             }
         }
     }
