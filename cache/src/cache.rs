@@ -441,15 +441,21 @@ impl Cache {
         let now = self.now_ms();
         let keys = self.tidy_queue.take_due(now);
         for batch in keys.chunks(TIDY_BATCH) {
+            let mut later = Vec::new();
             let work: Vec<(Arc<str>, Tidy, bool)> = self.repl.read(|r, me| {
                 batch
                     .iter()
                     .filter_map(|k| match tidy(r, me, k, now) {
                         Tidy::Keep => None,
+                        Tidy::Later(at) => {
+                            later.push((at, k.clone()));
+                            None
+                        }
                         t => Some((k.clone(), t, is_expired(r, me, k, now))),
                     })
                     .collect()
             });
+            self.tidy_queue.later(later);
             if !work.is_empty() {
                 self.apply_tidy(work, now);
             }
@@ -569,7 +575,7 @@ pub(crate) fn tidy_slot(
     action: Tidy,
 ) {
     match action {
-        Tidy::Keep => {}
+        Tidy::Keep | Tidy::Later(_) => {}
         Tidy::Remove(lineage) => w.remove(key, lineage),
         Tidy::MarkDeleted(lineage) => {
             let value = CacheValue {

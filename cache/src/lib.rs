@@ -22,6 +22,11 @@
 //! no survivor had received when its writer died is lost, as with any
 //! asynchronous replication.
 //!
+//! A node drops its own slot of a key once a newer write shadows it, but
+//! only when that write is a second old (`SHADOW_GRACE_MS`): the drop and
+//! the newer write reach a third node on different links, and in the
+//! other order that node would show nothing for a moment.
+//!
 //! # Expiry
 //!
 //! A TTL becomes a deadline inside the replicated value (the writer's

@@ -173,12 +173,21 @@ pub fn holds_a_copy(
         .any(|s| s.owner == me && s.value.is_some_and(|v| *v.writer != *name))
 }
 
+/// How long a slot shadowed by a newer write stays after that write (by
+/// its stamp, in cluster ms). Its removal and the newer write travel on
+/// different links; a peer that gets the removal first goes on showing
+/// this slot's value, not nothing, while the newer write is on its way.
+pub const SHADOW_GRACE_MS: u64 = 1_000;
+
 /// What this node should do with its own slot of a key, to keep one copy
 /// per key in the steady state without ever uncovering an older write.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Tidy {
     /// Nothing.
     Keep,
+    /// Nothing yet: look again at this cluster time (ms), once the newer
+    /// write that shadows the slot is [`SHADOW_GRACE_MS`] old.
+    Later(u64),
     /// Remove this node's slot.
     Remove(Hlc),
     /// Replace it by a deletion (it expired, but older writes held by
@@ -203,10 +212,22 @@ pub fn tidy(
         .slots(key)
         .filter(|s| s.owner != me && s.value.is_some())
         .count();
-    let is_latest = latest(replica, key).is_some_and(|l| l.owner == me);
+    let shown = latest(replica, key);
+    let is_latest = shown.as_ref().is_some_and(|l| l.owner == me);
+    let newer = shown
+        .and_then(|l| l.value)
+        .filter(|l| mine.value.is_none_or(|m| m.order() != l.order()));
     match mine.value {
-        // Shadowed by a newer write, or a copy of the same write that
-        // another node keeps: this slot can never show again.
+        // Shadowed by a newer write: it can never show again, but peers
+        // may not have that write yet.
+        _ if !is_latest
+            && newer.is_some_and(|l| l.written.ms().saturating_add(SHADOW_GRACE_MS) > now_ms) =>
+        {
+            Tidy::Later(newer.map_or(now_ms, |l| l.written.ms().saturating_add(SHADOW_GRACE_MS)))
+        }
+        // Shadowed long enough, or a copy of the same write that another
+        // node keeps (a peer that lost that copy adopts this one when the
+        // removal arrives, see `orphaned`).
         _ if !is_latest => Tidy::Remove(mine.lineage),
         Some(v) if matches!(v.data, CacheData::Deleted) && others == 0 => {
             Tidy::Remove(mine.lineage)
@@ -290,6 +311,36 @@ mod tests {
         assert_eq!(shown(&r, 0), None, "a deletion hides it");
     }
 
+    /// A slot shadowed by a newer write stays until that write is
+    /// [`SHADOW_GRACE_MS`] old; an identical copy goes at once.
+    #[test]
+    fn a_shadowed_slot_waits_out_the_grace() {
+        let mut r = Replica::new();
+        let (older, newer) = (op((0, 0, 5, false)), op((1, 0, 9, false)));
+        r.apply(&older.0, older.1);
+        r.apply(&newer.0, newer.1);
+        assert_eq!(tidy(&r, &node(0), "k0", 0), Tidy::Later(SHADOW_GRACE_MS));
+        assert_eq!(
+            tidy(&r, &node(0), "k0", SHADOW_GRACE_MS),
+            Tidy::Remove(Hlc(1))
+        );
+        assert_eq!(tidy(&r, &node(1), "k0", 0), Tidy::Keep);
+        // Node 2 holds a copy of node 1's write: as good as node 1's.
+        let Op::Put { value, .. } = op((1, 0, 9, false)).1 else {
+            unreachable!()
+        };
+        r.apply(
+            &node(2),
+            Op::Put {
+                key: Arc::from("k0"),
+                lineage: Hlc(1),
+                stamp: Hlc(77),
+                value,
+            },
+        );
+        assert_eq!(tidy(&r, &node(1), "k0", 0), Tidy::Remove(Hlc(1)));
+    }
+
     /// One writer never makes two writes with the same stamp.
     fn unique_stamps(mut writes: Vec<(u8, u8, u16, bool)>) -> Vec<(u8, u8, u16, bool)> {
         let mut seen = std::collections::HashSet::new();
@@ -341,7 +392,10 @@ mod tests {
         #[test]
         fn tidying_never_changes_what_shows(
             writes in proptest::collection::vec(write(), 1..40),
+            late in any::<bool>(),
         ) {
+            // Within the grace, or past it (the writes' stamps are at ms 0).
+            let now = if late { SHADOW_GRACE_MS } else { 0 };
             let writes = unique_stamps(writes);
             let mut r = Replica::new();
             for (o, op) in writes.iter().copied().map(op) {
@@ -352,8 +406,8 @@ mod tests {
                 let me = node(w);
                 for key in 0..4u8 {
                     let k = format!("k{key}");
-                    match tidy(&r, &me, &k, 0) {
-                        Tidy::Keep => {}
+                    match tidy(&r, &me, &k, now) {
+                        Tidy::Keep | Tidy::Later(_) => {}
                         Tidy::Remove(lineage) => {
                             r.apply(&me, Op::Remove { key: Arc::from(k.as_str()), lineage, stamp: Hlc(1_000_000) });
                         }

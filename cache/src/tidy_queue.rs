@@ -2,7 +2,9 @@
 //! round takes time in the work to do, not in the size of the cache.
 //!
 //! A node tidies only its own slots, and a slot needs it only when:
-//! - its deadline passes (indexed by deadline when this node writes it);
+//! - its deadline passes (indexed by deadline when this node writes it),
+//!   or the grace of a newer write that shadows it
+//!   ([`SHADOW_GRACE_MS`](crate::schema::SHADOW_GRACE_MS));
 //! - a peer writes or drops the same key (this slot may now be shadowed,
 //!   or be a deletion marker that hides nothing);
 //! - this node writes a deletion marker, or a copy that is already
@@ -20,7 +22,8 @@ use crate::schema::{latest, CacheData, CacheSchema, CacheValue};
 struct Pending {
     /// Keys to look at in the next round.
     dirty: HashSet<Arc<str>>,
-    /// (deadline in cluster ms, key) of this node's writes with a TTL.
+    /// (deadline in cluster ms, key) of this node's writes with a TTL, and
+    /// of its shadowed slots waiting out their grace.
     deadlines: BTreeSet<(u64, Arc<str>)>,
 }
 
@@ -47,6 +50,14 @@ impl TidyQueue {
         let mut keys: HashSet<Arc<str>> = std::mem::take(&mut pending.dirty);
         keys.extend(due.into_iter().map(|(_, key)| key));
         keys.into_iter().collect()
+    }
+
+    /// Looks at each key again at its cluster time (ms).
+    pub(crate) fn later(&self, keys: Vec<(u64, Arc<str>)>) {
+        if keys.is_empty() {
+            return;
+        }
+        self.pending().deadlines.extend(keys);
     }
 
     /// How many keys wait, dirty and by deadline.
