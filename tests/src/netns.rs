@@ -18,6 +18,17 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether the namespace test `test` must be skipped: true, with a line
+/// saying so, when this process is not root. As root it runs, and a setup
+/// that fails then fails the test.
+pub fn skip_without_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIPPED {test}: needs root for network namespaces");
+    true
+}
+
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use drove_tests::netns::{is_root, NetNs};
+use drove_tests::netns::{skip_without_root, NetNs};
 use drove_tests::{cluster_at, metric, wait_for, NodeProc};
 
 const LONG: Duration = Duration::from_secs(40);
@@ -107,8 +107,7 @@ async fn kept_out(net: &NetNs, nodes: &[&NodeProc], outsider: &NodeProc) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mdns_finds_four_nodes_and_not_another_cluster() {
-    if !is_root() {
-        eprintln!("SKIPPED mdns_finds_four_nodes_and_not_another_cluster: needs root for network namespaces");
+    if skip_without_root("mdns_finds_four_nodes_and_not_another_cluster") {
         return;
     }
     let _machine = drove_tests::shared_machine().await;
@@ -217,8 +216,7 @@ impl Drop for Dnsmasq {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dns_records_bring_nodes_in_and_removing_one_stops_no_node() {
-    if !is_root() {
-        eprintln!("SKIPPED dns_records_bring_nodes_in_and_removing_one_stops_no_node: needs root for network namespaces");
+    if skip_without_root("dns_records_bring_nodes_in_and_removing_one_stops_no_node") {
         return;
     }
     let _machine = drove_tests::shared_machine().await;
@@ -279,8 +277,7 @@ async fn dns_records_bring_nodes_in_and_removing_one_stops_no_node() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn srv_records_name_targets_and_ports() {
-    if !is_root() {
-        eprintln!("SKIPPED srv_records_name_targets_and_ports: needs root for network namespaces");
+    if skip_without_root("srv_records_name_targets_and_ports") {
         return;
     }
     let _machine = drove_tests::shared_machine().await;

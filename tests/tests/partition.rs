@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use drove_tests::netns::{is_root, NetNs};
+use drove_tests::netns::{skip_without_root, NetNs};
 use drove_tests::{
     children_at, cluster_at, register_names, registry_at, spawn_child, wait_for, NodeProc,
 };
@@ -26,8 +26,7 @@ async fn view(http: &str) -> Option<BTreeMap<String, (String, String)>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn partition_then_heal() {
-    if !is_root() {
-        eprintln!("SKIPPED partition_then_heal: needs root for network namespaces");
+    if skip_without_root("partition_then_heal") {
         return;
     }
     let net = NetNs::create(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
@@ -130,10 +129,7 @@ async fn partition_then_heal() {
 /// singleton is never seen running on both sides.
 #[tokio::test(flavor = "multi_thread")]
 async fn quorum_singleton_never_runs_on_both_sides() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED quorum_singleton_never_runs_on_both_sides: needs root for network namespaces"
-        );
+    if skip_without_root("quorum_singleton_never_runs_on_both_sides") {
         return;
     }
     let net = NetNs::create(3).unwrap_or_else(|e| panic!("namespace setup failed as root: {e}"));
