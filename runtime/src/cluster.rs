@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chitchat::ChitchatHandle;
 use ractor::ActorRef;
-use ractor_cluster::NodeServerMessage;
 use tokio::sync::mpsc;
 
 use drove_membership::{
@@ -18,6 +17,7 @@ use drove_membership::{
 use crate::cookie::{check_cookie, random_cookie, ClusterKeys};
 use crate::echo::{Echo, ECHO_NAME};
 use crate::error::StartError;
+use crate::gate::GateLimits;
 use crate::gossip::{self, GossipSettings};
 use crate::link::Link;
 use crate::node::{Control, Node};
@@ -67,6 +67,8 @@ pub struct NodeConfig {
     /// Mutual TLS for the transport; plaintext (cookie handshake only)
     /// when `None`.
     pub tls: Option<Tls>,
+    /// The bounds on cluster connections that have not authenticated.
+    pub gate: GateLimits,
 }
 
 impl NodeConfig {
@@ -85,6 +87,7 @@ impl NodeConfig {
             tombstone_ttl: Duration::from_secs(3600),
             concurrent_window: Duration::from_secs(2),
             tls: None,
+            gate: GateLimits::default(),
         }
     }
 
@@ -97,6 +100,8 @@ impl NodeConfig {
             return Err(StartError::Listen(self.listen));
         }
         check_cookie(&self.cookie, self.listen).map_err(StartError::Cookie)?;
+        self.gate.validate().map_err(StartError::Gate)?;
+        crate::fd_budget::raise();
         let keys = ClusterKeys::derive(&self.cookie);
         let me = member_info(&self, Incarnation(rand::random()));
         let view = MembershipView::new(
@@ -127,6 +132,8 @@ impl NodeConfig {
             &me.id,
             transport_tx.clone(),
             self.tls.as_ref(),
+            self.gate,
+            node.metrics().gate.clone(),
         )
         .await?;
         node.spawn_named(ECHO_NAME, Echo, ())
@@ -209,7 +216,7 @@ struct Driver {
     keys: ClusterKeys,
     node: Node,
     gossip: Option<ChitchatHandle>,
-    server: ActorRef<NodeServerMessage>,
+    server: transport::Server,
     inbox: ActorRef<Vec<u8>>,
     transport_tx: mpsc::UnboundedSender<TransportEvent>,
     transport_rx: mpsc::UnboundedReceiver<TransportEvent>,
@@ -299,7 +306,7 @@ impl Driver {
             return;
         }
         let node = self.node.clone();
-        let server = self.server.clone();
+        let server = self.server.node_server.clone();
         let tls = self.config.tls.clone();
         let sessions = self.sessions.peers();
         tokio::spawn(async move {
@@ -574,10 +581,7 @@ impl Driver {
     /// The process exits (code 70), as a node whose net kernel died would.
     async fn gossip_died(&mut self, reason: &str) {
         tracing::error!(node = %self.node.id(), %reason, "gossip stopped by itself; taking this node down");
-        let _ = self
-            .server
-            .stop_and_wait(None, Some(Duration::from_secs(2)))
-            .await;
+        self.server.stop(Duration::from_secs(2)).await;
         self.close_all();
         std::process::exit(70);
     }
@@ -601,10 +605,7 @@ impl Driver {
         if let Some(g) = self.gossip.take() {
             let _ = g.shutdown().await;
         }
-        let _ = self
-            .server
-            .stop_and_wait(None, Some(Duration::from_secs(5)))
-            .await;
+        self.server.stop(Duration::from_secs(5)).await;
         self.close_all();
         let config = self.config.clone();
         let me = member_info(&config, Incarnation(rand::random()));
@@ -640,6 +641,8 @@ impl Driver {
             &me.id,
             self.transport_tx.clone(),
             config.tls.as_ref(),
+            config.gate,
+            self.node.metrics().gate.clone(),
         )
         .await?;
         Ok(())
@@ -664,10 +667,7 @@ impl Driver {
         }
         // Let the Leaving frames be read before the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = self
-            .server
-            .stop_and_wait(None, Some(Duration::from_secs(5)))
-            .await;
+        self.server.stop(Duration::from_secs(5)).await;
         self.close_all();
         if let Some(g) = self.gossip.take() {
             let _ = g.shutdown().await;

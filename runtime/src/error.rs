@@ -118,6 +118,9 @@ pub enum StartError {
     /// port 0): it is also the address gossip advertises.
     #[error("listen address {0} cannot be advertised to peers; give a specific one")]
     Listen(std::net::SocketAddr),
+    /// A bound on unauthenticated cluster connections is out of range.
+    #[error("cluster gate limits")]
+    Gate(#[source] crate::gate::GateLimitsError),
     /// TLS is on but this node's name cannot be checked against a
     /// certificate.
     #[error("TLS setup")]

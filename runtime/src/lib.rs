@@ -36,6 +36,8 @@
 //!   in Erlang: a remote sender is held to its window, but an actor that
 //!   handles its messages more slowly than local senders send them grows
 //!   its mailbox. Pub/sub stream subscriptions are bounded (drove-pubsub).
+//!   Before a connection authenticates, [`gate`] bounds how many there
+//!   are, how long each has and how much each may send.
 //!
 //! # Layout
 //!
@@ -60,6 +62,9 @@
 //! - `transport`: ractor_cluster server, session events, the inbox actor.
 //! - `sessions`: the sessions the driver accepted, one per peer, and which
 //!   peers have one (so a dialer stops).
+//! - [`throttle`]: warnings written at most once per interval.
+//! - [`gate`]: the cluster port's accept loop and its bounds before
+//!   authentication; `fd_budget`: the descriptor limit raised at start.
 //! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
 //!   (gossip + transport + membership view).
 
@@ -70,6 +75,8 @@ pub mod cluster;
 pub mod cookie;
 pub mod echo;
 pub mod error;
+mod fd_budget;
+pub mod gate;
 pub mod gossip;
 mod grants;
 pub mod handle;
@@ -81,6 +88,7 @@ pub mod message;
 pub mod metrics;
 pub mod node;
 mod sessions;
+pub mod throttle;
 pub mod tls;
 mod transport;
 pub mod wire;

@@ -47,6 +47,29 @@ pub struct GossipCounters {
     pub bytes_received: AtomicU64,
 }
 
+/// What the cluster port's gate ([`crate::gate`]) let in and dropped.
+#[derive(Debug, Default)]
+pub struct GateCounters {
+    /// TCP connections accepted.
+    pub accepted: AtomicU64,
+    /// Pending connections dropped to make room for a newer one.
+    pub dropped_for_room: AtomicU64,
+    /// Connections that did not authenticate within the deadline.
+    pub handshake_timeouts: AtomicU64,
+    /// Failed TLS handshakes.
+    pub tls_failures: AtomicU64,
+    /// Connections that sent more frames before authenticating than the
+    /// limit allows.
+    pub oversized: AtomicU64,
+    /// Accept errors (out of file descriptors, most often).
+    pub accept_errors: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// One labelled counter family of a layer above the runtime.
 #[derive(Debug)]
 struct Family {
@@ -73,6 +96,8 @@ pub struct Metrics {
     pub spoofed_frames: AtomicU64,
     /// The gossip socket's counters.
     pub gossip: Arc<GossipCounters>,
+    /// The cluster port's gate counters.
+    pub gate: Arc<GateCounters>,
     /// Labelled counters of the layers above, by metric name.
     families: Mutex<BTreeMap<&'static str, Family>>,
 }
@@ -246,6 +271,36 @@ impl Metrics {
                 "drove_gossip_received_bytes_total",
                 "Bytes of gossip datagrams received, before any check.",
                 &self.gossip.bytes_received,
+            ),
+            (
+                "drove_cluster_accepted_total",
+                "TCP connections accepted on the cluster port.",
+                &self.gate.accepted,
+            ),
+            (
+                "drove_cluster_dropped_for_room_total",
+                "Unauthenticated cluster connections dropped to make room for newer ones.",
+                &self.gate.dropped_for_room,
+            ),
+            (
+                "drove_cluster_handshake_timeouts_total",
+                "Cluster connections closed for not authenticating in time.",
+                &self.gate.handshake_timeouts,
+            ),
+            (
+                "drove_cluster_tls_failures_total",
+                "Failed TLS handshakes on the cluster port.",
+                &self.gate.tls_failures,
+            ),
+            (
+                "drove_cluster_oversized_total",
+                "Cluster connections closed for sending too much before authenticating.",
+                &self.gate.oversized,
+            ),
+            (
+                "drove_cluster_accept_errors_total",
+                "Accept errors on the cluster port (out of file descriptors, most often).",
+                &self.gate.accept_errors,
             ),
         ];
         for (name, help, v) in totals {

@@ -1,5 +1,6 @@
 //! The transport: ractor_cluster's `NodeServer` (cookie handshake, framing,
-//! frame-size limit) and drove's inbox, the one remote-visible actor per node.
+//! frame-size limit) behind drove's gate ([`crate::gate`]), and drove's
+//! inbox, the one remote-visible actor per node.
 
 use std::net::SocketAddr;
 
@@ -14,6 +15,8 @@ use tokio::sync::mpsc;
 use drove_membership::NodeId;
 
 use crate::error::StartError;
+use crate::gate::{Gate, GateLimits, GateWatcher, Parked};
+use crate::metrics::GateCounters;
 use crate::node::Node;
 use crate::tls::Tls;
 
@@ -38,7 +41,10 @@ pub(crate) enum TransportEvent {
     },
 }
 
-struct Subscription(mpsc::UnboundedSender<TransportEvent>);
+struct Subscription {
+    events: mpsc::UnboundedSender<TransportEvent>,
+    gate: GateWatcher,
+}
 
 fn peer_id(ses: &ractor_cluster::node::NodeServerSessionInformation) -> Option<NodeId> {
     // ractor_cluster names a node `name@host`; ours is `name#incarnation`.
@@ -54,12 +60,13 @@ impl NodeEventSubscription for Subscription {
 
     fn node_session_authenticated(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
         tracing::debug!(peer_addr = %ses.peer_addr, "cluster session authenticated");
+        self.gate.authenticated(&ses.peer_addr);
     }
 
     fn node_session_ready(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
         match peer_id(&ses) {
             Some(peer) => {
-                let _ = self.0.send(TransportEvent::Ready {
+                let _ = self.events.send(TransportEvent::Ready {
                     peer,
                     cluster_node: ses.node_id,
                     session: ses.actor.clone(),
@@ -73,7 +80,8 @@ impl NodeEventSubscription for Subscription {
     }
 
     fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
-        let _ = self.0.send(TransportEvent::Closed {
+        self.gate.closed(&ses.peer_addr);
+        let _ = self.events.send(TransportEvent::Closed {
             peer: peer_id(&ses),
             cluster_node: ses.node_id,
             peer_addr: ses.peer_addr.clone(),
@@ -81,45 +89,80 @@ impl NodeEventSubscription for Subscription {
     }
 }
 
-/// Starts ractor_cluster's server on `listen`, named `me` (`name#inc`);
-/// with `tls`, every connection must present a certificate of the CA.
+/// What accepts on the cluster port: the gate in front, the
+/// ractor_cluster server behind it.
+pub(crate) struct Server {
+    pub(crate) node_server: ActorRef<NodeServerMessage>,
+    pub(crate) gate: Gate,
+}
+
+impl Server {
+    /// Stops accepting, then stops the ractor_cluster server and its
+    /// sessions, waiting at most `timeout` for them.
+    pub(crate) async fn stop(&mut self, timeout: std::time::Duration) {
+        self.gate.close().await;
+        let _ = self
+            .node_server
+            .stop_and_wait(None, Some(timeout))
+            .await;
+    }
+}
+
+/// Starts ractor_cluster's server for `me` (`name#inc`) behind a gate on
+/// `listen`; with `tls`, every connection must present a certificate of
+/// the CA.
 pub(crate) async fn start_server(
     listen: SocketAddr,
     cookie: &str,
     me: &NodeId,
     events: mpsc::UnboundedSender<TransportEvent>,
     tls: Option<&Tls>,
-) -> Result<ActorRef<NodeServerMessage>, StartError> {
+    limits: GateLimits,
+    counters: std::sync::Arc<GateCounters>,
+) -> Result<Server, StartError> {
     let err = |source: Box<dyn std::error::Error + Send + Sync>| StartError::Transport {
         addr: listen.to_string(),
         source,
     };
-    // Bind once ourselves first: ractor_cluster binds inside a child actor,
-    // where a taken port would only surface as a log line.
-    drop(
-        tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| err(e.into()))?,
-    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| err(e.into()))?;
+    let parked = Parked::pick().map_err(|e| err(e.into()))?;
     let server = NodeServer::new(
-        listen.port(),
+        parked.port,
         cookie.to_string(),
         me.to_string(),
         listen.ip().to_string(),
-        tls.map(|t| IncomingEncryptionMode::Tls(t.acceptor())),
+        Some(IncomingEncryptionMode::Tls(
+            Parked::acceptor().map_err(|e| err(e.into()))?,
+        )),
         Some(NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(listen.ip());
+    .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
     let (server, _) = ractor::Actor::spawn(None, server, ())
         .await
         .map_err(|e| err(e.into()))?;
+    let mut gate = Gate::new(limits, counters);
     server
         .cast(NodeServerMessage::SubscribeToEvents {
             id: "drove".to_string(),
-            subscription: Box::new(Subscription(events)),
+            subscription: Box::new(Subscription {
+                events,
+                gate: gate.watcher(),
+            }),
         })
         .map_err(|e| err(e.into()))?;
-    Ok(server)
+    if let Err(e) = gate
+        .open(listener, &parked, server.clone(), tls.map(|t| t.acceptor()))
+        .await
+    {
+        server.stop(None);
+        return Err(err(e.into()));
+    }
+    Ok(Server {
+        node_server: server,
+        gate,
+    })
 }
 
 /// The peer's inbox, once ractor_cluster has synchronized its group.
