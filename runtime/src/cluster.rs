@@ -171,6 +171,12 @@ impl NodeConfig {
     }
 }
 
+/// Connections that closed before authenticating, logged at most once per
+/// interval: an outsider can make as many as it likes.
+static UNAUTHENTICATED_CLOSES: crate::throttle::Throttled = crate::throttle::Throttled::new(
+    "cluster connections closed before authentication (wrong cookie or bad bytes)",
+);
+
 /// Tells the driver if this incarnation's gossip task ends by itself (a
 /// panic inside chitchat): a node without gossip must not run on.
 fn watch_gossip(gossip: &ChitchatHandle, node: &Node) {
@@ -486,7 +492,7 @@ impl Driver {
                 peer_addr,
                 ..
             } => {
-                tracing::warn!(%peer_addr, "cluster connection closed before authentication (wrong cookie or bad bytes)");
+                UNAUTHENTICATED_CLOSES.note(format_args!("the last from {peer_addr}"));
             }
         }
     }

@@ -383,7 +383,7 @@ impl NodeProc {
             .env(
                 "RUST_LOG",
                 std::env::var("DROVE_TEST_LOG")
-                    .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+                    .unwrap_or_else(|_| "info,ractor_cluster=error,chitchat=warn".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null());

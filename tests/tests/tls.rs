@@ -151,3 +151,38 @@ async fn only_nodes_with_the_clusters_certificates_connect() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
 }
+
+/// One idle outsider connection to a TLS node's cluster port once held its
+/// accept loop in the TLS handshake, so no peer could form a session: now
+/// the handshake runs off the accept loop and the third node's links form
+/// as fast as with no attacker.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_outsider_does_not_hold_up_tls_sessions() {
+    let _machine = drove_tests::shared_machine().await;
+    let dir = temp_dir("hol");
+    certs(&dir, "n1,n2,n3");
+    let mut c = TestCluster::new(3);
+    for n in &mut c.nodes {
+        n.extra = tls_args(&dir, &n.name.clone());
+    }
+    c.nodes[0].start();
+    c.nodes[1].start();
+    // n3 is dialled by n1 and n2 (the smaller id dials): the outsider sits
+    // on n3's port from the moment it listens.
+    c.nodes[2].start();
+    let target = c.nodes[2].listen;
+    let outsider = wait_for(Duration::from_secs(30), "n3 to listen", || async move {
+        TcpStream::connect(target).await.ok()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    wait_for(Duration::from_secs(10), "links to n3 over TLS", || async {
+        let ok =
+            bytes_from(&c.nodes[2], "n1").await > 0 && bytes_from(&c.nodes[2], "n2").await > 0;
+        ok.then_some(())
+    })
+    .await;
+    eprintln!("links formed {:?} after the outsider connected", started.elapsed());
+    drop(outsider);
+    let _ = std::fs::remove_dir_all(&dir);
+}

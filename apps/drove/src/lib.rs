@@ -15,13 +15,16 @@ pub mod certs;
 pub mod local_cluster;
 pub mod node_args;
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: info, with the
-/// transport's and gossip's chatter at warn).
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, gossip's chatter
+/// at warn, ractor_cluster's at error: it warns once per refused
+/// connection or frame, which an outsider could turn into a flood of
+/// lines; drove's gate counts those and logs them at most once per
+/// interval).
 pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ractor_cluster=warn,chitchat=warn".into()),
+                .unwrap_or_else(|_| "info,ractor_cluster=error,chitchat=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
