@@ -51,7 +51,6 @@ use drove::{Drove, Shutdown};
 
 pub use cluster::{cluster_json, ClusterJson, MemberJson};
 pub use guard::Guard;
-use listener::LimitedListener;
 
 /// Why the admin API could not be bound or served.
 #[derive(Debug, thiserror::Error)]
@@ -109,18 +108,24 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
         .map_err(|source| AdminError::Bind { addr, source })
 }
 
-/// Serves each router on its listener (at most
-/// [`listener::MAX_CONNECTIONS`] open connections each) until SIGTERM (hand
-/// the children over, then leave) or SIGINT (leave without handing over:
-/// the whole cluster is going); if an HTTP server itself stops, the node
-/// leaves too.
+/// Serves each router on its listener (bounded by
+/// [`listener::HttpLimits`]'s defaults) until SIGTERM (hand the children
+/// over, then leave) or SIGINT (leave without handing over: the whole
+/// cluster is going); if an HTTP server itself stops, the node leaves too.
 pub async fn serve(drove: &Drove, apps: Vec<(TcpListener, Router)>) -> Result<(), AdminError> {
     let mut servers = tokio::task::JoinSet::new();
     for (listener, app) in apps {
-        let limited = LimitedListener::new(listener, listener::MAX_CONNECTIONS);
-        // Connection info lets apps limit per client address.
-        let service = app.into_make_service_with_connect_info::<listener::ClientAddr>();
-        servers.spawn(async move { axum::serve(limited, service).await });
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let counters = listener::HttpCounters::registered(drove.node().metrics(), &addr);
+        servers.spawn(listener::serve(
+            listener,
+            app,
+            listener::HttpLimits::default(),
+            counters,
+        ));
     }
     let how = tokio::select! {
         how = drove::wait_for_signal() => how.map_err(AdminError::Signal)?,

@@ -1,33 +1,65 @@
-//! A listener that holds at most a fixed number of open connections: past
-//! the cap, new connections wait in the kernel's backlog until one closes,
-//! so a client opening thousands of sockets cannot take the node's memory
-//! or file descriptors.
+//! The HTTP server behind the admin and app listeners, bounded against
+//! slow and idle clients.
+//!
+//! - At most [`HttpLimits::max_connections`] open connections, and
+//!   [`HttpLimits::max_per_source`] from one address. A new connection past
+//!   either cap closes the oldest *idle* one (no request in flight, from the
+//!   same address when that address is at its cap); with none idle, the new
+//!   one is closed at once. So a client holding hundreds of silent sockets
+//!   cannot keep `/healthz` or anyone else out.
+//! - A request's headers must all arrive within [`HttpLimits::header_read`]
+//!   of the moment the connection (or the next request on it) waits for
+//!   them: a socket that never sends a request, or sends its headers a byte
+//!   at a time, is closed then (hyper's header-read timeout).
+//! - A connection with no request in flight for [`HttpLimits::idle`] is
+//!   closed, whatever it sends.
+//! - A request is in flight from its headers to the end of its response
+//!   body, so a long server-sent-event stream is never idle.
+//! - Refusals are counted and logged at most once per interval.
 
-use std::io;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use drove::runtime::throttle::Throttled;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
+use tower::ServiceExt;
 
 /// Open connections an admin or app listener holds by default.
 pub const MAX_CONNECTIONS: usize = 512;
 
-/// `TcpListener` with a cap on open connections.
-pub struct LimitedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
+/// The bounds of one HTTP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Open connections at once.
+    pub max_connections: usize,
+    /// Open connections at once from one address.
+    pub max_per_source: usize,
+    /// How long a connection may go with no request in flight.
+    pub idle: Duration,
+    /// How long a request's headers may take to arrive, from the moment
+    /// the connection waits for them.
+    pub header_read: Duration,
 }
 
-impl LimitedListener {
-    /// `inner`, holding at most `max` connections at once.
-    pub fn new(inner: TcpListener, max: usize) -> Self {
+impl Default for HttpLimits {
+    fn default() -> Self {
         Self {
-            inner,
-            permits: Arc::new(Semaphore::new(max.max(1))),
+            max_connections: MAX_CONNECTIONS,
+            max_per_source: 128,
+            idle: Duration::from_secs(10),
+            header_read: Duration::from_secs(5),
         }
     }
 }
@@ -37,63 +69,268 @@ impl LimitedListener {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
+/// One open connection's activity.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since the server started, when the last request ended
+    /// (or the connection opened).
+    last_active_ms: AtomicU64,
+    close: Notify,
+}
+
+struct Open {
+    source: IpAddr,
+    activity: Arc<Activity>,
+}
+
+/// Counters of one HTTP server, rendered at `/metrics` with the
+/// listener's address as a label.
+#[derive(Debug, Clone, Default)]
+pub struct HttpCounters {
+    /// Connections accepted.
+    pub accepted: Arc<AtomicU64>,
+    /// Idle connections closed to make room for a newer one.
+    pub dropped_for_room: Arc<AtomicU64>,
+    /// New connections closed at once: the caps were reached with every
+    /// open connection busy.
+    pub refused: Arc<AtomicU64>,
+    /// Connections closed for being idle too long.
+    pub idle_closed: Arc<AtomicU64>,
+}
+
+impl HttpCounters {
+    /// The counters of the listener on `addr`, registered with `metrics`.
+    pub fn registered(metrics: &drove::runtime::metrics::Metrics, addr: &str) -> Self {
+        let labels = [("listener", addr)];
+        Self {
+            accepted: metrics.counter(
+                "drove_http_accepted_total",
+                "HTTP connections accepted.",
+                &labels,
+            ),
+            dropped_for_room: metrics.counter(
+                "drove_http_dropped_for_room_total",
+                "Idle HTTP connections closed to make room for newer ones.",
+                &labels,
+            ),
+            refused: metrics.counter(
+                "drove_http_refused_total",
+                "HTTP connections closed at once: the caps were reached and none was idle.",
+                &labels,
+            ),
+            idle_closed: metrics.counter(
+                "drove_http_idle_closed_total",
+                "HTTP connections closed for having no request in flight for too long.",
+                &labels,
+            ),
+        }
     }
 }
 
-/// A connection that frees its slot when dropped.
-pub struct Counted {
-    io: TcpStream,
-    _slot: OwnedSemaphorePermit,
+struct Server {
+    limits: HttpLimits,
+    started: Instant,
+    open: Mutex<(u64, BTreeMap<u64, Open>)>,
+    counters: HttpCounters,
+    refusals: Throttled,
 }
 
-impl axum::serve::Listener for LimitedListener {
-    type Io = Counted;
-    type Addr = SocketAddr;
+impl Server {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
 
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
-        let slot = loop {
-            if let Ok(p) = self.permits.clone().acquire_owned().await {
-                break p;
+    fn is_idle(&self, a: &Activity) -> bool {
+        a.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// Registers a connection from `source`, closing an idle one if a cap
+    /// is reached; `None` if the caps are reached and nothing is idle.
+    fn admit(&self, source: IpAddr) -> Option<(u64, Arc<Activity>)> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, table) = &mut *open;
+        let of_source = table.values().filter(|o| o.source == source).count();
+        let full_source = of_source >= self.limits.max_per_source;
+        if full_source || table.len() >= self.limits.max_connections {
+            let victim = table
+                .iter()
+                .find(|(_, o)| (!full_source || o.source == source) && self.is_idle(&o.activity))
+                .map(|(id, _)| *id);
+            match victim.and_then(|id| table.remove(&id)) {
+                Some(v) => {
+                    v.activity.close.notify_one();
+                    self.counters.dropped_for_room.fetch_add(1, Ordering::Relaxed);
+                    self.refusals
+                        .note(format_args!("an idle connection from {} closed to make room", v.source));
+                }
+                None => {
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    self.refusals
+                        .note(format_args!("a connection from {source} refused: all busy"));
+                    return None;
+                }
+            }
+        }
+        let id = *next;
+        *next += 1;
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(self.now_ms()),
+            close: Notify::new(),
+        });
+        table.insert(
+            id,
+            Open {
+                source,
+                activity: activity.clone(),
+            },
+        );
+        Some((id, activity))
+    }
+
+    fn forget(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.1.remove(&id);
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    counters: HttpCounters,
+) -> std::io::Result<()> {
+    let server = Arc::new(Server {
+        limits,
+        started: Instant::now(),
+        open: Mutex::new((0, BTreeMap::new())),
+        counters,
+        refusals: Throttled::new("HTTP connections refused or closed early"),
+    });
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of descriptors, most likely: back off, do not spin.
+                server.refusals.note(format_args!("accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
         };
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (Counted { io, _slot: slot }, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        server.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let Some((id, activity)) = server.admit(peer.ip()) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            server.clone(),
+            id,
+            activity,
+            stream,
+            peer,
+            app.clone(),
+        ));
     }
 }
 
-impl AsyncWrite for Counted {
-    fn poll_write(
+async fn connection(
+    server: Arc<Server>,
+    id: u64,
+    activity: Arc<Activity>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+) {
+    let tracked = activity.clone();
+    let started = server.started;
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(ClientAddr(peer)));
+        let app = app.clone();
+        let busy = InFlight::begin(tracked.clone(), started);
+        async move {
+            let response = match app.oneshot(request.map(Body::new)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            Ok::<_, Infallible>(response.map(|body| {
+                Body::new(Tracked {
+                    inner: body,
+                    _busy: busy,
+                })
+            }))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.limits.header_read);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let idle = server.limits.idle;
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        (idle.as_millis() as u64 / 4).clamp(50, 1000),
+    ));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            () = activity.close.notified() => break,
+            _ = tick.tick() => {
+                let quiet = server.now_ms().saturating_sub(activity.last_active_ms.load(Ordering::Acquire));
+                if server.is_idle(&activity) && quiet >= idle.as_millis() as u64 {
+                    server.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+    server.forget(id);
+}
+
+/// A request in flight on a connection, until its response body ends.
+struct InFlight {
+    activity: Arc<Activity>,
+    started: Instant,
+}
+
+impl InFlight {
+    fn begin(activity: Arc<Activity>, started: Instant) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self { activity, started }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.activity
+            .last_active_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Release);
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request in flight until it ends.
+struct Tracked {
+    inner: Body,
+    _busy: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -112,6 +112,9 @@ async fn a_peer_joins_through_a_connection_flood() {
 
     let idle = idle_connections(target, 2_000).await;
     let halves = half_frames(target, 50).await;
+    // Slowloris on the admin listener: sockets that never send a request.
+    let slow = idle_connections(c.nodes[0].http, 600).await;
+    assert!(slow.len() >= 500, "{} slowloris sockets connected", slow.len());
     assert!(
         idle.len() + halves.len() > 1_000,
         "the flood reached the node ({} idle, {} half frames)",
@@ -158,7 +161,48 @@ async fn a_peer_joins_through_a_connection_flood() {
         rss_before >> 10,
         rss_after >> 10
     );
-    drop((idle, halves));
+    drop((idle, halves, slow));
+}
+
+/// An HTTP connection that never sends a request is closed at the
+/// header-read limit (5 s), and one that trickles its headers too.
+#[tokio::test]
+async fn idle_http_connections_are_closed() {
+    let _machine = drove_tests::shared_machine().await;
+    let c = TestCluster::started(1).await;
+    let http = c.nodes[0].http;
+    let silent = TcpStream::connect(http).await.expect("connect");
+    let mut trickle = TcpStream::connect(http).await.expect("connect");
+    let started = Instant::now();
+    let trickling = async {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " .iter().cycle().take(60) {
+            if trickle.write_all(&[*b]).await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        started.elapsed()
+    };
+    let silent_closed = async {
+        let mut s = silent;
+        let mut buf = [0u8; 64];
+        use tokio::io::AsyncReadExt;
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    };
+    let (trickled, silent) = tokio::join!(trickling, silent_closed);
+    assert!(
+        silent >= Duration::from_secs(4) && silent < Duration::from_secs(12),
+        "the silent connection closed after {silent:?}"
+    );
+    assert!(
+        trickled < Duration::from_secs(12),
+        "a trickled request was held for {trickled:?}"
+    );
 }
 
 /// A silent connection is closed at the handshake deadline.
