@@ -5,8 +5,10 @@
 //! - **Host**: an IP literal, `localhost`, or one of [`Guard::hosts`]. A
 //!   DNS-rebinding page reaches the listener under its own name, which is
 //!   none of these.
-//! - **Origin** (when a browser sends one): its host must be the request's
-//!   Host. `null` origins are refused.
+//! - **Origin** (when a browser sends one): the whole origin, scheme, host
+//!   and port, must be this listener's own: `http://` and the request's
+//!   Host, with port 80 where none is written. A page served from another
+//!   port of the same host is another origin and is refused, as is `null`.
 //! - **Writes** (anything but GET, HEAD, OPTIONS) that carry a content type
 //!   must carry `application/json`: an HTML form can post only
 //!   `text/plain`, urlencoded or multipart bodies across sites.
@@ -44,6 +46,32 @@ pub fn protect(router: Router, guard: Guard) -> Router {
     router
         .layer(middleware::from_fn_with_state(Arc::new(guard), check))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// `authority` with its port written out (80 when none is: the listeners
+/// speak plain HTTP), lower-cased.
+fn with_port(authority: &str) -> String {
+    let a = authority.to_ascii_lowercase();
+    let has_port = match a.strip_prefix('[') {
+        Some(rest) => !rest.ends_with(']'),
+        None => a.contains(':'),
+    };
+    if has_port {
+        a
+    } else {
+        format!("{a}:80")
+    }
+}
+
+/// Whether `origin` is `http://` followed by the request's `host`.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("http")
+        && !authority.is_empty()
+        && !authority.contains(['/', '@', '?', '#'])
+        && with_port(authority) == with_port(host)
 }
 
 /// The host part of a `Host` header or an origin's authority.
@@ -88,15 +116,11 @@ impl Guard {
             }
         }
         if let Some(origin) = text(header::ORIGIN) {
-            let origin_host = origin
-                .split_once("://")
-                .map(|(_, authority)| host_of(authority));
-            let same =
-                matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+            let same = text(header::HOST).is_some_and(|h| same_origin(origin, h));
             if !same {
                 return Some(reply::error(
                     StatusCode::FORBIDDEN,
-                    format!("origin {origin:?} is not this host"),
+                    format!("origin {origin:?} is not this listener's"),
                 ));
             }
         }
@@ -176,6 +200,23 @@ mod tests {
         ];
         assert_eq!(status(&g, Method::POST, &cross), Some(403));
         let null = [("host", "127.0.0.1:8370"), ("origin", "null")];
+        // Another port of the same host is another origin.
+        let other_port = [
+            ("host", "127.0.0.1:8370"),
+            ("origin", "http://127.0.0.1:3000"),
+        ];
+        assert_eq!(status(&g, Method::POST, &other_port), Some(403));
+        let other_scheme = [
+            ("host", "127.0.0.1:8370"),
+            ("origin", "https://127.0.0.1:8370"),
+        ];
+        assert_eq!(status(&g, Method::POST, &other_scheme), Some(403));
+        let default_port = [("host", "localhost"), ("origin", "http://LOCALHOST:80")];
+        assert_eq!(status(&g, Method::POST, &default_port), None);
+        let v6 = [("host", "[::1]:8370"), ("origin", "http://[::1]:8370")];
+        assert_eq!(status(&g, Method::POST, &v6), None);
+        let v6_other = [("host", "[::1]:8370"), ("origin", "http://[::1]")];
+        assert_eq!(status(&g, Method::POST, &v6_other), Some(403));
         assert_eq!(status(&g, Method::POST, &null), Some(403));
         let same = [
             ("host", "127.0.0.1:8370"),

@@ -259,3 +259,30 @@ async fn tiny_frames_do_not_amplify_into_the_log() {
         .unwrap_or(0);
     assert!(oversized >= 1, "connections past the frame count were closed");
 }
+
+/// A page served from another port of the same host (any local web app)
+/// posts to the admin API with no-cors: its origin is not the listener's,
+/// so the write is refused and nothing changes.
+#[tokio::test]
+async fn a_page_on_another_local_port_cannot_write() {
+    use tokio::io::AsyncReadExt;
+    let _machine = drove_tests::shared_machine().await;
+    let c = TestCluster::started(1).await;
+    let http = c.nodes[0].http;
+    let evil_port = drove_tests::free_port(&http.ip().to_string());
+    let body = r#"{"names":["planted-by-another-port"]}"#;
+    // What a browser sends for a no-cors form post from that page.
+    let request = format!(
+        "POST /api/registry HTTP/1.1\r\nHost: {http}\r\nOrigin: http://{}:{evil_port}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        http.ip(),
+        body.len()
+    );
+    let mut s = TcpStream::connect(http).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "answered {answer:?}");
+    let names = registry_at(&c.nodes[0].http_addr()).await.expect("registry");
+    assert!(!names.contains_key("planted-by-another-port"));
+}
