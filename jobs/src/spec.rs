@@ -33,6 +33,11 @@ pub enum RunAt {
     AtMs(u64),
 }
 
+/// How far ahead a job may be scheduled, and the longest unique period:
+/// ten years, in ms. Every time the stores keep stays far below 2^53, so
+/// it survives a trip through a Lua number or a JSON double.
+pub const MAX_AHEAD_MS: u64 = 315_576_000_000;
+
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSpec {
@@ -58,6 +63,14 @@ pub enum SpecError {
     /// The args do not serialize to JSON.
     #[error("args do not serialize: {0}")]
     Encode(#[source] serde_json::Error),
+    /// A time or period past [`MAX_AHEAD_MS`].
+    #[error("{what} of {ms} ms is more than ten years ({MAX_AHEAD_MS} ms) ahead")]
+    TooFar {
+        /// Which: the run time or the unique period.
+        what: &'static str,
+        /// The value given, in ms from now.
+        ms: u64,
+    },
     /// The priority is out of range.
     #[error("priority {0} is out of range 0..=9")]
     Priority(u8),
@@ -186,13 +199,27 @@ impl JobSpec {
             RunAt::At(time) => ms_since_epoch(time),
             RunAt::AtMs(ms) => ms,
         };
+        let ahead = run_at_ms.saturating_sub(now_ms);
+        if ahead > MAX_AHEAD_MS {
+            return Err(SpecError::TooFar {
+                what: "the run time",
+                ms: ahead,
+            });
+        }
         let unique = match &self.unique {
-            Some(by) => Some(Unique {
-                key: self.unique_key(by)?,
-                period_ms: u64::try_from(by.period.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-            }),
+            Some(by) => {
+                let period_ms = u64::try_from(by.period.as_millis()).unwrap_or(u64::MAX);
+                if period_ms > MAX_AHEAD_MS {
+                    return Err(SpecError::TooFar {
+                        what: "the unique period",
+                        ms: period_ms,
+                    });
+                }
+                Some(Unique {
+                    key: self.unique_key(by)?,
+                    period_ms: period_ms.max(1),
+                })
+            }
             None => None,
         };
         Ok(NewJob {
@@ -263,6 +290,41 @@ mod tests {
 
     fn key(spec: &JobSpec) -> String {
         spec.to_new_job(0, 5, 1000).unwrap().unique.unwrap().key
+    }
+
+    #[test]
+    fn times_past_ten_years_are_refused() {
+        let now = 1_700_000_000_000;
+        let spec = |run: RunAt| JobSpec {
+            run_at: run,
+            ..JobSpec::raw("q", "w", json!(1))
+        };
+        for far in [
+            RunAt::AtMs(100_000_000_000_000_000),
+            RunAt::AtMs(u64::MAX),
+            RunAt::In(Duration::from_millis(MAX_AHEAD_MS + 1)),
+            RunAt::In(Duration::MAX),
+        ] {
+            assert!(matches!(
+                spec(far).to_new_job(now, 5, 1000),
+                Err(SpecError::TooFar { .. })
+            ));
+        }
+        let edge = spec(RunAt::AtMs(now + MAX_AHEAD_MS));
+        assert_eq!(edge.to_new_job(now, 5, 1000).unwrap().run_at_ms, now + MAX_AHEAD_MS);
+        // A time in the past runs now-ish, as before.
+        assert!(spec(RunAt::AtMs(0)).to_new_job(now, 5, 1000).is_ok());
+        let period = |ms| {
+            spec(RunAt::Now).unique(UniqueBy {
+                period: Duration::from_millis(ms),
+                keys: None,
+            })
+        };
+        assert!(matches!(
+            period(MAX_AHEAD_MS + 1).to_new_job(now, 5, 1000),
+            Err(SpecError::TooFar { .. })
+        ));
+        assert!(period(MAX_AHEAD_MS).to_new_job(now, 5, 1000).is_ok());
     }
 
     #[test]

@@ -133,6 +133,8 @@ conformance!(
     expired_leases_are_rescued,
     cancel_stops_queued_and_running_jobs,
     unique_jobs_hold_for_their_period,
+    cancelled_and_dead_jobs_release_their_unique_key,
+    the_farthest_time_reads_back,
     paused_queues_give_nothing,
     rate_limits_slide,
     queues_count_by_state_and_prune,
@@ -450,6 +452,63 @@ async fn unique_jobs_hold_for_their_period(store: Arc<dyn JobStore>) {
     assert_ne!(third.id, first.id);
 }
 
+/// Enqueue-then-cancel must not keep everyone else's job out for the
+/// whole period: a cancelled or dead job lets go of its key.
+async fn cancelled_and_dead_jobs_release_their_unique_key(store: Arc<dyn JobStore>) {
+    let t = now();
+    let unique = |key: &str| {
+        let mut u = job("q", 0, t);
+        u.unique = Some(Unique {
+            key: key.into(),
+            period_ms: 3_600_000,
+        });
+        u
+    };
+    let planted = store.enqueue(&[unique("k")], t).await.unwrap()[0];
+    store.cancel(planted.id, now()).await.unwrap();
+    let got = store.get(planted.id).await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Cancelled);
+    assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
+    let honest = store.enqueue(&[unique("k")], now()).await.unwrap()[0];
+    assert!(!honest.duplicate, "the cancelled job's key was released");
+    assert_ne!(honest.id, planted.id);
+
+    // A job that goes dead releases its key too; a completed one keeps it.
+    let j = fetch(&*store, "a#1", 1).await.remove(0);
+    let failure = Failure {
+        attempt: attempt(&j),
+        error: "discarded".into(),
+        retry_at_ms: None,
+        snooze: false,
+    };
+    store.fail("a#1", &[failure], now()).await.unwrap();
+    assert_eq!(store.get(j.id).await.unwrap().unwrap().state, JobState::Dead);
+    assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
+    // Cancelling a job that no longer holds the key leaves the holder be.
+    let holder = store.enqueue(&[unique("k")], now()).await.unwrap()[0];
+    store.cancel(j.id, now()).await.unwrap();
+    assert_eq!(store.unique_holder("k", now()).await.unwrap(), Some(holder.id));
+}
+
+/// The farthest run time and unique period the API takes (ten years)
+/// store and read back exactly.
+async fn the_farthest_time_reads_back(store: Arc<dyn JobStore>) {
+    let t = now();
+    let far = t + drove_jobs::spec::MAX_AHEAD_MS;
+    let mut u = job("q", 9, far);
+    u.unique = Some(Unique {
+        key: "far".into(),
+        period_ms: drove_jobs::spec::MAX_AHEAD_MS,
+    });
+    u.max_retries = u32::MAX;
+    let e = store.enqueue(&[u], t).await.unwrap()[0];
+    let got = store.get(e.id).await.unwrap().unwrap();
+    assert_eq!(got.scheduled_at_ms, far);
+    assert_eq!(got.max_retries, u32::MAX);
+    assert_eq!(got.state, JobState::Scheduled);
+    assert_eq!(store.unique_holder("far", now()).await.unwrap(), Some(e.id));
+}
+
 async fn paused_queues_give_nothing(store: Arc<dyn JobStore>) {
     let t = now();
     store.enqueue(&[job("q", 0, t)], t).await.unwrap();
@@ -653,4 +712,20 @@ async fn lists_page_through_one_queue_and_state(store: Arc<dyn JobStore>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A batch holding a number a Lua double cannot keep exactly fails before
+/// its script writes anything: not the good job before it, not a unique key.
+#[tokio::test]
+async fn a_redis_batch_with_a_number_out_of_range_writes_nothing() {
+    let (store, _keep) = redis();
+    let t = now();
+    let mut bad = job("q", 0, 1 << 60);
+    bad.unique = Some(Unique {
+        key: "bad".into(),
+        period_ms: 1 << 60,
+    });
+    assert!(store.enqueue(&[job("q", 0, t), bad], t).await.is_err());
+    assert!(fetch(&*store, "a#1", 10).await.is_empty());
+    assert_eq!(store.unique_holder("bad", now()).await.unwrap(), None);
 }
