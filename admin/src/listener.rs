@@ -159,9 +159,13 @@ impl Server {
             match victim.and_then(|id| table.remove(&id)) {
                 Some(v) => {
                     v.activity.close.notify_one();
-                    self.counters.dropped_for_room.fetch_add(1, Ordering::Relaxed);
-                    self.refusals
-                        .note(format_args!("an idle connection from {} closed to make room", v.source));
+                    self.counters
+                        .dropped_for_room
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.refusals.note(format_args!(
+                        "an idle connection from {} closed to make room",
+                        v.source
+                    ));
                 }
                 None => {
                     self.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +249,9 @@ async fn connection(
     let tracked = activity.clone();
     let started = server.started;
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(ClientAddr(peer)));
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(ClientAddr(peer)));
         let app = app.clone();
         let busy = InFlight::begin(tracked.clone(), started);
         async move {

@@ -311,7 +311,10 @@ mod tests {
             ));
         }
         let edge = spec(RunAt::AtMs(now + MAX_AHEAD_MS));
-        assert_eq!(edge.to_new_job(now, 5, 1000).unwrap().run_at_ms, now + MAX_AHEAD_MS);
+        assert_eq!(
+            edge.to_new_job(now, 5, 1000).unwrap().run_at_ms,
+            now + MAX_AHEAD_MS
+        );
         // A time in the past runs now-ish, as before.
         assert!(spec(RunAt::AtMs(0)).to_new_job(now, 5, 1000).is_ok());
         let period = |ms| {

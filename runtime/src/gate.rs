@@ -28,13 +28,13 @@
 //! silent connection to it, on which its accept loop waits for good.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::future::Future;
 use std::time::Duration;
 
 use futures::task::AtomicWaker;
@@ -414,7 +414,10 @@ fn admit(
         }
         // The id keeps a label unique when a source port is reused.
         let label = format!("{peer}/{}", pending.next);
-        (pending.insert(peer.ip(), label.clone(), slot.clone()), label)
+        (
+            pending.insert(peer.ip(), label.clone(), slot.clone()),
+            label,
+        )
     };
     let deadline = Instant::now() + shared.limits.handshake;
     let shared = shared.clone();

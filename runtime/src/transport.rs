@@ -101,10 +101,7 @@ impl Server {
     /// sessions, waiting at most `timeout` for them.
     pub(crate) async fn stop(&mut self, timeout: std::time::Duration) {
         self.gate.close().await;
-        let _ = self
-            .node_server
-            .stop_and_wait(None, Some(timeout))
-            .await;
+        let _ = self.node_server.stop_and_wait(None, Some(timeout)).await;
     }
 }
 

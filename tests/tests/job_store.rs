@@ -482,12 +482,18 @@ async fn cancelled_and_dead_jobs_release_their_unique_key(store: Arc<dyn JobStor
         snooze: false,
     };
     store.fail("a#1", &[failure], now()).await.unwrap();
-    assert_eq!(store.get(j.id).await.unwrap().unwrap().state, JobState::Dead);
+    assert_eq!(
+        store.get(j.id).await.unwrap().unwrap().state,
+        JobState::Dead
+    );
     assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
     // Cancelling a job that no longer holds the key leaves the holder be.
     let holder = store.enqueue(&[unique("k")], now()).await.unwrap()[0];
     store.cancel(j.id, now()).await.unwrap();
-    assert_eq!(store.unique_holder("k", now()).await.unwrap(), Some(holder.id));
+    assert_eq!(
+        store.unique_holder("k", now()).await.unwrap(),
+        Some(holder.id)
+    );
 }
 
 /// The farthest run time and unique period the API takes (ten years)

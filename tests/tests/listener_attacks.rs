@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use drove_tests::{metric, register_names, registry_at, resident_bytes, wait_for, NodeProc, TestCluster};
+use drove_tests::{
+    metric, register_names, registry_at, resident_bytes, wait_for, NodeProc, TestCluster,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -97,10 +99,7 @@ async fn a_peer_joins_through_a_connection_flood() {
     let mut c = TestCluster::new(3);
     c.nodes[0].start();
     c.nodes[1].start();
-    let pid = c.nodes[0]
-        .pid()
-        .expect("n1 runs")
-        .as_raw();
+    let pid = c.nodes[0].pid().expect("n1 runs").as_raw();
     let n1 = &c.nodes[0];
     wait_for(Duration::from_secs(30), "n1 to see n2 up", || async move {
         (n1.status_of("n2").await.as_deref() == Some("up")).then_some(())
@@ -114,7 +113,11 @@ async fn a_peer_joins_through_a_connection_flood() {
     let halves = half_frames(target, 50).await;
     // Slowloris on the admin listener: sockets that never send a request.
     let slow = idle_connections(c.nodes[0].http, 600).await;
-    assert!(slow.len() >= 500, "{} slowloris sockets connected", slow.len());
+    assert!(
+        slow.len() >= 500,
+        "{} slowloris sockets connected",
+        slow.len()
+    );
     assert!(
         idle.len() + halves.len() > 1_000,
         "the flood reached the node ({} idle, {} half frames)",
@@ -130,12 +133,19 @@ async fn a_peer_joins_through_a_connection_flood() {
         (n3.status_of("n1").await.as_deref() == Some("up")).then_some(())
     })
     .await;
-    session_carries(&c.nodes[2], &c.nodes[0], "joined-in-a-flood", Duration::from_secs(15)).await;
+    session_carries(
+        &c.nodes[2],
+        &c.nodes[0],
+        "joined-in-a-flood",
+        Duration::from_secs(15),
+    )
+    .await;
     let took = joined.elapsed();
     let health = Instant::now();
-    let (status, _) = drove_admin::client::get(&c.nodes[0].http_addr(), "/healthz", Duration::from_secs(5))
-        .await
-        .expect("/healthz answers");
+    let (status, _) =
+        drove_admin::client::get(&c.nodes[0].http_addr(), "/healthz", Duration::from_secs(5))
+            .await
+            .expect("/healthz answers");
     assert_eq!(status, 200);
     assert!(
         health.elapsed() < Duration::from_secs(1),
@@ -148,9 +158,13 @@ async fn a_peer_joins_through_a_connection_flood() {
         rss_after < rss_before + (64 << 20),
         "n1 grew from {rss_before} to {rss_after} bytes under the flood"
     );
-    let dropped = metric(&c.nodes[0].http_addr(), "drove_cluster_dropped_for_room_total", &[])
-        .await
-        .unwrap_or(0);
+    let dropped = metric(
+        &c.nodes[0].http_addr(),
+        "drove_cluster_dropped_for_room_total",
+        &[],
+    )
+    .await
+    .unwrap_or(0);
     assert!(dropped > 0, "the gate made room for newer connections");
     let lines = log_lines(&c.nodes[0]) - lines_before;
     assert!(lines < 100, "the flood wrote {lines} log lines");
@@ -175,7 +189,11 @@ async fn idle_http_connections_are_closed() {
     let mut trickle = TcpStream::connect(http).await.expect("connect");
     let started = Instant::now();
     let trickling = async {
-        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " .iter().cycle().take(60) {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(60)
+        {
             if trickle.write_all(&[*b]).await.is_err() {
                 return started.elapsed();
             }
@@ -210,7 +228,9 @@ async fn idle_http_connections_are_closed() {
 async fn an_idle_connection_is_closed_at_the_deadline() {
     let _machine = drove_tests::shared_machine().await;
     let c = TestCluster::started(1).await;
-    let mut s = TcpStream::connect(c.nodes[0].listen).await.expect("connect");
+    let mut s = TcpStream::connect(c.nodes[0].listen)
+        .await
+        .expect("connect");
     let started = Instant::now();
     let mut buf = [0u8; 16];
     let closed = tokio::time::timeout(Duration::from_secs(15), async {
@@ -229,9 +249,13 @@ async fn an_idle_connection_is_closed_at_the_deadline() {
         took >= Duration::from_secs(4) && took < Duration::from_secs(10),
         "closed after {took:?}, not at the 5 s deadline"
     );
-    let timeouts = metric(&c.nodes[0].http_addr(), "drove_cluster_handshake_timeouts_total", &[])
-        .await
-        .unwrap_or(0);
+    let timeouts = metric(
+        &c.nodes[0].http_addr(),
+        "drove_cluster_handshake_timeouts_total",
+        &[],
+    )
+    .await
+    .unwrap_or(0);
     assert!(timeouts >= 1);
 }
 
@@ -254,10 +278,17 @@ async fn tiny_frames_do_not_amplify_into_the_log() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let lines = log_lines(&c.nodes[0]) - before;
     assert!(lines < 20, "100 kB of frames wrote {lines} log lines");
-    let oversized = metric(&c.nodes[0].http_addr(), "drove_cluster_oversized_total", &[])
-        .await
-        .unwrap_or(0);
-    assert!(oversized >= 1, "connections past the frame count were closed");
+    let oversized = metric(
+        &c.nodes[0].http_addr(),
+        "drove_cluster_oversized_total",
+        &[],
+    )
+    .await
+    .unwrap_or(0);
+    assert!(
+        oversized >= 1,
+        "connections past the frame count were closed"
+    );
 }
 
 /// A page served from another port of the same host (any local web app)
@@ -283,6 +314,8 @@ async fn a_page_on_another_local_port_cannot_write() {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "answered {answer:?}");
-    let names = registry_at(&c.nodes[0].http_addr()).await.expect("registry");
+    let names = registry_at(&c.nodes[0].http_addr())
+        .await
+        .expect("registry");
     assert!(!names.contains_key("planted-by-another-port"));
 }

@@ -177,12 +177,14 @@ async fn an_idle_outsider_does_not_hold_up_tls_sessions() {
     .await;
     let started = std::time::Instant::now();
     wait_for(Duration::from_secs(10), "links to n3 over TLS", || async {
-        let ok =
-            bytes_from(&c.nodes[2], "n1").await > 0 && bytes_from(&c.nodes[2], "n2").await > 0;
+        let ok = bytes_from(&c.nodes[2], "n1").await > 0 && bytes_from(&c.nodes[2], "n2").await > 0;
         ok.then_some(())
     })
     .await;
-    eprintln!("links formed {:?} after the outsider connected", started.elapsed());
+    eprintln!(
+        "links formed {:?} after the outsider connected",
+        started.elapsed()
+    );
     drop(outsider);
     let _ = std::fs::remove_dir_all(&dir);
 }
