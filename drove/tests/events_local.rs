@@ -227,12 +227,35 @@ async fn handlers_each_get_their_delivery_on_time_and_bad_input_loses_nothing() 
         Err(EventsError::Type(_))
     ));
 
-    // A time past what a clock can hold is stored, not a panic.
-    let far = events
+    // A time more than ten years ahead is refused with the reason, not
+    // stored (once stored, one made the record unreadable on Redis).
+    let too_far = events
         .signal_value(
             "test.shipped",
             serde_json::json!({ "order": 10 }),
             When::AtMs(u64::MAX),
+        )
+        .await;
+    assert!(
+        matches!(
+            &too_far,
+            Err(EventsError::Jobs(drove::jobs::JobsError::Spec(
+                drove::jobs::spec::SpecError::TooFar { .. }
+            )))
+        ),
+        "{too_far:?}"
+    );
+    // A year ahead is fine, and waits.
+    let in_a_year = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 365 * 24 * 3_600 * 1_000;
+    let far = events
+        .signal_value(
+            "test.shipped",
+            serde_json::json!({ "order": 10 }),
+            When::AtMs(in_a_year),
         )
         .await
         .unwrap();

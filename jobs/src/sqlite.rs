@@ -44,12 +44,6 @@ CREATE TABLE IF NOT EXISTS uniques (
     id INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS uniques_by_job ON uniques(id);
--- A cancelled or dead job lets go of its unique key, so whoever enqueues
--- first and cancels cannot keep everyone else's job out for the period.
-CREATE TRIGGER IF NOT EXISTS unique_released AFTER UPDATE OF state ON jobs
-    WHEN NEW.state IN ('cancelled', 'dead')
-    BEGIN DELETE FROM uniques WHERE id = NEW.id; END;
 CREATE TABLE IF NOT EXISTS queues (
     queue TEXT PRIMARY KEY,
     paused INTEGER NOT NULL DEFAULT 0

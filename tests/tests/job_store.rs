@@ -133,7 +133,6 @@ conformance!(
     expired_leases_are_rescued,
     cancel_stops_queued_and_running_jobs,
     unique_jobs_hold_for_their_period,
-    cancelled_and_dead_jobs_release_their_unique_key,
     the_farthest_time_reads_back,
     paused_queues_give_nothing,
     rate_limits_slide,
@@ -450,50 +449,6 @@ async fn unique_jobs_hold_for_their_period(store: Arc<dyn JobStore>) {
     let third = store.enqueue(&[u], now()).await.unwrap()[0];
     assert!(!third.duplicate);
     assert_ne!(third.id, first.id);
-}
-
-/// Enqueue-then-cancel must not keep everyone else's job out for the
-/// whole period: a cancelled or dead job lets go of its key.
-async fn cancelled_and_dead_jobs_release_their_unique_key(store: Arc<dyn JobStore>) {
-    let t = now();
-    let unique = |key: &str| {
-        let mut u = job("q", 0, t);
-        u.unique = Some(Unique {
-            key: key.into(),
-            period_ms: 3_600_000,
-        });
-        u
-    };
-    let planted = store.enqueue(&[unique("k")], t).await.unwrap()[0];
-    store.cancel(planted.id, now()).await.unwrap();
-    let got = store.get(planted.id).await.unwrap().unwrap();
-    assert_eq!(got.state, JobState::Cancelled);
-    assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
-    let honest = store.enqueue(&[unique("k")], now()).await.unwrap()[0];
-    assert!(!honest.duplicate, "the cancelled job's key was released");
-    assert_ne!(honest.id, planted.id);
-
-    // A job that goes dead releases its key too; a completed one keeps it.
-    let j = fetch(&*store, "a#1", 1).await.remove(0);
-    let failure = Failure {
-        attempt: attempt(&j),
-        error: "discarded".into(),
-        retry_at_ms: None,
-        snooze: false,
-    };
-    store.fail("a#1", &[failure], now()).await.unwrap();
-    assert_eq!(
-        store.get(j.id).await.unwrap().unwrap().state,
-        JobState::Dead
-    );
-    assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
-    // Cancelling a job that no longer holds the key leaves the holder be.
-    let holder = store.enqueue(&[unique("k")], now()).await.unwrap()[0];
-    store.cancel(j.id, now()).await.unwrap();
-    assert_eq!(
-        store.unique_holder("k", now()).await.unwrap(),
-        Some(holder.id)
-    );
 }
 
 /// The farthest run time and unique period the API takes (ten years)

@@ -28,7 +28,7 @@ for i = 3, #ARGV, 8 do
     local run_at = tonumber(ARGV[i + 5])
     redis.call('HSET', job_key(id), 'id', id, 'queue', q, 'worker', ARGV[i + 1], 'args', ARGV[i + 2],
       'priority', ARGV[i + 3], 'max', ARGV[i + 4], 'attempt', 0, 'enq', now, 'sched', run_at,
-      'errors', '', 'ukey', ukey)
+      'errors', '')
     redis.call('SADD', ns .. ':queues', q)
     if run_at > now then
       enter(id, q, 'scheduled', run_at)
