@@ -1,7 +1,7 @@
 //! The durable jobs' routes.
 //!
 //! - `POST /api/jobs` `{"queue", "worker", "args", "in_ms"?, "at_ms"?,
-//!   "priority"?, "unique"?: {"period_ms", "keys"?}, "max_retries"?}`:
+//!   "priority"?, "unique"?: {"period_ms", "keys"?, "hold"?}, "max_retries"?}`:
 //!   `{"id"}`, or `{"id", "duplicate": true}` for a unique hit. 400 for a
 //!   bad job, 413 for args over the limit, 503 when the store is down.
 //! - `GET /api/jobs/{id}`: `{"id", "queue", "worker", "state", "attempt",
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use drove::jobs::job::AttemptError;
 use drove::jobs::spec::SpecError;
+use drove::jobs::UniqueHold;
 use drove::jobs::{JobId, JobSpec, Jobs, JobsError, Scope, UniqueBy};
 use drove::Drove;
 
@@ -43,6 +44,10 @@ pub struct UniqueJson {
     /// Top-level keys of the args that count (all of the args if absent).
     #[serde(default)]
     pub keys: Option<Vec<String>>,
+    /// `"live"` (the default: a cancelled or dead job releases the key) or
+    /// `"always"` (every state holds it for the period).
+    #[serde(default)]
+    pub hold: UniqueHold,
 }
 
 /// The body of `POST /api/jobs`.
@@ -208,6 +213,7 @@ fn spec_of(body: EnqueueJson) -> Result<JobSpec, Refused> {
         spec = spec.unique(UniqueBy {
             period: Duration::from_millis(u.period_ms),
             keys: u.keys,
+            hold: u.hold,
         });
     }
     if let Some(n) = body.max_retries {

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use drove_jobs::job::UniqueHold;
 use drove_jobs::spec::UniqueBy;
 use drove_jobs::{JobCtx, JobError, JobSpec, Jobs, Worker};
 
@@ -85,6 +86,8 @@ pub(crate) fn delivery_spec(event: EventId, index: u32, args: Option<&DeliveryAr
     JobSpec::raw(QUEUE, DELIVERY_WORKER, json).unique(UniqueBy {
         period: DELIVERY_KEY_PERIOD,
         keys: Some(vec!["event".to_owned(), "index".to_owned()]),
+        // The key finds the delivery in every state, dead ones included.
+        hold: UniqueHold::Always,
     })
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::engine::{now_ms, Engine};
-use crate::job::Unique;
+use crate::job::{Unique, UniqueHold};
 use crate::spec::JobSpec;
 
 /// How long a tick's key is held: longer than any node can lag.
@@ -107,6 +107,8 @@ async fn enqueue_tick(engine: &Arc<Engine>, job: &CronJob, tick: u64) {
     new.unique = Some(Unique {
         key: format!("cron:{}:{tick}", job.name),
         period_ms: TICK_KEY_MS,
+        // One enqueue per tick across the cluster, cancelled or not.
+        hold: UniqueHold::Always,
     });
     // A store outage at the tick is retried briefly; a later tick is the
     // next chance after that.

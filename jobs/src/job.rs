@@ -111,6 +111,23 @@ pub struct Unique {
     pub key: String,
     /// How long the key holds, in ms.
     pub period_ms: u64,
+    /// Which states hold the key.
+    #[serde(default)]
+    pub hold: UniqueHold,
+}
+
+/// Which states of a job hold its unique key for the period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UniqueHold {
+    /// Every state but cancelled and dead (Oban's default): a cancelled or
+    /// discarded job lets its key go, so whoever enqueues first and cancels
+    /// cannot keep everyone else's job out for the period.
+    #[default]
+    Live,
+    /// Every state, for the whole period (a key used to find the job
+    /// again, as events find their deliveries).
+    Always,
 }
 
 /// A job to enqueue.

@@ -46,7 +46,7 @@ pub mod worker;
 
 pub use config::{JobsConfig, PipelineConfig, StoreUrl};
 pub use cron::CronJob;
-pub use job::{Enqueued, Job, JobId, JobState};
+pub use job::{Enqueued, Job, JobId, JobState, UniqueHold};
 pub use jobs::{Jobs, JobsBuilder, JobsError, PipelineInfo, Scope};
 pub use pipeline::PipelineStatus;
 pub use spec::{JobSpec, UniqueBy};

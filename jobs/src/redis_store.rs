@@ -12,7 +12,9 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script, Value};
 use tokio::sync::Mutex;
 
-use crate::job::{Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob};
+use crate::job::{
+    Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob, UniqueHold,
+};
 use crate::store::{
     around_node, error_entry, expiry_message, rescue_message, FetchRequest, Fetched, JobStore,
     QueueInfo, RescueReason, StoreError,
@@ -210,9 +212,13 @@ impl JobStore for RedisStore {
     async fn enqueue(&self, jobs: &[NewJob], now_ms: u64) -> Result<Vec<Enqueued>, StoreError> {
         let mut args = vec![now_ms.to_string()];
         for job in jobs {
-            let (key, period) = match &job.unique {
-                Some(u) => (u.key.clone(), u.period_ms.max(1).to_string()),
-                None => (String::new(), "0".to_owned()),
+            let (key, period, release) = match &job.unique {
+                Some(u) => (
+                    u.key.clone(),
+                    u.period_ms.max(1).to_string(),
+                    if u.hold == UniqueHold::Live { "1" } else { "0" },
+                ),
+                None => (String::new(), "0".to_owned(), "0"),
             };
             args.extend([
                 job.queue.clone(),
@@ -223,6 +229,7 @@ impl JobStore for RedisStore {
                 job.run_at_ms.to_string(),
                 key,
                 period,
+                release.to_owned(),
             ]);
         }
         let out = array(self.run(&ENQUEUE, args).await?)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::job::{NewJob, Unique, MAX_PRIORITY};
+use crate::job::{NewJob, Unique, UniqueHold, MAX_PRIORITY};
 use crate::worker::{BatchWorker, Worker};
 
 /// Uniqueness as asked for: a period, and which args make a job the
@@ -17,6 +17,8 @@ pub struct UniqueBy {
     pub period: Duration,
     /// Top-level keys of the args that count; `None` for the whole args.
     pub keys: Option<Vec<String>>,
+    /// Which states hold the key ([`UniqueHold::Live`] by default).
+    pub hold: UniqueHold,
 }
 
 /// When a job may run.
@@ -218,6 +220,7 @@ impl JobSpec {
                 Some(Unique {
                     key: self.unique_key(by)?,
                     period_ms: period_ms.max(1),
+                    hold: by.hold,
                 })
             }
             None => None,
@@ -321,6 +324,7 @@ mod tests {
             spec(RunAt::Now).unique(UniqueBy {
                 period: Duration::from_millis(ms),
                 keys: None,
+                hold: UniqueHold::Live,
             })
         };
         assert!(matches!(
@@ -335,6 +339,7 @@ mod tests {
         let by_keys = UniqueBy {
             period: Duration::from_secs(60),
             keys: Some(vec!["user".into()]),
+            hold: UniqueHold::Live,
         };
         let a = JobSpec::raw("q", "w", json!({"user": 1, "n": 1})).unique(by_keys.clone());
         let b = JobSpec::raw("q", "w", json!({"n": 2, "user": 1})).unique(by_keys.clone());
@@ -344,6 +349,7 @@ mod tests {
         let whole = UniqueBy {
             period: Duration::from_secs(60),
             keys: None,
+            hold: UniqueHold::Live,
         };
         let d = JobSpec::raw("q", "w", json!({"user": 1, "n": 1})).unique(whole.clone());
         let e = JobSpec::raw("q", "w", json!({"user": 1, "n": 2})).unique(whole.clone());

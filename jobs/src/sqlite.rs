@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use crate::job::{Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob};
+use crate::job::{
+    Attempt, AttemptError, Enqueued, Failure, Job, JobId, JobState, NewJob, UniqueHold,
+};
 use crate::store::{
     around_node, error_entry, expiry_message, rescue_message, FetchRequest, Fetched, JobStore,
     QueueInfo, RescueReason, StoreError,
@@ -44,6 +46,7 @@ CREATE TABLE IF NOT EXISTS uniques (
     id INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS uniques_by_job ON uniques(id);
 CREATE TABLE IF NOT EXISTS queues (
     queue TEXT PRIMARY KEY,
     paused INTEGER NOT NULL DEFAULT 0
@@ -93,6 +96,36 @@ fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A job whose key is held only while live (`release = 1`) lets it go when
+/// it is cancelled or dead, so whoever enqueues first and cancels cannot
+/// keep everyone else's job out for the period.
+const RELEASE_TRIGGER: &str = "
+CREATE TRIGGER IF NOT EXISTS unique_released AFTER UPDATE OF state ON jobs
+    WHEN NEW.state IN ('cancelled', 'dead')
+    BEGIN DELETE FROM uniques WHERE id = NEW.id AND release = 1; END;
+";
+
+/// Files made before unique holds were chosen per job get the column (their
+/// keys keep being held, as they were).
+fn add_release_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |conn: &Connection| {
+        conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('uniques') WHERE name = 'release'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+    };
+    if has(conn)? > 0 {
+        return Ok(());
+    }
+    match conn.execute_batch("ALTER TABLE uniques ADD COLUMN release INTEGER NOT NULL DEFAULT 0") {
+        Ok(()) => Ok(()),
+        // Another node sharing the file added it first.
+        Err(_) if has(conn)? > 0 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`; `:memory:` gives a
     /// private store that lives as long as this value.
@@ -109,6 +142,8 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(bad)?;
         conn.execute_batch(SCHEMA).map_err(bad)?;
+        add_release_column(&conn).map_err(bad)?;
+        conn.execute_batch(RELEASE_TRIGGER).map_err(bad)?;
         // A private in-memory store has no file a second connection could
         // open: it reads through the writer.
         let reader = if path == Path::new(":memory:") {
@@ -290,8 +325,14 @@ impl JobStore for SqliteStore {
                 let id = tx.last_insert_rowid();
                 if let Some(unique) = &job.unique {
                     tx.execute(
-                        "INSERT OR REPLACE INTO uniques(key, id, expires_at) VALUES (?1, ?2, ?3)",
-                        params![unique.key, id, int(now_ms.saturating_add(unique.period_ms))],
+                        "INSERT OR REPLACE INTO uniques(key, id, expires_at, release)
+                            VALUES (?1, ?2, ?3, ?4)",
+                        params![
+                            unique.key,
+                            id,
+                            int(now_ms.saturating_add(unique.period_ms)),
+                            unique.hold == UniqueHold::Live
+                        ],
                     )?;
                 }
                 out.push(Enqueued {
@@ -729,5 +770,56 @@ impl JobStore for SqliteStore {
             Ok((finished + dead) as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Unique;
+
+    fn unique_job(key: &str) -> NewJob {
+        NewJob {
+            queue: "q".into(),
+            worker: "w".into(),
+            args: "{}".into(),
+            priority: 0,
+            max_retries: 1,
+            run_at_ms: 0,
+            unique: Some(Unique {
+                key: key.into(),
+                period_ms: 60_000,
+                hold: UniqueHold::Live,
+            }),
+        }
+    }
+
+    /// A file made before holds were chosen per job opens, keeps its old
+    /// keys held, and releases new live ones on cancel.
+    #[tokio::test]
+    async fn an_old_file_gets_the_release_column() {
+        let path =
+            std::env::temp_dir().join(format!("drove-jobs-old-{}.sqlite3", rand::random::<u64>()));
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE uniques (key TEXT PRIMARY KEY, id INTEGER NOT NULL,
+                     expires_at INTEGER NOT NULL);
+                 INSERT INTO uniques VALUES ('old', 1, 9000000000000);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let again = SqliteStore::open(&path).unwrap();
+        let new = store.enqueue(&[unique_job("new")], 1).await.unwrap()[0];
+        assert_eq!(store.unique_holder("old", 1).await.unwrap(), Some(JobId(1)));
+        store.cancel(new.id, 2).await.unwrap();
+        assert_eq!(again.unique_holder("new", 2).await.unwrap(), None);
+        drop((store, again));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(name);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use drove_jobs::job::{Attempt, Failure, JobId, JobState, NewJob, Unique};
+use drove_jobs::job::{Attempt, Failure, JobId, JobState, NewJob, Unique, UniqueHold};
 use drove_jobs::redis_store::RedisStore;
 use drove_jobs::sqlite::SqliteStore;
 use drove_jobs::store::{FetchRequest, Fetched, JobStore, RateLimit, RescueReason};
@@ -133,6 +133,7 @@ conformance!(
     expired_leases_are_rescued,
     cancel_stops_queued_and_running_jobs,
     unique_jobs_hold_for_their_period,
+    cancelled_and_dead_jobs_release_a_live_hold,
     the_farthest_time_reads_back,
     paused_queues_give_nothing,
     rate_limits_slide,
@@ -429,6 +430,7 @@ async fn unique_jobs_hold_for_their_period(store: Arc<dyn JobStore>) {
     u.unique = Some(Unique {
         key: "k1".into(),
         period_ms: 300,
+        hold: UniqueHold::Live,
     });
     let first = store.enqueue(&[u.clone()], t).await.unwrap()[0];
     assert!(!first.duplicate);
@@ -451,6 +453,77 @@ async fn unique_jobs_hold_for_their_period(store: Arc<dyn JobStore>) {
     assert_ne!(third.id, first.id);
 }
 
+/// Enqueue-then-cancel must not keep everyone else's job out for the
+/// whole period: by default a cancelled or dead job lets go of its key; a
+/// job that holds its key always keeps it.
+async fn cancelled_and_dead_jobs_release_a_live_hold(store: Arc<dyn JobStore>) {
+    let t = now();
+    let unique = |key: &str, hold| {
+        let mut u = job("q", 0, t);
+        u.unique = Some(Unique {
+            key: key.into(),
+            period_ms: 3_600_000,
+            hold,
+        });
+        u
+    };
+    let planted = store
+        .enqueue(&[unique("k", UniqueHold::Live)], t)
+        .await
+        .unwrap()[0];
+    store.cancel(planted.id, now()).await.unwrap();
+    let got = store.get(planted.id).await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Cancelled);
+    assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
+    let honest = store
+        .enqueue(&[unique("k", UniqueHold::Live)], now())
+        .await
+        .unwrap()[0];
+    assert!(!honest.duplicate, "the cancelled job's key was released");
+
+    // A job that goes dead releases its key too.
+    let j = fetch(&*store, "a#1", 1).await.remove(0);
+    assert_eq!(j.id, honest.id);
+    let failure = Failure {
+        attempt: attempt(&j),
+        error: "discarded".into(),
+        retry_at_ms: None,
+        snooze: false,
+    };
+    store.fail("a#1", &[failure], now()).await.unwrap();
+    assert_eq!(
+        store.get(j.id).await.unwrap().unwrap().state,
+        JobState::Dead
+    );
+    assert_eq!(store.unique_holder("k", now()).await.unwrap(), None);
+    // Cancelling a job that no longer holds the key leaves the holder be.
+    let holder = store
+        .enqueue(&[unique("k", UniqueHold::Live)], now())
+        .await
+        .unwrap()[0];
+    store.cancel(j.id, now()).await.unwrap();
+    assert_eq!(
+        store.unique_holder("k", now()).await.unwrap(),
+        Some(holder.id)
+    );
+
+    // A key held always stays through a cancel.
+    let kept = store
+        .enqueue(&[unique("kept", UniqueHold::Always)], now())
+        .await
+        .unwrap()[0];
+    store.cancel(kept.id, now()).await.unwrap();
+    assert_eq!(
+        store.unique_holder("kept", now()).await.unwrap(),
+        Some(kept.id)
+    );
+    let again = store
+        .enqueue(&[unique("kept", UniqueHold::Always)], now())
+        .await
+        .unwrap()[0];
+    assert!(again.duplicate);
+}
+
 /// The farthest run time and unique period the API takes (ten years)
 /// store and read back exactly.
 async fn the_farthest_time_reads_back(store: Arc<dyn JobStore>) {
@@ -460,6 +533,7 @@ async fn the_farthest_time_reads_back(store: Arc<dyn JobStore>) {
     u.unique = Some(Unique {
         key: "far".into(),
         period_ms: drove_jobs::spec::MAX_AHEAD_MS,
+        hold: UniqueHold::Always,
     });
     u.max_retries = u32::MAX;
     let e = store.enqueue(&[u], t).await.unwrap()[0];
@@ -685,6 +759,7 @@ async fn a_redis_batch_with_a_number_out_of_range_writes_nothing() {
     bad.unique = Some(Unique {
         key: "bad".into(),
         period_ms: 1 << 60,
+        hold: UniqueHold::Live,
     });
     assert!(store.enqueue(&[job("q", 0, t), bad], t).await.is_err());
     assert!(fetch(&*store, "a#1", 10).await.is_empty());

@@ -355,6 +355,44 @@ async fn unique_jobs_by_args_and_by_keys() {
     assert_eq!(k2, json!({"id": k1["id"], "duplicate": true}));
     let (status, answer) = post(n, "/api/jobs", unique(json!(5), Some(vec!["user"]))).await;
     assert_eq!(status, 400, "{answer}");
+
+    // Uniqueness as a weapon: enqueue first, then cancel. By default the
+    // cancelled job lets its key go, so the honest enqueue goes in.
+    let later = |hold: Option<&str>| {
+        let mut body = unique(json!({"victim": 1, "hold": hold}), None);
+        body["in_ms"] = json!(60_000);
+        if let Some(h) = hold {
+            body["unique"]["hold"] = json!(h);
+        }
+        body
+    };
+    let planted = enqueue(n, later(None)).await;
+    let (status, _) = send_json(
+        "DELETE",
+        &n.http_addr(),
+        &format!("/api/jobs/{planted}"),
+        &json!({}),
+    )
+    .await
+    .expect("cancel");
+    assert_eq!(status, 200);
+    let (_, honest) = post(n, "/api/jobs", later(None)).await;
+    assert!(honest.get("duplicate").is_none(), "{honest}");
+    assert_ne!(honest["id"], json!(planted));
+    // A job that asks to hold its key always keeps it through a cancel.
+    let kept = enqueue(n, later(Some("always"))).await;
+    send_json(
+        "DELETE",
+        &n.http_addr(),
+        &format!("/api/jobs/{kept}"),
+        &json!({}),
+    )
+    .await
+    .expect("cancel");
+    let (_, again) = post(n, "/api/jobs", later(Some("always"))).await;
+    assert_eq!(again, json!({"id": kept, "duplicate": true}));
+    let (status, answer) = post(n, "/api/jobs", later(Some("sometimes"))).await;
+    assert_eq!(status, 400, "{answer}");
 }
 
 #[tokio::test]

@@ -54,6 +54,14 @@ local function enter(id, q, to, at)
   if not FINAL[to] then
     redis.call('HINCRBY', ns .. ':counts:' .. q, to, 1)
   end
+  if to == 'cancelled' or to == 'dead' then
+    -- A job that holds its key only while live lets it go (if it still
+    -- holds it), so enqueue-then-cancel cannot keep others' jobs out.
+    local uk = redis.call('HGET', key, 'ukey')
+    if uk and redis.call('GET', ns .. ':uniq:' .. uk) == tostring(id) then
+      redis.call('DEL', ns .. ':uniq:' .. uk)
+    end
+  end
   redis.call('HSET', key, 'state', to)
 end
 
