@@ -53,7 +53,15 @@ pub struct PoolConfig {
     pub min_idle_ms: Option<u64>,
     /// How runners are booted.
     pub backend: BackendKind,
+    /// The highest max this pool takes, here or at run time (API and
+    /// dashboard included): at most [`MAX_LIMIT`].
+    pub max_limit: usize,
+    /// Runners booting at once at most.
+    pub max_booting: usize,
 }
+
+/// The highest `max_limit` a pool may be given.
+pub const MAX_LIMIT: usize = 1024;
 
 impl Default for PoolConfig {
     fn default() -> Self {
@@ -69,6 +77,8 @@ impl Default for PoolConfig {
             idle_ms: 30_000,
             min_idle_ms: None,
             backend: BackendKind::Local,
+            max_limit: 64,
+            max_booting: 4,
         }
     }
 }
@@ -101,6 +111,19 @@ impl PoolConfig {
         }
         if self.min > self.max {
             return Err(PoolConfigError::Invalid("min must not exceed max"));
+        }
+        if self.max_limit == 0 || self.max_limit > MAX_LIMIT {
+            return Err(PoolConfigError::Invalid(
+                "max_limit must be between 1 and 1024",
+            ));
+        }
+        if self.max > self.max_limit {
+            return Err(PoolConfigError::Invalid("max must not exceed max_limit"));
+        }
+        if self.max_booting == 0 || self.max_booting > 64 {
+            return Err(PoolConfigError::Invalid(
+                "max_booting must be between 1 and 64",
+            ));
         }
         if self.max_concurrency == 0 {
             return Err(PoolConfigError::Invalid(
@@ -139,7 +162,7 @@ impl FromStr for PoolConfig {
     type Err = PoolConfigError;
 
     /// `NAME:min=0,max=3,max_concurrency=2,idle_ms=3000,backend=process`.
-    /// Keys: min, max, max_concurrency, single_use, timeout_ms,
+    /// Keys: min, max, max_limit, max_booting, max_concurrency, single_use, timeout_ms,
     /// boot_timeout_ms, shutdown_timeout_ms, idle_ms, min_idle_ms, backend
     /// (local, process, exec). `exec=TEMPLATE` comes last and takes the
     /// rest of the text, commas included; it implies backend=exec.
@@ -167,6 +190,8 @@ impl FromStr for PoolConfig {
                 "min" => config.min = count()?,
                 "max" => config.max = count()?,
                 "max_concurrency" => config.max_concurrency = count()?,
+                "max_limit" => config.max_limit = count()?,
+                "max_booting" => config.max_booting = count()?,
                 "single_use" => config.single_use = value.parse().map_err(|_| bad())?,
                 "timeout_ms" => config.timeout_ms = num()?,
                 "boot_timeout_ms" => config.boot_timeout_ms = num()?,

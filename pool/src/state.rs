@@ -6,8 +6,9 @@
 //! Placement: the least-loaded ready runner under max_concurrency takes the
 //! oldest waiter. Otherwise a runner boots if runners (draining and booting
 //! ones included) are below max and the boots under way cannot cover the
-//! waiters, unless a failed boot set a backoff. Otherwise the caller waits
-//! in FIFO order until its deadline.
+//! waiters, unless a failed boot set a backoff, and at most `max_booting`
+//! boot at once. Otherwise the caller waits in FIFO order until its
+//! deadline.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -32,6 +33,11 @@ pub struct Limits {
     pub idle_ms: u64,
     /// Idle time after which a runner within `min` stops; never if `None`.
     pub min_idle_ms: Option<u64>,
+    /// The highest `max` that [`PoolState::set_bounds`] takes.
+    pub max_limit: usize,
+    /// Runners booting at once at most: a min raised to the ceiling boots
+    /// this many at a time, not all together.
+    pub max_booting: usize,
 }
 
 /// Whether a runner takes callers.
@@ -270,6 +276,9 @@ impl PoolState {
         if min > max {
             return Err("min must not exceed max");
         }
+        if max > self.limits.max_limit {
+            return Err("max must not exceed the pool's max_limit");
+        }
         self.limits.min = min;
         self.limits.max = max;
         Ok(self.step(now))
@@ -342,7 +351,10 @@ impl PoolState {
         loop {
             let coming = self.booting.len() * self.slots_per_runner();
             let wanted = self.waiting.len() > coming || self.live() < self.limits.min;
-            if !wanted || self.total() >= self.limits.max {
+            if !wanted
+                || self.total() >= self.limits.max
+                || self.booting.len() >= self.limits.max_booting.max(1)
+            {
                 break;
             }
             let id = self.next_runner;

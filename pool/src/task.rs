@@ -187,6 +187,8 @@ impl PoolTask {
             single_use: config.single_use,
             idle_ms: config.idle_ms,
             min_idle_ms: config.min_idle_ms,
+            max_limit: config.max_limit,
+            max_booting: config.max_booting,
         });
         PoolTask {
             config,

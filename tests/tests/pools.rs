@@ -477,6 +477,19 @@ async fn bad_input_gets_clear_errors_and_bounds_change_at_run_time() {
     .await
     .expect("PUT");
     assert_eq!(status, 400, "{text}");
+    // One request must not boot 200 processes: max has a ceiling (64 by
+    // default), and nothing boots.
+    let (status, text) = drove_tests::send_json(
+        "PUT",
+        &n.http_addr(),
+        "/api/pools/q",
+        &json!({"min": 200, "max": 200}),
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("max_limit"), "{text}");
+    assert_eq!(pool(&n, "q").await["booting"], 0);
 
     // Three runners, then max lowered to 1: the idle ones stop.
     for (status, answer, _) in calls(&n, "q", sleep_ms(300), 3).await {

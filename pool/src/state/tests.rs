@@ -14,6 +14,8 @@ fn limits(min: usize, max: usize, conc: usize, single_use: bool) -> Limits {
         single_use,
         idle_ms: 1_000,
         min_idle_ms: None,
+        max_limit: 8,
+        max_booting: 3,
     }
 }
 
@@ -63,6 +65,10 @@ impl Harness {
         assert!(
             self.state.runners.len() + self.state.booting.len() <= l.max.max(self.was_max()),
             "above max"
+        );
+        assert!(
+            self.state.booting.len() <= l.max_booting,
+            "too many booting at once"
         );
         for r in self.state.runners.values() {
             assert!(r.busy <= l.max_concurrency, "slot overbooked");
@@ -252,6 +258,28 @@ fn a_waiter_past_its_deadline_fails() {
             reason: Refusal::Deadline
         }]
     );
+}
+
+/// One request that raises min to the ceiling boots a few at a time, and
+/// no request may raise max past the ceiling.
+#[test]
+fn bounds_have_a_ceiling_and_boots_a_rate() {
+    let mut h = Harness::new(limits(0, 1, 1, false));
+    assert!(h.state.set_bounds(200, 200, 0).is_err());
+    assert!(h.state.set_bounds(9, 9, 0).is_err());
+    assert_eq!(h.state.limits().max, 1);
+    let actions = h.state.set_bounds(8, 8, 0).expect("within the ceiling");
+    h.apply(actions);
+    assert_eq!(h.state.booting(), 3, "three boots at a time");
+    let first = *h.state.booting.iter().next().expect("one booting");
+    let actions = h.state.booted(first, 1);
+    h.apply(actions);
+    assert_eq!(
+        h.state.booting(),
+        3,
+        "a ready runner makes room for the next boot"
+    );
+    assert_eq!(h.state.total(), 4, "one ready, three booting");
 }
 
 #[test]
