@@ -47,7 +47,7 @@ pub struct GossipCounters {
     pub bytes_received: AtomicU64,
 }
 
-/// What the cluster port's gate ([`crate::gate`]) let in and dropped.
+/// What the cluster port's gate let in and dropped.
 #[derive(Debug, Default)]
 pub struct GateCounters {
     /// TCP connections accepted.

@@ -195,7 +195,8 @@ async fn run(browser: &Browser, nodes: &mut [NodeProc]) {
     );
     browser.screenshot("download-manager.png").await;
 
-    // The link gives the file, whose content checks out, and clears it.
+    // The file checks out (a GET changes nothing); the page's link fetches
+    // it too and then clears the report with a DELETE.
     let link = v["link"].as_str().expect("link").to_string();
     let got = c
         .execute_async(
@@ -222,6 +223,15 @@ async fn run(browser: &Browser, nodes: &mut [NodeProc]) {
         producers.split(' ').count() >= 2,
         "the file should carry both trackers' rows: {producers}"
     );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = page_state(c).await;
+    assert_eq!(
+        still["busy"], true,
+        "fetching the file cleared nothing: {still}"
+    );
+    c.execute(r#"document.getElementById("link").click();"#, vec![])
+        .await
+        .expect("click the link");
     watch(c, &mut highest, "the button to come back", |v| {
         v["busy"] == false
     })

@@ -260,12 +260,21 @@ async fn two_hundred_users_complete_exactly_once_through_a_node_kill() {
             );
             moved += 1;
         }
-        // Cleared on the node that served the file at once, and on the
-        // other as soon as the delete's delta arrives.
+        // A GET changes nothing; the page's DELETE clears the report on
+        // the node that served it at once, and on the other as soon as the
+        // delete's delta arrives.
         let (status, _) = u
             .json(&survivors[(i + 1) % 2], "GET", "/api/downloads/current")
             .await;
-        assert_eq!(status, 404, "fetching the file clears the download");
+        assert_eq!(status, 200, "fetching the file changes nothing");
+        let (status, _) = u
+            .json(&survivors[(i + 1) % 2], "DELETE", "/api/downloads/current")
+            .await;
+        assert_eq!(status, 204);
+        let (status, _) = u
+            .json(&survivors[(i + 1) % 2], "GET", "/api/downloads/current")
+            .await;
+        assert_eq!(status, 404, "read your own delete");
         let other = survivors[i % 2].clone();
         let again = u.clone();
         wait_for(

@@ -154,8 +154,27 @@ $("go").onclick = async () => {
   }
 };
 
-// Fetching the file clears the entry; the stream then brings the button
-// back.
+// The link fetches the file, hands it to the browser, then clears the
+// report with a DELETE (a GET changes nothing); the stream then brings the
+// button back.
+$("link").onclick = async (ev) => {
+  ev.preventDefault();
+  const r = await call("GET", new URL($("link").href).pathname);
+  if (!r || r.status !== 200) {
+    $("err").textContent = "could not fetch the file, try again";
+    return;
+  }
+  const blob = await r.blob();
+  const name = "report-" + (r.headers.get("x-download-id") || "file") + ".csv";
+  await call("DELETE", "/api/downloads/current");
+  const save = document.createElement("a");
+  save.href = URL.createObjectURL(blob);
+  save.download = name;
+  document.body.appendChild(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(save.href), 60000);
+};
 connect();
 </script>
 </body>
