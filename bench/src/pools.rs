@@ -2,7 +2,7 @@
 //! a process runner's cold boot, calls per second at max x
 //! max_concurrency, scaling from 0 to max under a burst, and the memory of
 //! an idle runner. The runners are this bench binary, started again with
-//! `DROVE_PARENT` (see `main`).
+//! `DROVE_PARENT_FILE` (see `main`).
 
 use std::time::{Duration, Instant};
 

@@ -329,7 +329,7 @@ impl DroveBuilder {
     /// Starts the node (it joins its seeds in the background), then the
     /// registry, pub/sub, the cache, the supervisor and the runner pools.
     ///
-    /// In a process booted by a runner pool (`DROVE_PARENT` set) the node
+    /// In a process booted by a runner pool (`DROVE_PARENT_FILE` set) the node
     /// joins as that pool's runner instead: named by its parent, on a free
     /// port of the parent's host, with no child types declared.
     pub async fn start(self) -> Result<Drove, DroveError> {

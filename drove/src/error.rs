@@ -29,7 +29,7 @@ pub enum DroveError {
     /// The job system did not start.
     #[error("starting the job system")]
     Jobs(#[source] drove_jobs::JobsError),
-    /// `DROVE_PARENT` is set but cannot be used.
+    /// `DROVE_PARENT_FILE` is set but its file cannot be used.
     #[error("this process was started as a runner, but")]
     Parent(#[source] drove_pool::parent::ParentError),
     /// The discovery strategy could not start (no resolver configuration,

@@ -1,4 +1,4 @@
-//! How a process booted by a runner pool (`DROVE_PARENT` set) becomes a
+//! How a process booted by a runner pool (`DROVE_PARENT_FILE` set) becomes a
 //! runner: the node's name, address, seed and cookie come from its parent;
 //! it serves no HTTP and declares no child types.
 

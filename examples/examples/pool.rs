@@ -1,6 +1,6 @@
 //! A runner pool: a transcode wrapped as a remote function runs on a fresh
 //! process of this same program, which joined the cluster for the call.
-//! The program is its own runner: started with `DROVE_PARENT`, the builder
+//! The program is its own runner: started with `DROVE_PARENT_FILE`, the builder
 //! turns it into one.
 //!
 //! `cargo run -p drove-examples --example pool`

@@ -4,11 +4,13 @@
 //! boot a runner anywhere). The local backend boots nothing: its calls run
 //! in this process (see the pool).
 
+use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::parent::{ParentInfo, PARENT_VAR};
+use crate::parent::{ParentFile, ParentInfo, PARENT_VAR};
 
 /// A booted runner's process, as far as this node can see it.
 #[derive(Debug)]
@@ -26,8 +28,8 @@ pub struct RunnerProcess {
 }
 
 /// Boots runners. Implement it to boot them somewhere new (a cloud API);
-/// the runner is this same application started with
-/// [`PARENT_VAR`] set to `info.encode()`.
+/// the runner is this same application started with [`PARENT_VAR`]
+/// naming a [`ParentFile`] written from `info`.
 pub trait Backend: Send + Sync + 'static {
     /// A short name for logs and the admin API.
     fn kind(&self) -> &'static str;
@@ -43,8 +45,8 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Child processes of this executable, with this process's arguments and
-/// `DROVE_PARENT`; the child's stdin is a pipe whose end tells it this
-/// process is gone, even after a kill -9.
+/// `DROVE_PARENT_FILE` naming its parent file; the child's stdin is a pipe
+/// whose end tells it this process is gone, even after a kill -9.
 #[derive(Debug, Default, Clone)]
 pub struct ProcessBackend;
 
@@ -66,19 +68,23 @@ impl Backend for ProcessBackend {
         } else {
             std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?
         };
+        let file = ParentFile::write(info).map_err(|e| format!("writing the parent file: {e}"))?;
         let mut command = tokio::process::Command::new(exe);
         command
             .args(std::env::args_os().skip(1))
-            .env(PARENT_VAR, info.encode());
-        spawn(command, true)
+            .env(PARENT_VAR, file.path());
+        spawn(command, true, file, None)
     }
 }
 
 /// A shell command (`sh -c TEMPLATE`) that boots a runner: `{env}` becomes
-/// `DROVE_PARENT=<value>`, `{parent}` the value alone, `{name}` the
+/// `DROVE_PARENT_FILE=<path>`, `{parent}` the path alone, `{name}` the
 /// runner's node name, `{exe}` this executable and `{args}` this process's
-/// arguments, shell-quoted. For example `env {env} {exe} {args}` locally,
-/// or `kubectl run {name} --image=app --env {env} -- app {args}`.
+/// arguments, shell-quoted. The path names a 0600 file holding the runner's
+/// credentials, so nothing secret is on the command line; a template that
+/// boots the runner elsewhere copies the file there (it is removed once
+/// the boot timeout passes). For example `exec env {env} {exe} {args}`
+/// locally.
 #[derive(Debug, Clone)]
 pub struct ExecBackend {
     template: String,
@@ -92,15 +98,15 @@ impl ExecBackend {
         }
     }
 
-    /// The command line for `info`.
-    pub fn command_line(&self, info: &ParentInfo) -> Result<String, String> {
+    /// The command line for `info`, whose parent file is `file`.
+    pub fn command_line(&self, info: &ParentInfo, file: &Path) -> Result<String, String> {
         let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
         let args: Vec<String> = std::env::args_os().skip(1).map(|a| quote(&a)).collect();
-        let value = info.encode();
+        let path = quote(file.as_os_str());
         Ok(self
             .template
-            .replace("{env}", &format!("{PARENT_VAR}={value}"))
-            .replace("{parent}", &value)
+            .replace("{env}", &format!("{PARENT_VAR}={path}"))
+            .replace("{parent}", &path)
             .replace("{name}", &info.name)
             .replace("{exe}", &quote(exe.as_os_str()))
             .replace("{args}", &args.join(" ")))
@@ -113,9 +119,13 @@ impl Backend for ExecBackend {
     }
 
     fn boot(&self, info: &ParentInfo) -> Result<RunnerProcess, String> {
+        let file = ParentFile::write(info).map_err(|e| format!("writing the parent file: {e}"))?;
         let mut command = tokio::process::Command::new("sh");
-        command.arg("-c").arg(self.command_line(info)?);
-        spawn(command, false)
+        command.arg("-c").arg(self.command_line(info, file.path())?);
+        // The command may only launch the runner elsewhere and return: the
+        // file stays until the runner had its time to boot.
+        let keep = Duration::from_millis(info.boot_timeout_ms);
+        spawn(command, false, file, Some(keep))
     }
 }
 
@@ -125,9 +135,13 @@ fn quote(text: &std::ffi::OsStr) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// Spawns `command`; `file` is removed when it exits, or after `keep`
+/// when given, whichever is later.
 fn spawn(
     mut command: tokio::process::Command,
     exit_is_death: bool,
+    file: ParentFile,
+    keep: Option<Duration>,
 ) -> Result<RunnerProcess, String> {
     command.stdin(Stdio::piped()).kill_on_drop(true);
     let mut child = command
@@ -139,6 +153,7 @@ fn spawn(
     let stdin = child.stdin.take();
     let (exit_tx, exited) = oneshot::channel();
     let (kill, kill_rx) = oneshot::channel::<()>();
+    let keep_until = keep.map(|k| tokio::time::Instant::now() + k);
     tokio::spawn(async move {
         let _stdin = stdin;
         let status = tokio::select! {
@@ -153,6 +168,10 @@ fn spawn(
             Err(e) => format!("cannot wait for it: {e}"),
         };
         let _ = exit_tx.send(text);
+        if let Some(at) = keep_until {
+            tokio::time::sleep_until(at).await;
+        }
+        drop(file);
     });
     Ok(RunnerProcess {
         pid,

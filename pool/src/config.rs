@@ -19,8 +19,9 @@ pub enum BackendKind {
     /// Child OS processes of this executable, on this machine.
     Process,
     /// A shell command template (`sh -c`) that boots a runner anywhere:
-    /// `{env}` becomes `DROVE_PARENT='...'`, `{parent}` the quoted value
-    /// alone, `{exe}` this executable, `{args}` this process's arguments.
+    /// `{env}` becomes `DROVE_PARENT_FILE='<path>'`, `{parent}` the quoted
+    /// path alone, `{exe}` this executable, `{args}` this process's
+    /// arguments.
     Exec(String),
 }
 

@@ -20,7 +20,7 @@
 //!   the caller's build id (a hash of the executable): a runner of another
 //!   build refuses it.
 //! - **Runners are nodes.** A runner is this executable started with
-//!   `DROVE_PARENT`; it joins the cluster under its own name, declares no
+//!   `DROVE_PARENT_FILE`; it joins the cluster under its own name, declares no
 //!   child types, says hello to its parent's pools service with a
 //!   per-runner secret, and exits when its parent is down or gone, when
 //!   its stdin pipe closes, when it cannot reach the parent within
@@ -38,7 +38,7 @@
 //! - [`builtin`]: `drove.sleep`, `drove.sha256`, `drove.exit`.
 //! - [`config`]: [`PoolConfig`], [`BackendKind`]; [`error`]: the errors.
 //! - [`state`]: the pool's decisions, pure.
-//! - [`mod@parent`]: `DROVE_PARENT`, [`parent()`].
+//! - [`mod@parent`]: `DROVE_PARENT_FILE`, [`parent()`].
 //! - [`protocol`]: messages between pools and runners.
 //! - [`backend`]: [`Backend`], process and exec backends.
 //! - `task`: the pool task; `pool`: [`Pool`], [`PoolBuilder`].

@@ -1,7 +1,13 @@
-//! [`ParentInfo`]: what a runner is told at boot through the `DROVE_PARENT`
-//! environment variable (its parent, pool, id, the build, credentials),
-//! and [`parent`], how the app asks whether it is a runner (Dragonfly's
-//! `Parent.get/0`).
+//! [`ParentInfo`]: what a runner is told at boot (its parent, pool, id,
+//! the build, credentials), and [`parent`], how the app asks whether it is
+//! a runner (Dragonfly's `Parent.get/0`).
+//!
+//! The credentials never travel in argv or the environment: the pool
+//! writes the encoded [`ParentInfo`] to a new 0600 file ([`ParentFile`])
+//! and the runner gets only its path in `DROVE_PARENT_FILE`. The runner
+//! reads the file once, removes it and clears the variable, so nothing it
+//! spawns inherits a way to its secrets; the pool removes a file no runner
+//! took.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -10,10 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use drove_runtime::NodeId;
 
-/// The environment variable a runner is booted with.
-pub const PARENT_VAR: &str = "DROVE_PARENT";
+/// The environment variable a runner is booted with: the path of its
+/// parent file.
+pub const PARENT_VAR: &str = "DROVE_PARENT_FILE";
 
-/// The longest `DROVE_PARENT` value read (it is hex of a small JSON).
+/// The variable that once carried the credentials themselves: refused
+/// with a clear error.
+const OLD_VAR: &str = "DROVE_PARENT";
+
+/// The longest parent file read (it is hex of a small JSON).
 const MAX_VAR: usize = 16 * 1024;
 
 /// Who booted this runner, and how it joins.
@@ -57,19 +68,63 @@ pub struct ParentInfo {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParentError {
     /// It is not hex of JSON describing a parent.
-    #[error("DROVE_PARENT is malformed: {0}")]
+    #[error("the runner's parent file is malformed: {0}")]
     Malformed(String),
+    /// The parent file cannot be read, or anyone but its owner could.
+    #[error("the runner's parent file {path}: {reason}")]
+    File {
+        /// The path given in `DROVE_PARENT_FILE`.
+        path: String,
+        /// Why it is not used.
+        reason: String,
+    },
+}
+
+/// A parent file: written 0600 and new (never through an existing path or
+/// link), removed when dropped if the runner has not removed it already.
+#[derive(Debug)]
+pub struct ParentFile {
+    path: std::path::PathBuf,
+}
+
+impl ParentFile {
+    /// Writes `info` to a new file in the temporary directory.
+    pub fn write(info: &ParentInfo) -> std::io::Result<ParentFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path =
+            std::env::temp_dir().join(format!("drove-runner-{:032x}", rand::random::<u128>()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let file_guard = ParentFile { path };
+        file.write_all(info.encode().as_bytes())?;
+        Ok(file_guard)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for ParentFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl ParentInfo {
-    /// The value of `DROVE_PARENT`: hex of JSON, so any shell or
+    /// The parent file's content: hex of JSON, so any shell or
     /// orchestrator passes it through unquoted.
     pub fn encode(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         json.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Reads a `DROVE_PARENT` value.
+    /// Reads a parent file's content.
     pub fn decode(text: &str) -> Result<Self, ParentError> {
         let bad = |why: &str| ParentError::Malformed(why.to_string());
         let text = text.trim();
@@ -104,24 +159,67 @@ impl ParentInfo {
     }
 }
 
-/// This process's parent if it is a runner (booted with `DROVE_PARENT`),
-/// else `None`. An app skips what a runner does not need, such as its web
-/// endpoint. A malformed variable reads as an error once, at
+/// This process's parent if it is a runner (booted with
+/// `DROVE_PARENT_FILE`), else `None`. An app skips what a runner does not
+/// need, such as its web endpoint. A bad file reads as an error at
 /// [`parent_from_env`], and as `None` here.
 pub fn parent() -> Option<&'static ParentInfo> {
-    static PARENT: OnceLock<Option<ParentInfo>> = OnceLock::new();
-    PARENT
-        .get_or_init(|| parent_from_env().ok().flatten())
-        .as_ref()
+    read_once().as_ref().ok().and_then(Option::as_ref)
 }
 
-/// Reads `DROVE_PARENT`: `None` when unset.
+/// Reads the parent file named by `DROVE_PARENT_FILE` (once per process:
+/// the file is removed as it is read): `None` when the variable is unset.
 pub fn parent_from_env() -> Result<Option<ParentInfo>, ParentError> {
-    match std::env::var(PARENT_VAR) {
-        Ok(value) => ParentInfo::decode(&value).map(Some),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ParentError::Malformed("not UTF-8".into())),
+    read_once().clone()
+}
+
+fn read_once() -> &'static Result<Option<ParentInfo>, ParentError> {
+    static PARENT: OnceLock<Result<Option<ParentInfo>, ParentError>> = OnceLock::new();
+    PARENT.get_or_init(read_parent_file)
+}
+
+fn read_parent_file() -> Result<Option<ParentInfo>, ParentError> {
+    if std::env::var_os(OLD_VAR).is_some() {
+        return Err(ParentError::Malformed(format!(
+            "{OLD_VAR} no longer carries credentials; a pool passes {PARENT_VAR}"
+        )));
     }
+    let Some(path) = std::env::var_os(PARENT_VAR) else {
+        return Ok(None);
+    };
+    // What this process spawns must not find the way to its secrets.
+    std::env::remove_var(PARENT_VAR);
+    let path = std::path::PathBuf::from(path);
+    let refuse = |reason: String| ParentError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = read_private(&path).map_err(refuse);
+    let _ = std::fs::remove_file(&path);
+    ParentInfo::decode(&text?).map(Some)
+}
+
+/// The file's text, if it is a regular file of this user that no one else
+/// may read, of a bounded size.
+fn read_private(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "mode {:o}: others may read it",
+            meta.mode() & 0o777
+        ));
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err("owned by another user".into());
+    }
+    if meta.len() > MAX_VAR as u64 {
+        return Err("too large".into());
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -154,6 +252,23 @@ mod tests {
         for bad in ["", "zz", "abc", "7b7d"] {
             assert!(ParentInfo::decode(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_parent_file_is_private_and_goes_away() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = ParentFile::write(&info()).unwrap();
+        let meta = std::fs::metadata(file.path()).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            ParentInfo::decode(&read_private(file.path()).unwrap()),
+            Ok(info())
+        );
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_private(file.path()).is_err(), "readable by others");
+        let path = file.path().to_path_buf();
+        drop(file);
+        assert!(!path.exists());
     }
 
     #[test]

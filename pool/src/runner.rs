@@ -1,4 +1,4 @@
-//! The runner side: what a node booted with `DROVE_PARENT` runs. The
+//! The runner side: what a node booted with `DROVE_PARENT_FILE` runs. The
 //! runner service (`drove.runner`) executes calls from the function table
 //! under their deadlines, cancels them on request, keeps placed children,
 //! and decides when the process ends: its parent down or gone, its parent

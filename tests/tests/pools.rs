@@ -223,6 +223,37 @@ async fn killing_the_parent_leaves_no_runner_alive() {
     let mut pids: Vec<i32> = wait_ready(&n, "k", 2).await.iter().map(pid_of).collect();
     pids.extend(wait_ready(&n, "e", 1).await.iter().map(pid_of));
     assert!(pids.iter().all(|p| alive(*p)));
+    // No runner's command line or environment carries its credentials:
+    // only the path of a 0600 file, which the runner removed once read.
+    let cookie_hex: String = format!("\"cookie\":\"{}\"", n.cookie)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for pid in &pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        for (what, bytes) in [("command line", &cmdline), ("environment", &environ)] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains(&cookie_hex),
+                "runner {pid}'s {what} holds the credentials"
+            );
+            assert!(
+                !text.contains("DROVE_PARENT="),
+                "runner {pid}'s {what}: {text}"
+            );
+        }
+        let environ = String::from_utf8_lossy(&environ);
+        let file = environ
+            .split('\0')
+            .find_map(|kv| kv.strip_prefix("DROVE_PARENT_FILE="))
+            .expect("the runner was given a parent file");
+        let file = file.trim_matches('\'');
+        assert!(
+            !std::path::Path::new(file).exists(),
+            "runner {pid} left its parent file {file}"
+        );
+    }
     n.kill9();
     // FLAME #49: no orphans.
     wait_for(
