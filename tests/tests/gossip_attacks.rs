@@ -201,3 +201,78 @@ async fn insider_malformed_and_replayed_gossip_is_refused() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(total(&c, "drove_gossip_accepted_total").await > accepted);
 }
+
+/// The highest resident memory the process ever had (`VmHWM`).
+fn peak_resident_bytes(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb << 10)
+}
+
+/// The node's UDP sockets on loopback other than `public`, as a local
+/// user finds them: its descriptors' inodes matched in /proc/net/udp.
+fn private_udp_ports(pid: i32, public: u16) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/udp").expect("udp table");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let inode = cols.get(9)?;
+            let (ip, port) = cols.get(1)?.split_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            let loopback = u32::from_str_radix(ip, 16).ok()?.to_ne_bytes()[0] == 127;
+            (inodes.iter().any(|i| i == inode) && loopback && port != public).then_some(port)
+        })
+        .collect()
+}
+
+/// A local user with no privileges finds the gossip codec's loopback
+/// sockets and sends them inflation bombs: the kernel drops them (each
+/// private socket takes datagrams only from its own peer socket), so the
+/// node's memory stays put and its peers never see it down.
+#[tokio::test(flavor = "multi_thread")]
+async fn bombs_on_the_private_codec_sockets_are_dropped() {
+    let _machine = drove_tests::shared_machine().await;
+    let c = TestCluster::started(2).await;
+    let n1 = &c.nodes[0];
+    let pid = n1.pid().expect("n1 runs").as_raw();
+    let ports = private_udp_ports(pid, n1.listen.port());
+    assert!(ports.len() >= 3, "codec, capture and injector: {ports:?}");
+    let peak_before = peak_resident_bytes(pid);
+    let bomb = forge::inflation_bomb();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    for _ in 0..50 {
+        for port in &ports {
+            let _ = socket.send_to(&bomb, ("127.0.0.1", *port)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Inflated buffers are freed at once: the peak tells what they took.
+    let peak_after = peak_resident_bytes(pid);
+    assert!(
+        peak_after < peak_before + (32 << 20),
+        "n1's peak grew from {peak_before} to {peak_after} bytes"
+    );
+    let up = c.nodes[1].status_of("n1").await;
+    assert_eq!(up.as_deref(), Some("up"), "n2 sees n1 {up:?}");
+    for n in &c.nodes {
+        assert!(n.cluster().await.is_some(), "{} answers", n.name);
+    }
+}

@@ -9,12 +9,18 @@
 //!   public socket.
 //! - receive: a datagram on the public socket is opened (`seal`) and checked
 //!   (`check`) before any decoding; only then is the payload passed, from a
-//!   private *injector* socket kept per peer address, to chitchat's socket,
-//!   which decodes it. The injector's port tells which peer it came from.
+//!   private *injector* socket, to chitchat's socket, which decodes it. One
+//!   datagram is in the codec at a time, so the decoded envelope is known
+//!   to come from the peer whose datagram was passed.
 //!
-//! Datagrams on the private sockets from anywhere else are dropped.
+//! Nothing but the node's own sockets can reach the codec: the codec socket
+//! is connected to the injector and the capture socket to the codec, so the
+//! kernel drops a datagram from any other address (a local process that
+//! found the codec's port in `/proc/net/udp`) before chitchat could decode
+//! it. chitchat does not hand out its socket, so the codec's descriptor is
+//! found by its inode in `/proc/self/net/udp` and connected with `connect`
+//! on the raw descriptor, then checked.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,10 +37,6 @@ use crate::metrics::GossipCounters;
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_507;
-
-/// Peer addresses with an injector at most; past this the oldest-made one is
-/// closed (a peer that comes back gets a new one).
-const MAX_PEERS: usize = 4096;
 
 /// How long an encoded datagram may take to reach the capture socket.
 const CAPTURE_WAIT: Duration = Duration::from_secs(1);
@@ -60,7 +62,10 @@ impl Transport for SealedUdp {
         let public = UdpSocket::bind(listen).await?;
         let codec = Codec::open(LOOPBACK).await?;
         let codec_addr = codec.local_addr()?;
+        let injector = UdpSocket::bind(LOOPBACK).await?;
+        connect_codec(codec_addr, injector.local_addr()?)?;
         let capture = UdpSocket::bind(LOOPBACK).await?;
+        capture.connect(codec_addr).await?;
         let capture_addr = capture.local_addr()?;
         Ok(Box::new(SealedSocket {
             public,
@@ -68,46 +73,73 @@ impl Transport for SealedUdp {
             codec_addr,
             capture,
             capture_addr,
+            injector,
+            in_codec: None,
             sealer: Sealer::new(self.key),
-            injectors: Injectors::default(),
             counters: self.counters.clone(),
             buf: vec![0; MAX_DATAGRAM + 1].into_boxed_slice(),
         }))
     }
 }
 
-/// One private socket per peer address, and the way back.
-#[derive(Default)]
-struct Injectors {
-    by_peer: HashMap<SocketAddr, Arc<UdpSocket>>,
-    peer_of: HashMap<SocketAddr, SocketAddr>,
-    order: std::collections::VecDeque<SocketAddr>,
+/// Connects chitchat's codec socket, bound at `codec`, to `injector`: its
+/// descriptor is the one whose inode `/proc/self/net/udp` lists at `codec`.
+fn connect_codec(codec: SocketAddr, injector: SocketAddr) -> std::io::Result<()> {
+    use nix::sys::socket::{connect, getpeername, getsockname, SockaddrIn};
+    let other = |why: String| std::io::Error::other(why);
+    let (SocketAddr::V4(codec4), SocketAddr::V4(injector4)) = (codec, injector) else {
+        return Err(other("the codec sockets are on IPv4 loopback".into()));
+    };
+    let inode = udp_inode(codec4)?;
+    let wanted = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        let is_it = std::fs::read_link(entry.path())
+            .map(|l| l.as_os_str() == wanted.as_str())
+            .unwrap_or(false);
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if !is_it {
+            continue;
+        }
+        connect(fd, &SockaddrIn::from(injector4)).map_err(std::io::Error::from)?;
+        // The descriptor could have been closed and reused in between:
+        // check it is still the codec, now tied to the injector.
+        let bound: SockaddrIn = getsockname(fd).map_err(std::io::Error::from)?;
+        let peer: SockaddrIn = getpeername(fd).map_err(std::io::Error::from)?;
+        if std::net::SocketAddrV4::from(bound) == codec4
+            && std::net::SocketAddrV4::from(peer) == injector4
+        {
+            return Ok(());
+        }
+        return Err(other("the codec's descriptor changed under us".into()));
+    }
+    Err(other(format!(
+        "no descriptor holds the codec socket {codec}"
+    )))
 }
 
-impl Injectors {
-    async fn for_peer(&mut self, peer: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
-        if let Some(s) = self.by_peer.get(&peer) {
-            return Ok(s.clone());
-        }
-        if self.by_peer.len() >= MAX_PEERS {
-            if let Some(old) = self.order.pop_front() {
-                if let Some(s) = self.by_peer.remove(&old) {
-                    if let Ok(a) = s.local_addr() {
-                        self.peer_of.remove(&a);
-                    }
-                }
-            }
-        }
-        let socket = Arc::new(UdpSocket::bind(LOOPBACK).await?);
-        self.peer_of.insert(socket.local_addr()?, peer);
-        self.by_peer.insert(peer, socket.clone());
-        self.order.push_back(peer);
-        Ok(socket)
-    }
-
-    fn peer_of(&self, injector: SocketAddr) -> Option<SocketAddr> {
-        self.peer_of.get(&injector).copied()
-    }
+/// The inode of the UDP socket bound at `addr`, from `/proc/self/net/udp`
+/// (addresses there are the `u32` of the address bytes in host order, in
+/// hex; ports are hex).
+fn udp_inode(addr: std::net::SocketAddrV4) -> std::io::Result<u64> {
+    let table = std::fs::read_to_string("/proc/self/net/udp")?;
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(addr.ip().octets()),
+        addr.port()
+    );
+    table
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.get(1) == Some(&want.as_str()))
+                .then(|| cols.get(9)?.parse().ok())
+                .flatten()
+        })
+        .ok_or_else(|| std::io::Error::other(format!("{addr} is not in /proc/self/net/udp")))
 }
 
 struct SealedSocket {
@@ -116,20 +148,23 @@ struct SealedSocket {
     codec_addr: SocketAddr,
     capture: UdpSocket,
     capture_addr: SocketAddr,
+    /// The only socket the codec takes datagrams from.
+    injector: UdpSocket,
+    /// The peer whose datagram is in the codec, not yet decoded (kept
+    /// across a cancelled `recv`, so the envelope is still theirs).
+    in_codec: Option<SocketAddr>,
     sealer: Sealer,
-    injectors: Injectors,
     counters: Arc<GossipCounters>,
     buf: Box<[u8]>,
 }
 
-/// What one turn of the receive loop produced.
-enum Turn {
-    Public(std::io::Result<(usize, SocketAddr)>),
-    Decoded(anyhow::Result<RecvOutcome>),
-}
+/// How long chitchat may take to decode a datagram handed to it; past
+/// this it dropped the datagram as undecodable.
+const DECODE_WAIT: Duration = Duration::from_secs(1);
 
 impl SealedSocket {
-    /// Opens, checks and forwards one datagram from the public socket.
+    /// Opens and checks one datagram from the public socket; passes its
+    /// payload to the codec if it is fit.
     async fn admit(&mut self, len: usize, from: SocketAddr) {
         let c = &self.counters;
         c.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
@@ -150,14 +185,30 @@ impl SealedSocket {
             tracing::warn!(%from, reason = %e, "authenticated gossip datagram refused");
             return;
         }
-        let payload = payload.to_vec();
-        match self.injectors.for_peer(from).await {
-            Ok(injector) => {
-                if let Err(e) = injector.send_to(&payload, self.codec_addr).await {
-                    tracing::warn!(error = %e, "cannot pass a gossip datagram on");
-                }
+        match self.injector.send_to(payload, self.codec_addr).await {
+            Ok(_) => self.in_codec = Some(from),
+            Err(e) => tracing::warn!(error = %e, "cannot pass a gossip datagram on"),
+        }
+    }
+
+    /// The envelope of the datagram in the codec, attributed to its peer.
+    async fn decoded(&mut self, peer: SocketAddr) -> anyhow::Result<Option<RecvOutcome>> {
+        let outcome = tokio::time::timeout(DECODE_WAIT, self.codec.recv()).await;
+        self.in_codec = None;
+        match outcome {
+            Ok(r) => {
+                let outcome = r?;
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(RecvOutcome {
+                    from_addr: peer,
+                    ..outcome
+                }))
             }
-            Err(e) => tracing::warn!(error = %e, "cannot open an injector socket"),
+            Err(_) => {
+                // chitchat refused what the checks passed.
+                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
         }
     }
 }
@@ -219,13 +270,14 @@ impl Socket for SealedSocket {
 
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         loop {
-            let turn = tokio::select! {
-                r = self.public.recv_from(&mut self.buf) => Turn::Public(r),
-                r = self.codec.recv() => Turn::Decoded(r),
-            };
-            match turn {
-                Turn::Public(Ok((len, from))) => self.admit(len, from).await,
-                Turn::Public(Err(e)) => match e.kind() {
+            if let Some(peer) = self.in_codec {
+                if let Some(outcome) = self.decoded(peer).await? {
+                    return Ok(outcome);
+                }
+            }
+            match self.public.recv_from(&mut self.buf).await {
+                Ok((len, from)) => self.admit(len, from).await,
+                Err(e) => match e.kind() {
                     std::io::ErrorKind::ConnectionRefused
                     | std::io::ErrorKind::ConnectionReset
                     | std::io::ErrorKind::OutOfMemory => {
@@ -233,24 +285,6 @@ impl Socket for SealedSocket {
                     }
                     _ => return Err(e.into()),
                 },
-                Turn::Decoded(r) => {
-                    let outcome = r?;
-                    match self.injectors.peer_of(outcome.from_addr) {
-                        Some(peer) => {
-                            self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-                            return Ok(RecvOutcome {
-                                from_addr: peer,
-                                ..outcome
-                            });
-                        }
-                        None => {
-                            self.counters
-                                .unauthenticated
-                                .fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(from = %outcome.from_addr, "gossip datagram on the private socket refused");
-                        }
-                    }
-                }
             }
         }
     }
