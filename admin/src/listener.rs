@@ -7,12 +7,12 @@
 //!   same address when that address is at its cap); with none idle, the new
 //!   one is closed at once. So a client holding hundreds of silent sockets
 //!   cannot keep `/healthz` or anyone else out.
-//! - A request's headers must all arrive within [`HttpLimits::header_read`]
-//!   of the moment the connection (or the next request on it) waits for
-//!   them: a socket that never sends a request, or sends its headers a byte
-//!   at a time, is closed then (hyper's header-read timeout).
 //! - A connection with no request in flight for [`HttpLimits::idle`] is
-//!   closed, whatever it sends.
+//!   closed, whatever it sends: that covers a socket that never sends a
+//!   request, one that sends its headers a byte at a time (a request is in
+//!   flight only once its headers are in), and an idle keep-alive. hyper's
+//!   own header-read timeout is not used: it also fires on a connection
+//!   whose response is still streaming.
 //! - A request is in flight from its headers to the end of its response
 //!   body, so a long server-sent-event stream is never idle.
 //! - Refusals are counted and logged at most once per interval.
@@ -31,7 +31,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use drove::runtime::throttle::Throttled;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -48,9 +48,6 @@ pub struct HttpLimits {
     pub max_per_source: usize,
     /// How long a connection may go with no request in flight.
     pub idle: Duration,
-    /// How long a request's headers may take to arrive, from the moment
-    /// the connection waits for them.
-    pub header_read: Duration,
 }
 
 impl Default for HttpLimits {
@@ -58,8 +55,7 @@ impl Default for HttpLimits {
         Self {
             max_connections: MAX_CONNECTIONS,
             max_per_source: 128,
-            idle: Duration::from_secs(10),
-            header_read: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
         }
     }
 }
@@ -267,11 +263,8 @@ async fn connection(
             }))
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(server.limits.header_read);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let idle = server.limits.idle;
     let mut tick = tokio::time::interval(Duration::from_millis(

@@ -178,8 +178,9 @@ async fn a_peer_joins_through_a_connection_flood() {
     drop((idle, halves, slow));
 }
 
-/// An HTTP connection that never sends a request is closed at the
-/// header-read limit (5 s), and one that trickles its headers too.
+/// An HTTP connection that never sends a request is closed once it has
+/// had no request in flight for the idle limit (5 s), and one that
+/// trickles its headers too.
 #[tokio::test]
 async fn idle_http_connections_are_closed() {
     let _machine = drove_tests::shared_machine().await;
