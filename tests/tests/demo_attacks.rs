@@ -314,3 +314,60 @@ async fn the_admin_api_refuses_cross_site_writes_and_wants_its_token() {
     let (status, _) = call(&admin, "PUT", "/api/cache/big", &[auth], &big).await;
     assert_eq!(status, 413);
 }
+
+/// Opens a progress stream as `forwarded_for` (through the test, which
+/// plays the proxy); returns the status and the open socket.
+async fn stream_as(app: &str, forwarded_for: &str) -> (u16, tokio::net::TcpStream) {
+    let mut s = tokio::net::TcpStream::connect(app).await.expect("connect");
+    let req = format!(
+        "GET /api/downloads/events HTTP/1.1\r\nHost: {app}\r\nX-Forwarded-For: {forwarded_for}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut head = [0u8; 12];
+    tokio::time::timeout(T, s.read_exact(&mut head))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let code = std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, s)
+}
+
+/// Behind the nginx sample every visitor comes from the proxy's address:
+/// with `--trusted-proxy`, one visitor's sixteen streams leave the next
+/// visitor's first stream alone; without it, a visitor cannot escape its
+/// limits by writing the header itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_one_visitor_cannot_use_up_everyones_limits() {
+    let _machine = drove_tests::shared_machine().await;
+    let mut nodes = demo(2, &["--trusted-proxy", "127.0.0.1"]);
+    // The second node trusts no proxy.
+    let keep = nodes[1].extra.len() - 2;
+    nodes[1].extra.truncate(keep);
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
+    let behind = nodes[0].app_addr();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let (code, s) = stream_as(&behind, "203.0.113.1").await;
+        assert_eq!(code, 200);
+        held.push(s);
+    }
+    let (code, _) = stream_as(&behind, "203.0.113.1").await;
+    assert_eq!(code, 429, "the visitor's seventeenth stream");
+    let (code, other) = stream_as(&behind, "203.0.113.2").await;
+    assert_eq!(code, 200, "another visitor behind the same proxy");
+    held.push(other);
+
+    // Straight to a node that trusts no proxy, the header changes nothing.
+    let direct = nodes[1].app_addr();
+    for i in 0..16 {
+        let (code, s) = stream_as(&direct, &format!("198.51.100.{i}")).await;
+        assert_eq!(code, 200);
+        held.push(s);
+    }
+    let (code, _) = stream_as(&direct, "198.51.100.99").await;
+    assert_eq!(code, 429, "a forged header does not buy more streams");
+    drop(held);
+}

@@ -34,6 +34,7 @@ mod download;
 mod expiry;
 mod limits;
 mod page;
+mod proxy;
 mod report;
 mod session;
 mod tracker;
@@ -88,6 +89,10 @@ struct DemoCli {
     /// First admin port (loopback); node i's admin API is on base + i.
     #[arg(long, default_value_t = 9370)]
     base_admin: u16,
+    /// Passed to every node: reverse proxies whose `X-Forwarded-For` is
+    /// believed (`127.0.0.1` for the nginx sample).
+    #[arg(long)]
+    trusted_proxy: Option<String>,
 }
 
 #[derive(Args)]
@@ -137,6 +142,11 @@ struct AppArgs {
     /// until the file's one-hour TTL).
     #[arg(long, env = "DM_REPORT_TTL_MS", default_value_t = 600_000)]
     report_ttl_ms: u64,
+    /// Reverse proxies (address or CIDR range, comma-separated) whose
+    /// `X-Forwarded-For` names the client the per-client limits count;
+    /// from anyone else the header is ignored.
+    #[arg(long, env = "DM_TRUSTED_PROXY", value_delimiter = ',')]
+    trusted_proxy: Vec<proxy::Cidr>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -221,6 +231,7 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
             starts_per_min: args.app.client_starts_per_min,
             streams: args.app.client_streams,
         }),
+        proxies: std::sync::Arc::new(proxy::TrustedProxies(args.app.trusted_proxy.clone())),
     })
     .fallback(web::not_found)
     .method_not_allowed_fallback(web::method_not_allowed);
@@ -240,6 +251,7 @@ async fn run_demo(demo: DemoCli) -> anyhow::Result<()> {
         base_port,
         base_http,
         base_admin,
+        trusted_proxy,
     } = demo;
     let exe = std::env::current_exe().context("locating the download-manager binary")?;
     if std::env::var_os("RUST_LOG").is_none() {
@@ -260,7 +272,7 @@ async fn run_demo(demo: DemoCli) -> anyhow::Result<()> {
     // The nodes share one job store (events: the reports' expiries).
     let mut store = std::ffi::OsString::from("sqlite:");
     store.push(dir.join("jobs.sqlite3"));
-    let command = [
+    let mut command: Vec<std::ffi::OsString> = vec![
         "--cookie-file".into(),
         cookie_file.into_os_string(),
         "--secret-file".into(),
@@ -268,6 +280,9 @@ async fn run_demo(demo: DemoCli) -> anyhow::Result<()> {
         "--jobs".into(),
         store,
     ];
+    if let Some(proxies) = trusted_proxy {
+        command.extend(["--trusted-proxy".into(), proxies.into()]);
+    }
     let app_addr = |i: u16| format!("127.0.0.1:{}", base_http + i);
     let cluster = LocalCluster::start(&exe, &command, nodes, base_port, base_admin, &|i| {
         vec!["--app".into(), app_addr(i).into()]

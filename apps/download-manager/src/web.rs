@@ -45,6 +45,8 @@ pub(crate) struct WebState {
     pub sessions: Sessions,
     /// Limits per client address.
     pub limits: ClientLimits,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub proxies: std::sync::Arc<crate::proxy::TrustedProxies>,
 }
 
 /// The user of a request, and the cookie to set if it is new.
@@ -374,5 +376,9 @@ pub(crate) fn router(state: WebState) -> Router {
         .route("/api/app/cluster", get(cluster))
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::proxy::real_client,
+        ))
         .with_state(state)
 }
