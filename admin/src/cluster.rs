@@ -22,8 +22,12 @@ pub struct MemberJson {
     pub addr: String,
     /// Its `--http` address.
     pub http: String,
-    /// `up`, `down`, `leaving` or `left`.
+    /// `up`, `unreachable` (up in gossip, but no transport session
+    /// reaches it), `down`, `leaving` or `left`.
     pub status: String,
+    /// Why it is unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The body of `GET /api/cluster`.
@@ -46,12 +50,20 @@ pub fn cluster_json(node: &Node) -> ClusterJson {
         members: node
             .members()
             .into_iter()
-            .map(|m| MemberJson {
-                name: m.info.id.name.clone(),
-                incarnation: m.info.id.incarnation.to_string(),
-                addr: m.info.addr,
-                http: m.info.http,
-                status: m.status.as_str().to_string(),
+            .map(|m| {
+                let reason = node.unreachable_reason(&m.info.id);
+                MemberJson {
+                    name: m.info.id.name.clone(),
+                    incarnation: m.info.id.incarnation.to_string(),
+                    addr: m.info.addr,
+                    http: m.info.http,
+                    status: if reason.is_some() {
+                        "unreachable".to_string()
+                    } else {
+                        m.status.as_str().to_string()
+                    },
+                    reason,
+                }
             })
             .collect(),
     }

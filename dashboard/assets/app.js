@@ -158,7 +158,7 @@ function renderCluster(s) {
     const r = t ? t.rates : null;
     return el("tr", { "data-member": m.name, class: m.status },
       el("td", {}, m.name + (m.me ? " (this node)" : "")),
-      el("td", { class: "status" }, m.status),
+      el("td", { class: "status", title: m.reason || "" }, m.reason ? m.status + ": " + m.reason : m.status),
       el("td", { class: "mono" }, m.incarnation),
       el("td", { class: "mono" }, m.addr),
       el("td", { class: "mono" }, m.http),

@@ -116,12 +116,14 @@ pub fn members(
                 "unacked_bytes": n(&p.unacked_bytes), "rates": rates(name),
             })
         });
+        let unreachable = drove.node().unreachable_reason(&m.info.id);
         json!({
             "name": name,
             "incarnation": m.info.id.incarnation.to_string(),
             "addr": m.info.addr,
             "http": m.info.http,
-            "status": m.status.as_str(),
+            "status": if unreachable.is_some() { "unreachable" } else { m.status.as_str() },
+            "reason": unreachable,
             "me": this,
             "uptime_ms": card.map(|c| now_ms.saturating_sub(c.started_at_ms)),
             "children": card.map(|c| c.running_children),

@@ -246,7 +246,8 @@ impl Driver {
                     self.notice_freeze(&mut last_tick, freeze);
                     last_tick = std::time::Instant::now();
                     self.node.send_owed_acks();
-                    self.observe_gossip().await
+                    self.observe_gossip().await;
+                    self.observe_reach();
                 }
                 Some(event) = self.transport_rx.recv() => {
                     // A woken process may hear of its closed sessions
@@ -276,6 +277,22 @@ impl Driver {
             self.node.set_woke_at(Some(std::time::Instant::now()));
             *last_tick = std::time::Instant::now();
         }
+    }
+
+    /// Which up members have a link, for [`Reachability`](crate::reach).
+    fn observe_reach(&self) {
+        let me = self.node.id();
+        let peers: Vec<(NodeId, bool)> = self
+            .node
+            .up_members()
+            .into_iter()
+            .filter(|m| *m != me)
+            .map(|m| {
+                let linked = self.node.links().has(&m);
+                (m, linked)
+            })
+            .collect();
+        self.node.reach().observe(&peers, std::time::Instant::now());
     }
 
     async fn observe_gossip(&mut self) {
@@ -323,16 +340,28 @@ impl Driver {
                 let dialed = match &tls {
                     None => ractor_cluster::client_connect(&server, info.addr.as_str())
                         .await
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| format!("cannot connect: {e}")),
+                    // A peer that accepts TCP but never finishes TLS must
+                    // not hold this dialer for good.
                     Some(tls) => match tls::server_name(&info.id.name) {
-                        Ok(name) => ractor_cluster::client_connect_enc(
-                            &server,
-                            info.addr.as_str(),
-                            tls.connector(),
-                            name,
+                        Ok(name) => match tokio::time::timeout(
+                            HANDSHAKE_WAIT,
+                            ractor_cluster::client_connect_enc(
+                                &server,
+                                info.addr.as_str(),
+                                tls.connector(),
+                                name,
+                            ),
                         )
                         .await
-                        .map_err(|e| e.to_string()),
+                        {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(ractor_cluster::ClientConnectErr::Encryption(e))) => {
+                                Err(format!("TLS refused: {e}"))
+                            }
+                            Ok(Err(e)) => Err(format!("cannot connect: {e}")),
+                            Err(_) => Err("TLS handshake timed out".to_string()),
+                        },
                         Err(e) => Err(e.to_string()),
                     },
                 };
@@ -347,6 +376,7 @@ impl Driver {
                     }
                     Err(e) => {
                         tracing::debug!(peer = %info.id, attempt, error = %e, "connect failed; retrying");
+                        node.reach().dial_failed(&info.id, e);
                         let wait = Duration::from_millis(250 * u64::from(attempt.min(8) + 1));
                         tokio::time::sleep(wait).await;
                     }

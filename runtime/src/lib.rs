@@ -63,6 +63,7 @@
 //! - `sessions`: the sessions the driver accepted, one per peer, and which
 //!   peers have one (so a dialer stops).
 //! - [`throttle`]: warnings written at most once per interval.
+//! - [`reach`]: which up members no session has reached (`unreachable`).
 //! - [`gate`]: the cluster port's accept loop and its bounds before
 //!   authentication; `fd_budget`: the descriptor limit raised at start.
 //! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
@@ -87,6 +88,7 @@ pub mod mailbox;
 pub mod message;
 pub mod metrics;
 pub mod node;
+pub mod reach;
 mod sessions;
 pub mod throttle;
 pub mod tls;

@@ -26,6 +26,7 @@ use crate::local_actors::LocalActors;
 use crate::mailbox::{ShellMsg, SystemMsg, TypedMailbox};
 use crate::message::{Message, Reply, ReplyValue};
 use crate::metrics::Metrics;
+use crate::reach::Reachability;
 use crate::wire::{self, FrameHeader};
 
 /// How long a call waits for the link to a member that is up but not yet
@@ -64,6 +65,7 @@ struct NodeInner {
     calls: PendingCalls,
     grants: Grants,
     links: Links,
+    reach: Reachability,
     view: Mutex<MembershipView>,
     events: broadcast::Sender<MembershipEvent>,
     metrics: Metrics,
@@ -146,6 +148,7 @@ impl Node {
                 calls: PendingCalls::default(),
                 grants: Grants::default(),
                 links: Links::default(),
+                reach: Reachability::default(),
                 view: Mutex::new(view),
                 events,
                 metrics: Metrics::default(),
@@ -185,6 +188,25 @@ impl Node {
     /// The links to peers.
     pub(crate) fn links(&self) -> &Links {
         &self.inner.links
+    }
+
+    pub(crate) fn reach(&self) -> &Reachability {
+        &self.inner.reach
+    }
+
+    /// Why `member` is unreachable: up in gossip, but no transport session
+    /// reached it within [`crate::reach::SESSION_DEADLINE`].
+    pub fn unreachable_reason(&self, member: &NodeId) -> Option<String> {
+        self.inner.reach.reason(member)
+    }
+
+    /// The members that are up and reachable over the transport, this node
+    /// included: where work may be placed.
+    pub fn reachable_members(&self) -> Vec<NodeId> {
+        self.up_members()
+            .into_iter()
+            .filter(|m| !self.inner.reach.is_unreachable(m))
+            .collect()
     }
 
     /// Calls waiting for replies.

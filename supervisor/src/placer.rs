@@ -65,9 +65,10 @@ impl Placer {
         });
     }
 
-    /// Up members that declared `type_name`, this node included.
+    /// Up members that declared `type_name`, this node included; a member
+    /// no transport session reaches (`unreachable`) is none.
     pub(crate) fn candidates(&self, type_name: &str) -> Vec<NodeId> {
-        let up = self.node.up_members();
+        let up = self.node.reachable_members();
         let mut c: Vec<NodeId> = self.types.read(|r, _| {
             r.slots(type_name)
                 .filter(|s| s.value.is_some() && up.contains(s.owner))

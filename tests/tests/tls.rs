@@ -137,7 +137,32 @@ async fn only_nodes_with_the_clusters_certificates_connect() {
         intruder.cluster()
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Gossip sees n4 (it holds the cookie), but no session reaches it: it
+    // is shown as unreachable, with the reason, not as a healthy member.
+    let n1 = &c.nodes[0];
+    let row = wait_for(
+        Duration::from_secs(30),
+        "n4 shown as unreachable",
+        || async move {
+            let view = n1.cluster().await?;
+            view.members
+                .into_iter()
+                .find(|m| m.name == "n4" && m.status == "unreachable")
+        },
+    )
+    .await;
+    let reason = row.reason.expect("a reason");
+    eprintln!("n4 on n1: unreachable: {reason}");
+    assert!(
+        reason.contains("TLS") || reason.contains("handshake"),
+        "{reason}"
+    );
+    let status = Command::new(drove_tests::drove_bin())
+        .args(["status", "--http", &n1.http_addr()])
+        .output()
+        .expect("drove status");
+    let printed = String::from_utf8_lossy(&status.stdout);
+    assert!(printed.contains("unreachable"), "{printed}");
     for n in &c.nodes {
         assert_eq!(bytes_from(n, "n4").await, 0, "{} took data from n4", n.name);
         assert_eq!(

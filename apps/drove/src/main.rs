@@ -411,5 +411,11 @@ fn render_table(cluster: &drove_admin::ClusterJson) -> String {
             m.http.clone(),
         ]);
     }
-    align(&rows)
+    let mut table = align(&rows);
+    for m in &cluster.members {
+        if let Some(reason) = &m.reason {
+            table.push_str(&format!("{} is unreachable: {reason}\n", m.name));
+        }
+    }
+    table
 }
