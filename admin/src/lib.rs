@@ -18,8 +18,9 @@
 //!
 //! The admin API belongs on a listener of its own, loopback by default:
 //! [`guard`] checks Host, Origin, content type and an optional bearer
-//! token; [`listener`] caps open connections. Applications serve their own
-//! pages on another listener ([`serve`] takes several).
+//! token; [`listener`] bounds connections (in all, per address, idle
+//! time). Applications serve their own pages on another listener
+//! ([`serve`] takes several).
 //!
 //! # Layout
 //!
