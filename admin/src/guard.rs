@@ -273,6 +273,32 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A page served from any other origin (scheme, host or port) is
+        /// refused a write; the listener's own origin is not.
+        #[test]
+        fn hostile_origins_are_refused(
+            host in proptest::sample::select(vec!["127.0.0.1", "localhost", "[::1]", "198.18.0.7"]),
+            port in 1u16..,
+            other_port in 1u16..,
+            other_host in proptest::sample::select(vec!["127.0.0.1", "localhost", "[::1]", "evil.example", "127.0.0.1.evil.example"]),
+            scheme in proptest::sample::select(vec!["http", "HTTP", "https", "ws", "file", ""]),
+            suffix in proptest::sample::select(vec!["", "/", "@evil.example", "/path", "?q"]),
+        ) {
+            let g = Guard::default();
+            let listener = format!("{host}:{port}");
+            let origin = format!("{scheme}://{other_host}:{other_port}{suffix}");
+            let same = scheme.eq_ignore_ascii_case("http")
+                && other_host == host
+                && other_port == port
+                && suffix.is_empty();
+            let got = status(
+                &g,
+                Method::POST,
+                &[("host", listener.as_str()), ("origin", origin.as_str())],
+            );
+            proptest::prop_assert_eq!(got.is_none(), same, "{} from {}", listener, origin);
+        }
+
         #[test]
         fn any_headers_never_panic(
             host in ".{0,80}",

@@ -655,3 +655,116 @@ impl Drop for Guarded {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A guarded reader over `bytes`, not authenticated, with the default
+    /// limits and a deadline far away.
+    fn guarded(bytes: Vec<u8>) -> Guarded {
+        let shared = Arc::new(Shared {
+            limits: GateLimits::default(),
+            pending: Mutex::default(),
+            counters: Arc::default(),
+            refusals: Throttled::new("test"),
+        });
+        Guarded {
+            inner: Box::new(std::io::Cursor::new(bytes)),
+            slot: Arc::new(Slot {
+                state: AtomicU8::new(PENDING),
+                waker: AtomicWaker::new(),
+            }),
+            id: 0,
+            shared,
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            header: [0; 8],
+            header_len: 0,
+            release_from: 8,
+            payload_left: 0,
+            frames: 0,
+            passthrough: false,
+        }
+    }
+
+    /// What the reader hands on before it errs, ends, or holds a header
+    /// back (it then waits for authentication).
+    fn handed_on(bytes: Vec<u8>, chunk: usize) -> Vec<u8> {
+        use futures::FutureExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut r = guarded(bytes);
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; chunk];
+            loop {
+                // The bytes are all there: a read that waits is one held
+                // back until authentication.
+                match r.read(&mut buf).now_or_never() {
+                    None | Some(Ok(0)) | Some(Err(_)) => return out,
+                    Some(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+    }
+
+    /// The frames in `out`: each declared length.
+    fn declared(out: &[u8]) -> Vec<u64> {
+        let mut lens = Vec::new();
+        let mut at = 0;
+        while at + 8 <= out.len() {
+            let len = u64::from_be_bytes(out[at..at + 8].try_into().unwrap());
+            lens.push(len);
+            at = at.saturating_add(8).saturating_add(len as usize);
+        }
+        lens
+    }
+
+    #[test]
+    fn a_small_frame_passes_and_a_large_header_is_held() {
+        let mut bytes = 3u64.to_be_bytes().to_vec();
+        bytes.extend(b"abc");
+        bytes.extend(((16u64 << 20) - 1).to_be_bytes());
+        bytes.extend(vec![7; 1000]);
+        let out = handed_on(bytes, 8192);
+        assert_eq!(out, [&3u64.to_be_bytes()[..], b"abc"].concat());
+    }
+
+    #[test]
+    fn frames_past_the_count_close_the_connection() {
+        let frame: Vec<u8> = [&2u64.to_be_bytes()[..], &[0x12, 0x00]].concat();
+        let out = handed_on(frame.repeat(100), 8192);
+        assert_eq!(
+            declared(&out).len(),
+            GateLimits::default().pre_auth_frames as usize
+        );
+    }
+
+    proptest! {
+        /// Whatever an unauthenticated peer sends, in whatever pieces the
+        /// reader asks for, no header past the limit and no more frames
+        /// than allowed reach ractor_cluster.
+        #[test]
+        fn nothing_large_passes_before_authentication(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            lens in proptest::collection::vec(0u64..10_000, 0..12),
+            chunk in 1usize..9000,
+        ) {
+            let mut stream = Vec::new();
+            for (i, len) in lens.iter().enumerate() {
+                stream.extend(len.to_be_bytes());
+                stream.extend(bytes.iter().cycle().skip(i).take(*len as usize));
+            }
+            stream.extend(&bytes);
+            let limits = GateLimits::default();
+            let out = handed_on(stream, chunk);
+            let frames = declared(&out);
+            prop_assert!(frames.len() <= limits.pre_auth_frames as usize);
+            prop_assert!(frames.iter().all(|l| *l <= limits.pre_auth_frame));
+        }
+    }
+}
