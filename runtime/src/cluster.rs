@@ -279,7 +279,7 @@ impl Driver {
         }
     }
 
-    /// Which up members have a link, for [`Reachability`](crate::reach).
+    /// Which up members have a link, for the reachability table.
     fn observe_reach(&self) {
         let me = self.node.id();
         let peers: Vec<(NodeId, bool)> = self

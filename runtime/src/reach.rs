@@ -4,7 +4,7 @@
 //! shown as `unreachable`, with the reason, and is no placement candidate.
 //!
 //! Pure bookkeeping with time as an input: the driver calls
-//! [`Reachability::observe`] on every tick with the up members and which
+//! `Reachability::observe` on every tick with the up members and which
 //! of them have a link.
 
 use std::collections::HashMap;
