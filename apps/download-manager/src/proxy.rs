@@ -6,13 +6,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use drove_admin::listener::ClientAddr;
-
-use crate::web::WebState;
 
 /// An address range: `198.18.0.0/15`, `::1/128`, or one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,19 +103,19 @@ impl TrustedProxies {
 
 /// Replaces the connection's address with the client's, for the limits.
 pub(crate) async fn real_client(
-    State(state): State<WebState>,
+    State(proxies): State<Arc<TrustedProxies>>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if !state.proxies.0.is_empty() {
+    if !proxies.0.is_empty() {
         let forwarded: Vec<&str> = request
             .headers()
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        let ip = state.proxies.client(peer.ip(), &forwarded);
+        let ip = proxies.client(peer.ip(), &forwarded);
         let client = SocketAddr::new(ip, peer.port());
         request
             .extensions_mut()

@@ -377,7 +377,7 @@ pub(crate) fn router(state: WebState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.proxies.clone(),
             crate::proxy::real_client,
         ))
         .with_state(state)
