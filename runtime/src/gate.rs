@@ -463,19 +463,7 @@ fn admit(
             shared.release(id);
             return;
         };
-        let reader = Guarded {
-            inner: reader,
-            slot,
-            id,
-            shared: shared.clone(),
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            header: [0; 8],
-            header_len: 0,
-            release_from: 8,
-            payload_left: 0,
-            frames: 0,
-            passthrough: false,
-        };
+        let reader = Guarded::new(reader, slot, id, shared.clone(), deadline);
         let stream = Accepted {
             label,
             reader: Box::new(reader),
@@ -532,6 +520,28 @@ struct Guarded {
 }
 
 impl Guarded {
+    fn new(
+        inner: BoxRead,
+        slot: Arc<Slot>,
+        id: u64,
+        shared: Arc<Shared>,
+        deadline: Instant,
+    ) -> Self {
+        Guarded {
+            inner,
+            slot,
+            id,
+            shared,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            header: [0; 8],
+            header_len: 0,
+            release_from: 8,
+            payload_left: 0,
+            frames: 0,
+            passthrough: false,
+        }
+    }
+
     fn refuse(&self, why: &'static str, counter: &std::sync::atomic::AtomicU64) -> io::Error {
         bump(counter);
         self.shared.release(self.id);
@@ -671,22 +681,18 @@ mod tests {
             counters: Arc::default(),
             refusals: Throttled::new("test"),
         });
-        Guarded {
-            inner: Box::new(std::io::Cursor::new(bytes)),
-            slot: Arc::new(Slot {
-                state: AtomicU8::new(PENDING),
-                waker: AtomicWaker::new(),
-            }),
-            id: 0,
+        let slot = Arc::new(Slot {
+            state: AtomicU8::new(PENDING),
+            waker: AtomicWaker::new(),
+        });
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        Guarded::new(
+            Box::new(std::io::Cursor::new(bytes)),
+            slot,
+            0,
             shared,
-            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
-            header: [0; 8],
-            header_len: 0,
-            release_from: 8,
-            payload_left: 0,
-            frames: 0,
-            passthrough: false,
-        }
+            deadline,
+        )
     }
 
     /// What the reader hands on before it errs, ends, or holds a header
