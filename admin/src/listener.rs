@@ -65,13 +65,39 @@ impl Default for HttpLimits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// Set in [`Activity::state`] once a connection is chosen to close: no
+/// request starts on it after that.
+const CLOSING: usize = 1 << (usize::BITS - 1);
+
 /// One open connection's activity.
 struct Activity {
-    in_flight: AtomicUsize,
+    /// Requests in flight, and [`CLOSING`]. One word, so that choosing an
+    /// idle connection to close and a request starting on it cannot both
+    /// win: a request that started is never cut off by the caps or the
+    /// idle deadline.
+    state: AtomicUsize,
     /// Milliseconds since the server started, when the last request ended
     /// (or the connection opened).
     last_active_ms: AtomicU64,
     close: Notify,
+}
+
+impl Activity {
+    /// Marks the connection closing if nothing is in flight on it.
+    fn try_close(&self) -> bool {
+        self.state
+            .compare_exchange(0, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Counts a request in, unless the connection is closing.
+    fn try_begin(&self) -> bool {
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & CLOSING == 0).then_some(s + 1)
+            })
+            .is_ok()
+    }
 }
 
 struct Open {
@@ -136,10 +162,6 @@ impl Server {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn is_idle(&self, a: &Activity) -> bool {
-        a.in_flight.load(Ordering::Acquire) == 0
-    }
-
     /// Registers a connection from `source`, closing an idle one if a cap
     /// is reached; `None` if the caps are reached and nothing is idle.
     fn admit(&self, source: IpAddr) -> Option<(u64, Arc<Activity>)> {
@@ -150,7 +172,7 @@ impl Server {
         if full_source || table.len() >= self.limits.max_connections {
             let victim = table
                 .iter()
-                .find(|(_, o)| (!full_source || o.source == source) && self.is_idle(&o.activity))
+                .find(|(_, o)| (!full_source || o.source == source) && o.activity.try_close())
                 .map(|(id, _)| *id);
             match victim.and_then(|id| table.remove(&id)) {
                 Some(v) => {
@@ -174,7 +196,7 @@ impl Server {
         let id = *next;
         *next += 1;
         let activity = Arc::new(Activity {
-            in_flight: AtomicUsize::new(0),
+            state: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(self.now_ms()),
             close: Notify::new(),
         });
@@ -251,6 +273,16 @@ async fn connection(
         let app = app.clone();
         let busy = InFlight::begin(tracked.clone(), started);
         async move {
+            let Some(busy) = busy else {
+                // Chosen to close a moment ago: this request is not served.
+                let mut closing = axum::response::Response::new(Body::empty());
+                *closing.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                closing.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+                return Ok(closing);
+            };
             let response = match app.oneshot(request.map(Body::new)).await {
                 Ok(r) => r,
                 Err(never) => match never {},
@@ -276,7 +308,7 @@ async fn connection(
             () = activity.close.notified() => break,
             _ = tick.tick() => {
                 let quiet = server.now_ms().saturating_sub(activity.last_active_ms.load(Ordering::Acquire));
-                if server.is_idle(&activity) && quiet >= idle.as_millis() as u64 {
+                if quiet >= idle.as_millis() as u64 && activity.try_close() {
                     server.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
@@ -293,9 +325,11 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn begin(activity: Arc<Activity>, started: Instant) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        Self { activity, started }
+    /// The request's mark, or `None` if the connection is closing.
+    fn begin(activity: Arc<Activity>, started: Instant) -> Option<Self> {
+        activity
+            .try_begin()
+            .then_some(Self { activity, started })
     }
 }
 
@@ -304,7 +338,7 @@ impl Drop for InFlight {
         self.activity
             .last_active_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::Release);
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.state.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -331,5 +365,45 @@ impl http_body::Body for Tracked {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity() -> Arc<Activity> {
+        Arc::new(Activity {
+            state: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            close: Notify::new(),
+        })
+    }
+
+    #[test]
+    fn a_busy_connection_is_never_chosen_and_a_closing_one_serves_nothing() {
+        let a = activity();
+        let started = Instant::now();
+        let busy = InFlight::begin(a.clone(), started);
+        assert!(busy.is_some());
+        assert!(!a.try_close(), "a request is in flight");
+        drop(busy);
+        assert!(a.try_close());
+        assert!(InFlight::begin(a.clone(), started).is_none());
+    }
+
+    #[test]
+    fn closing_and_starting_race_to_one_winner() {
+        for _ in 0..200 {
+            let a = activity();
+            let started = Instant::now();
+            let starter = {
+                let a = a.clone();
+                std::thread::spawn(move || InFlight::begin(a, started).map(std::mem::forget))
+            };
+            let closed = a.try_close();
+            let began = starter.join().map(|b| b.is_some()).unwrap_or(false);
+            assert!(closed != began, "closed {closed}, began {began}");
+        }
     }
 }

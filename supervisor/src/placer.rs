@@ -11,6 +11,15 @@ use drove_runtime::{MemberStatus, Node, NodeId};
 use crate::placement::{Placement, Quorum};
 use crate::spec::TypesSchema;
 
+/// The key every node puts in the types table beside its types, so that a
+/// member with no row is one whose declarations have not arrived yet, not
+/// one that runs nothing. No child type has an empty name.
+const PRESENT: &str = "";
+
+/// How long a new start waits for the declarations of members it has not
+/// heard from, before placing on what it knows.
+const DECLARATIONS_WAIT: Duration = Duration::from_secs(2);
+
 /// The quorum strategy's settings.
 #[derive(Clone, Copy, Debug)]
 pub struct QuorumConfig {
@@ -59,6 +68,7 @@ impl Placer {
     /// Says that this node runs `types`.
     pub(crate) fn declare(&self, types: &[Arc<str>]) {
         self.types.write(|w| {
+            w.put(Arc::from(PRESENT), None, true);
             for t in types {
                 w.put(t.clone(), None, true);
             }
@@ -68,6 +78,9 @@ impl Placer {
     /// Up members that declared `type_name`, this node included; a member
     /// no transport session reaches (`unreachable`) is none.
     pub(crate) fn candidates(&self, type_name: &str) -> Vec<NodeId> {
+        if type_name == PRESENT {
+            return Vec::new();
+        }
         let up = self.node.reachable_members();
         let mut c: Vec<NodeId> = self.types.read(|r, _| {
             r.slots(type_name)
@@ -78,6 +91,26 @@ impl Placer {
         c.sort();
         c.dedup();
         c
+    }
+
+    /// Whether the declarations of every reachable up member have arrived.
+    fn knows_every_member(&self) -> bool {
+        let up = self.node.reachable_members();
+        self.types.read(|r, _| {
+            up.iter()
+                .all(|m| r.slots(PRESENT).any(|s| s.owner == m && s.value.is_some()))
+        })
+    }
+
+    /// Waits, up to a bound, until the declarations of every reachable up
+    /// member have arrived. Right after a node joins, a start placed on
+    /// what this node knows would pick a node another member's view does
+    /// not, and two starts of one name could land on two nodes.
+    pub(crate) async fn await_declarations(&self) {
+        let deadline = tokio::time::Instant::now() + DECLARATIONS_WAIT;
+        while !self.knows_every_member() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The node that runs child `id` of type `type_name`, if any can.

@@ -105,6 +105,7 @@ impl Supervisor {
                 return Err(SupervisorError::AlreadyRunning { id: spec.id, node });
             }
         }
+        self.placer.await_declarations().await;
         let target = self
             .placer
             .place(&spec.id, &spec.type_name)
