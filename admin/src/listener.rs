@@ -327,9 +327,7 @@ struct InFlight {
 impl InFlight {
     /// The request's mark, or `None` if the connection is closing.
     fn begin(activity: Arc<Activity>, started: Instant) -> Option<Self> {
-        activity
-            .try_begin()
-            .then_some(Self { activity, started })
+        activity.try_begin().then_some(Self { activity, started })
     }
 }
 

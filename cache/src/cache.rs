@@ -293,6 +293,11 @@ impl Cache {
         Ok(())
     }
 
+    /// The bytes this node's cache may hold ([`CacheConfig::max_bytes`]).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The bytes this node's cache holds (see [`CacheConfig::max_bytes`]).
     pub fn bytes(&self) -> usize {
         self.repl.read(|r, _| r.bytes())

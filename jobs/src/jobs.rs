@@ -194,7 +194,7 @@ impl JobsBuilder {
         let (stop, stop_rx) = watch::channel(false);
         let handles = pipelines
             .into_iter()
-            .map(|p| pipeline::start(engine.clone(), p, stop_rx.clone()))
+            .map(|p| pipeline::start(engine.clone(), p, node.cut_off(), stop_rx.clone()))
             .collect();
         let jobs = Jobs {
             inner: Arc::new(JobsInner {

@@ -21,6 +21,10 @@ pub enum PipelineStatus {
     PausedHere,
     /// Paused cluster-wide (seen at its last fetch).
     PausedCluster,
+    /// Not fetching: this node's sessions reach only a minority of the
+    /// cluster (see `drove_runtime::reach`), so it leaves the jobs to the
+    /// nodes the others can reach.
+    CutOff,
     /// The store could not be reached at its last fetch.
     StoreDown,
     /// Stopped (the node is shutting down).
@@ -41,6 +45,7 @@ pub(crate) struct PipelineHandle {
 pub(crate) fn start(
     engine: Arc<Engine>,
     config: PipelineConfig,
+    cut_off: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 ) -> PipelineHandle {
     let (paused_here, paused_rx) = watch::channel(false);
@@ -56,21 +61,42 @@ pub(crate) fn start(
     };
     let span = tracing::info_span!("pipeline", name = %config.name, queue = %config.queue);
     tokio::spawn(tracing::Instrument::instrument(
-        run(engine, config, slots, wake, paused_rx, status_tx, stop),
+        run(
+            engine,
+            config,
+            Controls {
+                slots,
+                wake,
+                paused_here: paused_rx,
+                cut_off,
+                status: status_tx,
+                stop,
+            },
+        ),
         span,
     ));
     handle
 }
 
-async fn run(
-    engine: Arc<Engine>,
-    config: PipelineConfig,
+/// What drives a pipeline's loop besides its store.
+struct Controls {
     slots: Arc<Semaphore>,
     wake: Arc<Notify>,
-    mut paused_here: watch::Receiver<bool>,
+    paused_here: watch::Receiver<bool>,
+    cut_off: watch::Receiver<bool>,
     status: watch::Sender<PipelineStatus>,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+}
+
+async fn run(engine: Arc<Engine>, config: PipelineConfig, controls: Controls) {
+    let Controls {
+        slots,
+        wake,
+        mut paused_here,
+        mut cut_off,
+        status,
+        mut stop,
+    } = controls;
     let rate = config.rate.as_ref().map(|r| RateLimit {
         key: config.rate_key().unwrap_or_default(),
         count: r.count,
@@ -82,10 +108,18 @@ async fn run(
         if *stop.borrow() {
             break;
         }
-        if *paused_here.borrow() {
-            status.send_replace(PipelineStatus::PausedHere);
+        let held_back = if *paused_here.borrow() {
+            Some(PipelineStatus::PausedHere)
+        } else if *cut_off.borrow() {
+            Some(PipelineStatus::CutOff)
+        } else {
+            None
+        };
+        if let Some(held_back) = held_back {
+            status.send_replace(held_back);
             tokio::select! {
                 _ = paused_here.changed() => {}
+                _ = cut_off.changed() => {}
                 _ = stop.changed() => {}
             }
             continue;
@@ -96,6 +130,7 @@ async fn run(
             tokio::select! {
                 permit = slots.acquire() => drop(permit),
                 _ = paused_here.changed() => {}
+                _ = cut_off.changed() => {}
                 _ = stop.changed() => {}
             }
             continue;
@@ -155,6 +190,7 @@ async fn run(
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = paused_here.changed() => {}
+                _ = cut_off.changed() => {}
                 _ = stop.changed() => {}
             }
         }

@@ -200,6 +200,13 @@ impl Node {
         self.inner.reach.reason(member)
     }
 
+    /// Whether this node is cut off (its sessions reach only a strict
+    /// minority of the up members, itself counted), and its changes: such
+    /// a node takes no jobs from the shared store. See [`crate::reach`].
+    pub fn cut_off(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.reach.cut_off()
+    }
+
     /// The members that are up and reachable over the transport, this node
     /// included: where work may be placed.
     pub fn reachable_members(&self) -> Vec<NodeId> {

@@ -3,6 +3,11 @@
 //! certificate is from another CA, its port is filtered). Such a member is
 //! shown as `unreachable`, with the reason, and is no placement candidate.
 //!
+//! A node whose sessions reach only a strict minority of the up members
+//! (itself counted) is *cut off*: it is most likely the one that is wrong
+//! (its own certificate, its own filter), so it takes no work from the
+//! shared job store until that changes. An even split cuts off no one.
+//!
 //! Pure bookkeeping with time as an input: the driver calls
 //! `Reachability::observe` on every tick with the up members and which
 //! of them have a link.
@@ -10,6 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use drove_membership::NodeId;
 
@@ -28,9 +35,24 @@ struct State {
 }
 
 /// The up members that have no session, and why.
-#[derive(Default)]
 pub(crate) struct Reachability {
     state: Mutex<State>,
+    cut_off: watch::Sender<bool>,
+}
+
+impl Default for Reachability {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            cut_off: watch::channel(false).0,
+        }
+    }
+}
+
+/// Whether a node that reaches `reached` of its `peers` up peers is in a
+/// strict minority, itself counted.
+pub(crate) fn is_cut_off(peers: usize, reached: usize) -> bool {
+    2 * (reached + 1) < peers + 1
 }
 
 impl Reachability {
@@ -65,6 +87,14 @@ impl Reachability {
                 s.unreachable.insert(peer.clone(), reason);
             }
         }
+        let reached = peers.len() - s.unreachable.len();
+        self.cut_off
+            .send_if_modified(|c| std::mem::replace(c, is_cut_off(peers.len(), reached)) != *c);
+    }
+
+    /// Whether this node is cut off now, and its changes.
+    pub(crate) fn cut_off(&self) -> watch::Receiver<bool> {
+        self.cut_off.subscribe()
     }
 
     /// Records why dialling `peer` failed.
@@ -132,5 +162,36 @@ mod tests {
         // It goes down: forgotten.
         r.observe(&[], t1 + Duration::from_secs(10));
         assert!(!r.is_unreachable(&b));
+    }
+
+    #[test]
+    fn only_a_strict_minority_is_cut_off() {
+        assert!(!is_cut_off(0, 0), "alone");
+        assert!(!is_cut_off(1, 0), "two nodes cannot tell who is wrong");
+        assert!(is_cut_off(2, 0), "one of three that reaches no one");
+        assert!(!is_cut_off(2, 1));
+        assert!(!is_cut_off(3, 1), "an even split");
+        assert!(is_cut_off(4, 1), "two of five");
+        assert!(!is_cut_off(4, 2));
+    }
+
+    #[test]
+    fn a_node_that_reaches_no_one_of_three_turns_cut_off_and_back() {
+        let r = Reachability::default();
+        let watch = r.cut_off();
+        let t0 = Instant::now();
+        let (a, b) = (id("a#0000000000000001"), id("b#0000000000000002"));
+        r.observe(&[(a.clone(), false), (b.clone(), false)], t0);
+        assert!(!*watch.borrow(), "not before the deadline");
+        r.observe(
+            &[(a.clone(), false), (b.clone(), false)],
+            t0 + SESSION_DEADLINE,
+        );
+        assert!(*watch.borrow());
+        r.observe(
+            &[(a.clone(), true), (b.clone(), false)],
+            t0 + SESSION_DEADLINE,
+        );
+        assert!(!*watch.borrow(), "one session makes a majority of three");
     }
 }

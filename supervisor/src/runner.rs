@@ -181,8 +181,9 @@ impl Runner {
     }
 
     /// Takes a child's global name. A holder on a node that is no longer
-    /// up is about to be purged (the registry hears of the death on its own
-    /// schedule), so that case waits a moment instead of failing.
+    /// up, or a local holder that no longer runs, is about to be purged
+    /// (the registry hears of the death on its own schedule), so that case
+    /// waits a moment instead of failing.
     async fn register_name(&self, name: &str, handle: &Handle<()>) -> Result<(), StartRefused> {
         let deadline = Instant::now() + NAME_WAIT;
         loop {
@@ -194,7 +195,11 @@ impl Runner {
                         .members()
                         .iter()
                         .any(|m| m.info.id == owner.node && m.status == MemberStatus::Up);
-                    if holder_up || Instant::now() > deadline {
+                    // A holder here that no longer runs (the crashed copy
+                    // of a child restarting now) is purged in a moment too.
+                    let holder_gone_here =
+                        owner.node == self.node.id() && self.node.local_id(&owner.local).is_none();
+                    if (holder_up && !holder_gone_here) || Instant::now() > deadline {
                         return Err(StartRefused::NameHeld {
                             name: name.to_owned(),
                             owner,

@@ -371,3 +371,113 @@ async fn behind_a_trusted_proxy_one_visitor_cannot_use_up_everyones_limits() {
     assert_eq!(code, 429, "a forged header does not buy more streams");
     drop(held);
 }
+
+/// A client's download, as a visitor behind the trusted proxy.
+async fn as_client(
+    app: &str,
+    cookie: &str,
+    client: &str,
+    method: &str,
+    path: &str,
+) -> (u16, Value) {
+    let (status, body) = call(
+        app,
+        method,
+        path,
+        &[("Cookie", cookie), ("X-Forwarded-For", client)],
+        "",
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Starts a download for a new user of `client` and waits until it is
+/// ready; answers the user's cookie.
+async fn ready_report(app: &str, client: &str) -> String {
+    let cookie = visitor(app).await;
+    let (status, body) = as_client(app, &cookie, client, "POST", "/api/downloads").await;
+    assert_eq!(status, 201, "{body}");
+    wait_for(T, "the report to be ready", || async {
+        let (status, d) = as_client(app, &cookie, client, "GET", "/api/downloads/current").await;
+        assert_eq!(status, 200, "{d}");
+        assert_ne!(d["state"], "error", "{d}");
+        (d["state"] == "ready").then_some(())
+    })
+    .await;
+    cookie
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_fill_the_cache_with_unfetched_reports() {
+    let _machine = drove_tests::shared_machine().await;
+    let secret = drove_tests::secret_file().to_string_lossy().into_owned();
+    // Files of 64 KiB in a cache of 512 KiB: about seven fit.
+    let args = [
+        "--steps",
+        "4",
+        "--step-ms",
+        "20",
+        "--file-kb",
+        "64",
+        "--secret-file",
+        &secret,
+        "--report-pool",
+        "none",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--client-rps",
+        "1000",
+        "--client-reports",
+        "3",
+        "--cache-max-bytes",
+        "524288",
+    ];
+    let mut nodes = drove_tests::download_manager_nodes(2, "w", &drove_tests::random_hex(), &args);
+    drove_tests::start_all_and_wait(&mut nodes, LONG).await;
+    let app = nodes[0].app_addr();
+    let attacker = "198.18.0.66";
+    let mut minted = Vec::new();
+    for _ in 0..10 {
+        minted.push(ready_report(&app, attacker).await);
+    }
+    let live = |cookies: Vec<String>, client: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut live = 0;
+            for c in &cookies {
+                let (status, _) = as_client(&app, c, client, "GET", "/api/downloads/current").await;
+                live += usize::from(status == 200);
+            }
+            live
+        }
+    };
+    let held = live(minted.clone(), attacker).await;
+    assert!(
+        held <= 3,
+        "one address holds {held} reports past its share of 3"
+    );
+    assert_eq!(
+        as_client(&app, &minted[0], attacker, "GET", "/api/downloads/current")
+            .await
+            .0,
+        404,
+        "the address's oldest report made room"
+    );
+
+    // Six other visitors: each one's report is ready, none given up as
+    // "cache full"; the room comes out of the heaviest address's reports.
+    let mut victims = Vec::new();
+    for i in 1..=6 {
+        let client = format!("198.18.0.{i}");
+        victims.push((ready_report(&app, &client).await, client));
+    }
+    for (cookie, client) in &victims {
+        let (status, d) = as_client(&app, cookie, client, "GET", "/api/downloads/current").await;
+        assert_eq!((status, d["state"].as_str()), (200, Some("ready")), "{d}");
+    }
+    let held = live(minted, attacker).await;
+    assert!(
+        held < 3,
+        "the heaviest address kept all {held} of its reports"
+    );
+}

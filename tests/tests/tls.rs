@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use drove_tests::stores::{get, post};
 use drove_tests::{metric, wait_for, NodeProc, TestCluster};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -212,4 +213,77 @@ async fn an_idle_outsider_does_not_hold_up_tls_sessions() {
     );
     drop(outsider);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A node that holds the cookie and reaches the shared job store, but
+/// whose certificate no peer accepts, reaches a minority of the cluster:
+/// it is cut off and takes no jobs; the nodes the others reach run them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_no_session_reaches_takes_no_jobs() {
+    let _machine = drove_tests::shared_machine().await;
+    let redis = drove_tests::redis::RedisServer::start();
+    let store = |mut args: Vec<String>| {
+        args.extend(["--jobs".to_string(), redis.url()]);
+        args
+    };
+    let dir = temp_dir("jobs-ca");
+    certs(&dir, "n1,n2,n3");
+    let mut c = TestCluster::new(3);
+    for n in &mut c.nodes {
+        n.extra = store(tls_args(&dir, &n.name.clone()));
+    }
+    c.start_all();
+    c.wait_converged(Duration::from_secs(30)).await;
+    let other = temp_dir("jobs-other-ca");
+    certs(&other, "n4");
+    let mut intruder = NodeProc::new("n4", vec![c.nodes[0].listen.to_string()], &c.cookie);
+    intruder.extra = store(tls_args(&other, "n4"));
+    intruder.start();
+    let intruder_ref = &intruder;
+    wait_for(
+        Duration::from_secs(30),
+        "n4's pipelines cut off",
+        || async move {
+            let (_, list) = get(intruder_ref, "/api/jobs/pipelines").await?;
+            let list = list.as_array()?.clone();
+            (!list.is_empty() && list.iter().all(|p| p["status"] == "cutoff")).then_some(())
+        },
+    )
+    .await;
+    let (_, list) = get(&c.nodes[0], "/api/jobs/pipelines")
+        .await
+        .expect("n1's pipelines");
+    assert!(
+        list.as_array()
+            .is_some_and(|l| l.iter().all(|p| p["status"] != "cutoff")),
+        "n1 reaches a majority: {list}"
+    );
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let body = serde_json::json!({ "queue": "default", "worker": "drove.noop", "args": { "i": i } });
+        let (status, answer) = post(&c.nodes[0], "/api/jobs", body).await;
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["id"].as_u64().expect("an id"));
+    }
+    let n1 = &c.nodes[0];
+    for id in ids {
+        let done = wait_for(
+            Duration::from_secs(30),
+            "the job to complete",
+            || async move {
+                let (_, j) = get(n1, &format!("/api/jobs/{id}")).await?;
+                (j["state"] == "completed").then_some(j)
+            },
+        )
+        .await;
+        let ran_on = done["node"].as_str().unwrap_or_default();
+        assert!(!ran_on.is_empty(), "no node in {done}");
+        assert!(
+            !ran_on.starts_with("n4"),
+            "job {id} ran on the cut-off node: {done}"
+        );
+    }
+    drop(intruder);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
 }

@@ -1,6 +1,7 @@
 //! The application's operations, independent of HTTP: start a download,
 //! read it, read its file, clear it.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -11,7 +12,12 @@ use drove::Drove;
 
 use crate::download::{self, Download, Manifest, State};
 use crate::expiry::forget;
+use crate::share::{self, Held};
 use crate::tracker::{Tracker, TrackerArgs, TrackerMsg};
+
+/// How long a start waits for the reports it cleared to leave the cache:
+/// the cache's shadow grace, its next tidy round, and a delta.
+const ROOM_WAIT: Duration = Duration::from_secs(3);
 
 /// How downloads are produced (the same on every node).
 #[derive(Clone, Debug)]
@@ -24,6 +30,8 @@ pub(crate) struct AppConfig {
     pub chunk_bytes: usize,
     /// How long a ready report stays unfetched, ms.
     pub report_ttl_ms: u64,
+    /// Downloads, running or ready, one client address may hold.
+    pub reports_per_client: usize,
 }
 
 /// Why an operation failed; each maps to an HTTP status.
@@ -38,6 +46,9 @@ pub(crate) enum AppError {
     /// The download is not ready yet.
     #[error("the file is not ready yet")]
     NotReady,
+    /// This client address holds its whole share of running downloads.
+    #[error("too many downloads running from this address")]
+    ShareTaken,
     /// The cluster could not take the request (no quorum, no node for the
     /// tracker type, a node unreachable).
     #[error("cannot start the download: {0}")]
@@ -81,10 +92,11 @@ impl App {
 
     /// Starts a download for `user`: stores it (one per user), then starts
     /// its tracker where placement puts it.
-    pub(crate) async fn start(&self, user: &str) -> Result<Download, AppError> {
+    pub(crate) async fn start(&self, user: &str, client: IpAddr) -> Result<Download, AppError> {
         if let Some(d) = self.current(user) {
             return Err(AppError::InProgress(Box::new(d)));
         }
+        self.make_room(client).await?;
         let id = format!("{:012x}", rand::random::<u64>() >> 16);
         let mut d = Download {
             id: id.clone(),
@@ -95,6 +107,8 @@ impl App {
             step_runner: None,
             file_url: None,
             error: None,
+            client: Some(client.to_string()),
+            created_ms: self.drove.cache().now_ms(),
         };
         let key = download::download_key(user);
         let stored = self
@@ -144,6 +158,88 @@ impl App {
                 Err(AppError::Unavailable(e.to_string()))
             }
         }
+    }
+
+    /// Makes room for one more download of `client` (see `share`): past
+    /// its share, its own oldest ready report is cleared; then, while the
+    /// cache has no room for another file, the heaviest client's oldest
+    /// ready report, and waits (a moment) until the room is there.
+    async fn make_room(&self, client: IpAddr) -> Result<(), AppError> {
+        let cache = self.drove.cache();
+        let mut downloads: Vec<Download> = cache
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with(download::DOWNLOAD_PREFIX))
+            .filter_map(|k| cache.get::<Download>(k).ok().flatten())
+            .filter(|d| d.validate().is_ok())
+            .collect();
+        let mut held: Vec<Held> = downloads
+            .iter()
+            .map(|d| Held {
+                client: d.client.clone(),
+                ready: d.state == State::Ready,
+                created_ms: d.created_ms,
+            })
+            .collect();
+        match share::over_share(&held, &client.to_string(), self.config.reports_per_client) {
+            Err(share::ShareTaken) => return Err(AppError::ShareTaken),
+            Ok(Some(i)) => {
+                held.remove(i);
+                self.clear_unfetched(downloads.remove(i), "its client's share is taken");
+            }
+            Ok(None) => {}
+        }
+        // A cleared write leaves the count only once its writer has dropped
+        // it (after the cache's shadow grace), so what is cleared is counted
+        // here, not measured, and the start then waits for it to go.
+        let need = self.file_bytes();
+        let room = || cache.max_bytes().saturating_sub(cache.bytes()) >= need;
+        let mut used = cache.bytes();
+        let mut cleared = false;
+        while cache.max_bytes().saturating_sub(used) < need {
+            let Some(i) = share::heaviest_oldest(&held) else {
+                break;
+            };
+            held.remove(i);
+            let freed = self.clear_unfetched(downloads.remove(i), "the cache is full");
+            used = used.saturating_sub(freed);
+            cleared = true;
+        }
+        let deadline = Instant::now() + ROOM_WAIT;
+        while cleared && !room() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Clears a ready report nobody fetched; returns the bytes it held.
+    fn clear_unfetched(&self, d: Download, why: &str) -> usize {
+        let bytes = self.held_bytes(&d);
+        forget(
+            self.drove.cache(),
+            self.drove.pubsub(),
+            &d,
+            self.config.steps,
+        );
+        tracing::info!(download = %d.id, user = %d.user, bytes, "{why}: an unfetched report cleared");
+        bytes
+    }
+
+    /// About how many bytes one file takes in the cache.
+    fn file_bytes(&self) -> usize {
+        let steps = self.config.steps as usize;
+        steps * (self.config.chunk_bytes + self.config.chunk_bytes / 8 + 128) + 1024
+    }
+
+    /// The bytes a download's record and file take in the cache here.
+    fn held_bytes(&self, d: &Download) -> usize {
+        let cache = self.drove.cache();
+        let entry = |k: String| cache.entry(&k).map_or(0, |e| k.len() + e.json.len());
+        (0..self.config.steps)
+            .map(|n| entry(download::chunk_key(&d.id, n)))
+            .sum::<usize>()
+            + entry(download::manifest_key(&d.id))
+            + entry(download::download_key(&d.user))
     }
 
     /// The ready file of the user's download, checked against its manifest.

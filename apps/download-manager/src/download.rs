@@ -42,6 +42,13 @@ pub(crate) struct Download {
     pub file_url: Option<String>,
     /// Why it failed, for `error`.
     pub error: Option<String>,
+    /// The address of the client that started it, which its share of the
+    /// cache counts against (see `share`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// When it was started, ms since the Unix epoch.
+    #[serde(default)]
+    pub created_ms: u64,
 }
 
 /// The stored file's manifest.
@@ -95,6 +102,13 @@ impl Download {
         {
             return Err("bad tracker node or runner".into());
         }
+        if self
+            .client
+            .as_ref()
+            .is_some_and(|c| c.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err("the client is not an address".into());
+        }
         if self.error.as_ref().is_some_and(|e| e.len() > 1024) {
             return Err("error text too long".into());
         }
@@ -135,9 +149,12 @@ impl Message for Update {
     const TAG: &'static str = "download-manager.update.v1";
 }
 
+/// The prefix of every user's download key.
+pub(crate) const DOWNLOAD_PREFIX: &str = "dm:download:";
+
 /// The cache key of a user's download.
 pub(crate) fn download_key(user: &str) -> String {
-    format!("dm:download:{user}")
+    format!("{DOWNLOAD_PREFIX}{user}")
 }
 
 /// The cache key of a file's manifest.

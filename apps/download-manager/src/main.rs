@@ -37,6 +37,7 @@ mod page;
 mod proxy;
 mod report;
 mod session;
+mod share;
 mod tracker;
 mod web;
 
@@ -130,6 +131,10 @@ struct AppArgs {
     /// Download starts per minute per client address.
     #[arg(long, env = "DM_CLIENT_STARTS_PER_MIN", default_value_t = 20.0)]
     client_starts_per_min: f64,
+    /// Downloads, running or ready but unfetched, one client address may
+    /// hold; past it, its oldest ready one is cleared.
+    #[arg(long, env = "DM_CLIENT_REPORTS", default_value_t = 4)]
+    client_reports: usize,
     /// Progress streams open at once per client address.
     #[arg(long, env = "DM_CLIENT_STREAMS", default_value_t = 16)]
     client_streams: usize,
@@ -219,6 +224,7 @@ async fn run_node(args: NodeWithApp) -> anyhow::Result<()> {
             step_ms: args.app.step_ms,
             chunk_bytes,
             report_ttl_ms: args.app.report_ttl_ms,
+            reports_per_client: args.app.client_reports.max(1),
         },
     };
     // The public port serves the app and nothing else; the admin API has

@@ -186,6 +186,8 @@ impl Tracker {
             step_runner: None,
             file_url: None,
             error: None,
+            client: None,
+            created_ms: 0,
         })
     }
 

@@ -87,6 +87,7 @@ fn app_error(e: AppError) -> Response {
             .into_response(),
         AppError::NotFound => error(StatusCode::NOT_FOUND, "no download"),
         AppError::NotReady => error(StatusCode::CONFLICT, "the file is not ready yet"),
+        AppError::ShareTaken => too_many("downloads running"),
         AppError::Unavailable(_) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         AppError::Damaged(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -116,7 +117,7 @@ async fn create(
         return too_many("downloads");
     }
     let (user, cookie) = user(&state, &headers);
-    let response = match state.app.start(&user).await {
+    let response = match state.app.start(&user, client.ip()).await {
         Ok(d) => (StatusCode::CREATED, Json(d)).into_response(),
         Err(e) => app_error(e),
     };
