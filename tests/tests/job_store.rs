@@ -765,3 +765,127 @@ async fn a_redis_batch_with_a_number_out_of_range_writes_nothing() {
     assert!(fetch(&*store, "a#1", 10).await.is_empty());
     assert_eq!(store.unique_holder("bad", now()).await.unwrap(), None);
 }
+
+/// Every field of a job, over its whole accepted range: any text in names,
+/// keys and args, every priority, every retry count, run times from the
+/// epoch to the farthest the API takes, unique periods up to ten years.
+fn any_new_job(case: u32, now_ms: u64) -> impl proptest::strategy::Strategy<Value = NewJob> {
+    use proptest::prelude::*;
+    let text = "(?s).{0,40}";
+    let unique = proptest::option::of((
+        text,
+        1..=drove_jobs::spec::MAX_AHEAD_MS,
+        prop_oneof![Just(UniqueHold::Live), Just(UniqueHold::Always)],
+    ));
+    (
+        (text, text, text),
+        0..=drove_jobs::job::MAX_PRIORITY,
+        any::<u32>(),
+        prop_oneof![
+            Just(0u64),
+            0..=now_ms,
+            Just(now_ms + drove_jobs::spec::MAX_AHEAD_MS),
+            now_ms..=now_ms + drove_jobs::spec::MAX_AHEAD_MS,
+        ],
+        unique,
+    )
+        .prop_map(
+            move |((queue, worker, arg), priority, max_retries, run_at_ms, unique)| {
+                // A case's own prefix: a shrunk case does not meet an earlier
+                // case's queue or unique key.
+                NewJob {
+                    queue: format!("{case}/{queue}"),
+                    worker: format!("w{worker}"),
+                    args: serde_json::json!({ "a": arg }).to_string(),
+                    priority,
+                    max_retries,
+                    run_at_ms,
+                    unique: unique.map(|(key, period_ms, hold)| Unique {
+                        key: format!("{case}/{key}"),
+                        period_ms,
+                        hold,
+                    }),
+                }
+            },
+        )
+}
+
+/// What a store gives back is what went in, for every field.
+fn round_trip(store: Arc<dyn JobStore>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cases = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let checked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    // scripts/fuzz runs it with many more cases.
+    let want = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(48);
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: want,
+        ..Default::default()
+    });
+    let now_ms = now();
+    let counter = cases.clone();
+    let strategy = proptest::strategy::Strategy::prop_flat_map(0u32..1, move |_| {
+        let case = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        any_new_job(case, now_ms)
+    });
+    let result = runner.run(&strategy, |new| {
+        rt.block_on(async {
+            let at = now();
+            let e = store.enqueue(std::slice::from_ref(&new), at).await.unwrap()[0];
+            proptest::prop_assert!(!e.duplicate);
+            let got = store.get(e.id).await.unwrap();
+            let got = got.ok_or_else(|| proptest::test_runner::TestCaseError::fail("no job"))?;
+            proptest::prop_assert_eq!(&got.queue, &new.queue);
+            proptest::prop_assert_eq!(&got.worker, &new.worker);
+            proptest::prop_assert_eq!(&got.args, &new.args);
+            proptest::prop_assert_eq!(got.priority, new.priority);
+            proptest::prop_assert_eq!(got.max_retries, new.max_retries);
+            let due = new.run_at_ms <= at;
+            let want = if due {
+                JobState::Available
+            } else {
+                JobState::Scheduled
+            };
+            proptest::prop_assert_eq!(got.state, want);
+            if !due {
+                proptest::prop_assert_eq!(got.scheduled_at_ms, new.run_at_ms);
+            }
+            if let Some(u) = &new.unique {
+                let holder = store.unique_holder(&u.key, at).await.unwrap();
+                proptest::prop_assert_eq!(holder, Some(e.id));
+            }
+            if due {
+                let fetched = fetch_raw(store.as_ref(), &new.queue, "c", 1, None).await;
+                let Fetched::Jobs(jobs) = fetched else {
+                    return Err(proptest::test_runner::TestCaseError::fail(format!(
+                        "fetch answered {fetched:?}"
+                    )));
+                };
+                proptest::prop_assert_eq!(jobs.len(), 1);
+                proptest::prop_assert_eq!(jobs[0].id, e.id);
+                proptest::prop_assert_eq!(&jobs[0].args, &new.args);
+            }
+            checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let checked = checked.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(checked >= want, "only {checked} of {want} cases ran");
+}
+
+#[test]
+fn sqlite_store_round_trips_every_field() {
+    let (store, _keep) = sqlite();
+    round_trip(store);
+}
+
+#[test]
+fn redis_store_round_trips_every_field() {
+    let (store, _keep) = redis();
+    round_trip(store);
+}

@@ -260,7 +260,8 @@ async fn a_node_no_session_reaches_takes_no_jobs() {
     );
     let mut ids = Vec::new();
     for i in 0..30 {
-        let body = serde_json::json!({ "queue": "default", "worker": "drove.noop", "args": { "i": i } });
+        let body =
+            serde_json::json!({ "queue": "default", "worker": "drove.noop", "args": { "i": i } });
         let (status, answer) = post(&c.nodes[0], "/api/jobs", body).await;
         assert_eq!(status, 200, "{answer}");
         ids.push(answer["id"].as_u64().expect("an id"));
