@@ -62,6 +62,8 @@ pub(crate) async fn run(
             "1000000",
             "--client-streams",
             "1000000",
+            "--client-reports",
+            "1000000",
         ],
     );
     for n in &mut nodes {

@@ -31,7 +31,7 @@ pub struct RegValue {
 
 /// The winning registration of a name: the earliest registration (smallest
 /// lineage stamp), ties broken by owner node id (name, then incarnation).
-pub(crate) fn winner<'a>(
+pub fn winner<'a>(
     replica: &'a SchemaReplica<RegistrySchema>,
     name: &str,
 ) -> Option<SlotRef<'a, RegValue>> {
@@ -42,7 +42,7 @@ pub(crate) fn winner<'a>(
 }
 
 /// The live registrations of a name that lose to the winner.
-pub(crate) fn losers<'a>(
+pub fn losers<'a>(
     replica: &'a SchemaReplica<RegistrySchema>,
     name: &str,
 ) -> Vec<SlotRef<'a, RegValue>> {

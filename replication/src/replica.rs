@@ -384,6 +384,21 @@ where
                 }
             }
         }
+        // In an order that is the same in every process (the map's is not),
+        // so a seeded simulation replays exactly.
+        ops.sort_by_cached_key(|op| match op {
+            Op::Put {
+                key,
+                lineage,
+                stamp,
+                ..
+            } => slot_hash(key, *lineage, *stamp),
+            Op::Remove {
+                key,
+                lineage,
+                stamp,
+            } => slot_hash(key, *lineage, *stamp),
+        });
         ops
     }
 
@@ -425,6 +440,7 @@ where
         self.live_keys -= emptied;
         self.bytes = self.bytes.saturating_sub(bytes);
         self.digests.remove(&o);
+        purged.sort_by_cached_key(|p| slot_hash(&p.key, p.stamp, p.stamp));
         purged
     }
 
@@ -443,7 +459,9 @@ where
             touched.insert(op.key().clone());
             self.apply(owner, op);
         }
-        touched.into_iter().collect()
+        let mut touched: Vec<K> = touched.into_iter().collect();
+        touched.sort_by_cached_key(|k| slot_hash(k, Hlc(0), Hlc(0)));
+        touched
     }
 
     /// Drops tombstones older than `before`, keeping the map small. A

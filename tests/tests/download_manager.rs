@@ -37,6 +37,8 @@ fn dm_nodes(n: usize, steps: u32, step_ms: u64, file_kb: usize) -> Vec<NodeProc>
             "1000000",
             "--client-starts-per-min",
             "1000000",
+            "--client-reports",
+            "1000000",
         ],
     )
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose `src/` is checked.
-const CRATES: [&str; 16] = [
+const CRATES: [&str; 17] = [
     "discovery",
     "membership",
     "runtime",
@@ -27,6 +27,7 @@ const CRATES: [&str; 16] = [
     "dashboard",
     "apps/drove",
     "apps/download-manager",
+    "sim",
 ];
 
 fn root() -> PathBuf {
