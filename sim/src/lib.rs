@@ -29,7 +29,15 @@
 //!   run of simulated minutes takes milliseconds.
 //!
 //! The scenarios are this crate's tests (`cargo test --release -p
-//! drove-sim`); each names the invariant it checks at every step.
+//! drove-sim`); each names the invariants it checks:
+//!
+//! - `tests/replication.rs`: replicas converge, purged owners stay out,
+//!   reads see their writes;
+//! - `tests/registry.rs`: every name ends with one winner, the same on
+//!   every replica, and every loser is told;
+//! - `tests/jobs_rescue.rs`: against the real SQLite store, no job's
+//!   completion is accepted twice and none is lost through crashes,
+//!   freezes past the lease and false downs.
 //!
 //! # Layout
 //!
