@@ -68,7 +68,8 @@
 //! - `tidy_queue`: which keys the housekeeping must look at (written with
 //!   a deadline, or touched by a peer where this node holds a slot), so a
 //!   round costs the work to do, not a scan of every key.
-//! - `handoff_tests`: copies changing hands on a simulated racing network,
+//! - `handoff_tests`: copies changing hands on the simulation floor
+//!   (`drove-sim`: racing FIFO links, crashes, departures heard late),
 //!   the cache's own hook and tidying driving the core's channels.
 
 pub mod cache;

@@ -39,6 +39,11 @@
 //!   completion is accepted twice and none is lost through crashes,
 //!   freezes past the lease and false downs.
 //!
+//! The cache's handoff scenario runs on this floor too, inside
+//! `drove-cache` (`handoff_tests`), since it drives the cache's private
+//! loss hook and tidying: no node stops showing a value it showed while
+//! copies change hands.
+//!
 //! # Layout
 //!
 //! Bottom up: [`faults`], [`trace`], [`life`], [`net`] (uses `life` to

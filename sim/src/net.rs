@@ -185,6 +185,14 @@ impl<M: Clone> Network<M> {
         !self.cut.is_empty()
     }
 
+    /// Drops every message in flight from `node`: what a crash loses with
+    /// the send buffers of its process. Returns how many.
+    pub fn drop_from(&mut self, node: usize) -> usize {
+        let before = self.queue.len();
+        self.queue.retain(|_, m| m.from != node);
+        before - self.queue.len()
+    }
+
     /// Restores every link.
     pub fn heal(&mut self) {
         self.cut.clear();
@@ -292,6 +300,10 @@ mod tests {
         net.heal();
         net.send(&mut rng, &mut faults, 70, 0, (1, 1), 6);
         assert_eq!(drain(&mut net, 80, &lives, &mut faults), vec![6]);
+        net.send(&mut rng, &mut faults, 80, 0, (1, 1), 7);
+        net.send(&mut rng, &mut faults, 80, 1, (0, 1), 8);
+        assert_eq!(net.drop_from(0), 1);
+        assert_eq!(drain(&mut net, 90, &lives, &mut faults), vec![8]);
     }
 
     #[test]
