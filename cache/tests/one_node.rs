@@ -5,24 +5,11 @@
 use std::time::Duration;
 
 use drove_cache::{Cache, CacheError, MAX_VALUE_LEN};
-use drove_runtime::NodeConfig;
-
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
+use drove_runtime::testing::one_node;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_on_one_node() {
-    let mut config = NodeConfig::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("solo");
     let node = config.start().await.expect("node");
     let cache = Cache::start(&node).await.expect("cache");
 
@@ -101,8 +88,7 @@ fn metric(cache: &Cache, name: &str) -> u64 {
 /// metrics follow, kept as slots change.
 #[tokio::test(flavor = "multi_thread")]
 async fn housekeeping_goes_by_deadline_and_counts_follow() {
-    let mut config = NodeConfig::new("keeper");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("keeper");
     let node = config.start().await.expect("node");
     let cache = Cache::start(&node).await.expect("cache");
     for i in 0..300u32 {

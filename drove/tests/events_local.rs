@@ -11,7 +11,11 @@ use drove::events::{
 };
 use drove::jobs::{JobError, JobState, StoreUrl};
 use drove::prelude::*;
+use drove::runtime::testing::{free_port, wait_until};
 use serde::{Deserialize, Serialize};
+
+/// How long a test waits for what it expects.
+const WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Shipped {
@@ -81,26 +85,6 @@ impl Handler for Audit {
     }
 }
 
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
-
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn seen_for(seen: &Seen, event: EventId) -> Vec<(&'static str, u32)> {
     let mut v: Vec<(&'static str, u32)> = seen
         .lock()
@@ -120,7 +104,7 @@ async fn handlers_each_get_their_delivery_on_time_and_bad_input_loses_nothing() 
         rand::random::<u64>()
     ));
     let mut config = Config::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    config.listen = (std::net::Ipv4Addr::LOCALHOST, free_port()).into();
     config.cookie = Some(format!("{:032x}", rand::random::<u128>()));
     config.jobs.store = StoreUrl::Sqlite(file.clone());
     config.jobs.backoff.min_ms = 50;
@@ -139,7 +123,7 @@ async fn handlers_each_get_their_delivery_on_time_and_bad_input_loses_nothing() 
     // Two handlers take the type: each gets it; the failing one alone is
     // retried.
     let id = events.signal(&Shipped { order: 1 }).await.unwrap();
-    wait_until("both handlers, the mailer twice", || {
+    wait_until("both handlers, the mailer twice", WAIT, || {
         seen_for(&seen, id).len() == 3
     })
     .await;
@@ -192,14 +176,20 @@ async fn handlers_each_get_their_delivery_on_time_and_bad_input_loses_nothing() 
         .await
         .unwrap();
     assert_eq!(events.get(later).await.unwrap().unwrap().state, "scheduled");
-    wait_until("the delayed event", || seen_for(&seen, later).len() == 2).await;
+    wait_until("the delayed event", WAIT, || {
+        seen_for(&seen, later).len() == 2
+    })
+    .await;
     assert!(started.elapsed() >= Duration::from_millis(400));
-    wait_until("the timed event", || seen_for(&seen, at).len() == 2).await;
+    wait_until("the timed event", WAIT, || seen_for(&seen, at).len() == 2).await;
     assert!(started.elapsed() >= Duration::from_millis(600));
 
     // Direct: handled here at once, not stored.
     let direct = events.signal_direct(&Shipped { order: 6 }).await.unwrap();
-    wait_until("the direct event", || seen_for(&seen, direct).len() == 2).await;
+    wait_until("the direct event", WAIT, || {
+        seen_for(&seen, direct).len() == 2
+    })
+    .await;
     assert!(events.get(direct).await.unwrap().is_none());
     assert!(matches!(
         events

@@ -10,7 +10,11 @@ use drove::jobs::{
     BatchWorker, JobCtx, JobError, JobSpec, JobState, PipelineConfig, Scope, StoreUrl, Worker,
 };
 use drove::prelude::*;
+use drove::runtime::testing::{free_port, wait_until};
 use drove::Services;
+
+/// How long a test waits for what it expects.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Writes its args to the replicated cache (services from the context).
 struct Remember;
@@ -44,26 +48,6 @@ impl BatchWorker for Collect {
     }
 }
 
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
-
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn typed_and_batch_workers_with_priorities_and_delays() {
     let file = std::env::temp_dir().join(format!(
@@ -71,7 +55,7 @@ async fn typed_and_batch_workers_with_priorities_and_delays() {
         rand::random::<u64>()
     ));
     let mut config = Config::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    config.listen = (std::net::Ipv4Addr::LOCALHOST, free_port()).into();
     config.cookie = Some(format!("{:032x}", rand::random::<u128>()));
     config.jobs.store = StoreUrl::Sqlite(file.clone());
     config.jobs.pipelines = vec![
@@ -103,7 +87,7 @@ async fn typed_and_batch_workers_with_priorities_and_delays() {
         .await
         .unwrap()
         .id;
-    wait_until("the delayed job", || {
+    wait_until("the delayed job", WAIT, || {
         drove.cache().get::<u32>("k").ok().flatten() == Some(7)
     })
     .await;
@@ -122,7 +106,7 @@ async fn typed_and_batch_workers_with_priorities_and_delays() {
     jobs.resume("b", Scope::Cluster, Some(Duration::from_secs(5)))
         .await
         .unwrap();
-    wait_until("every batched job", || {
+    wait_until("every batched job", WAIT, || {
         seen.0.lock().unwrap().iter().map(Vec::len).sum::<usize>() == 20
     })
     .await;
@@ -144,7 +128,10 @@ async fn typed_and_batch_workers_with_priorities_and_delays() {
     jobs.resume("o", Scope::Node, Some(Duration::from_secs(5)))
         .await
         .unwrap();
-    wait_until("the ordered jobs", || seen.0.lock().unwrap().len() == 4).await;
+    wait_until("the ordered jobs", WAIT, || {
+        seen.0.lock().unwrap().len() == 4
+    })
+    .await;
     let order: Vec<u32> = seen.0.lock().unwrap().iter().flatten().copied().collect();
     assert_eq!(order, vec![0, 1, 5, 9]);
 

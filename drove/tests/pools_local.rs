@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use drove::pool::{Ctx, PoolError, RemoteError};
 use drove::prelude::*;
+use drove::runtime::testing::free_port;
 use drove::Services;
 use serde::{Deserialize, Serialize};
 
@@ -105,22 +106,10 @@ async fn start_counter(ctx: Ctx, start: u64) -> Result<Handle<CounterMsg>, Strin
         .map_err(|e| e.to_string())
 }
 
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn local_pools_run_typed_functions_within_their_limits() {
     let mut config = Config::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    config.listen = (std::net::Ipv4Addr::LOCALHOST, free_port()).into();
     config.cookie = Some(format!("{:032x}", rand::random::<u128>()));
     config.jobs.store = drove::jobs::StoreUrl::Sqlite(":memory:".into());
     let grew = Arc::new(AtomicUsize::new(0));

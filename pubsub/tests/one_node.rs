@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use drove_pubsub::{Lagged, PubSub, PubSubError, MAX_STREAM_CAPACITY};
-use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig};
+use drove_runtime::testing::one_node;
+use drove_runtime::{Actor, ActorError, Context, Message};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -33,18 +34,6 @@ impl Actor for Listener {
     }
 }
 
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
-
 async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
     tokio::time::timeout(Duration::from_millis(300), rx.recv())
         .await
@@ -54,8 +43,7 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_kind_of_broadcast_reaches_whom_it_says() {
-    let mut config = NodeConfig::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("solo");
     let node = config.start().await.expect("node");
     let pubsub = PubSub::start(&node).await.expect("pubsub");
 
@@ -130,8 +118,7 @@ async fn each_kind_of_broadcast_reaches_whom_it_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_stream_subscriber_keeps_the_newest_and_hears_what_it_missed() {
-    let mut config = NodeConfig::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("solo");
     let node = config.start().await.expect("node");
     let pubsub = PubSub::start(&node).await.expect("pubsub");
 

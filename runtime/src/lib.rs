@@ -64,6 +64,8 @@
 //!   peers have one (so a dialer stops).
 //! - [`throttle`]: warnings written at most once per interval.
 //! - [`reach`]: which up members no session has reached (`unreachable`).
+//! - [`testing`]: what tests of a node share (a free port, a one-node
+//!   config, a bounded wait), here and in applications built on drove.
 //! - [`gate`]: the cluster port's accept loop and its bounds before
 //!   authentication; `fd_budget`: the descriptor limit raised at start.
 //! - [`cluster`]: [`NodeConfig`], [`NodeConfig::start`], and the driver task
@@ -90,6 +92,7 @@ pub mod metrics;
 pub mod node;
 pub mod reach;
 mod sessions;
+pub mod testing;
 pub mod throttle;
 pub mod tls;
 mod transport;

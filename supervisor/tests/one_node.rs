@@ -9,23 +9,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use drove_registry::Registry;
-use drove_runtime::{Actor, ActorError, Context, Message, NodeConfig, Reply};
+use drove_runtime::testing::one_node;
+use drove_runtime::{Actor, ActorError, Context, Message, Reply};
 use drove_supervisor::{
     checkpoint, Child, ChildSpec, Restart, Started, SupervisorBuilder, SupervisorError,
     MAX_CHECKPOINT_BYTES,
 };
-
-fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 enum KeeperMsg {
@@ -190,8 +179,7 @@ impl Child for Witness {
 /// fails lets the name go.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_child_whose_name_is_held_never_runs_its_init() {
-    let mut config = NodeConfig::new("witnesses");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("witnesses");
     let node = config.start().await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
     let sup = SupervisorBuilder::new(&node, &registry)
@@ -248,8 +236,7 @@ async fn a_child_whose_name_is_held_never_runs_its_init() {
 /// the one before it stays.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_checkpoint_is_refused_and_the_last_one_kept() {
-    let mut config = NodeConfig::new("diarist");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("diarist");
     let node = config.start().await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
     let sup = SupervisorBuilder::new(&node, &registry)
@@ -285,8 +272,7 @@ async fn an_oversized_checkpoint_is_refused_and_the_last_one_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn typed_children_on_one_node() {
-    let mut config = NodeConfig::new("solo");
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = one_node("solo");
     let node = config.start().await.expect("node");
     let registry = Registry::start(&node).await.expect("registry");
 

@@ -23,7 +23,7 @@ pub mod stores;
 
 use std::fs::File;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -100,18 +100,13 @@ pub fn fresh_loopback_ip() -> String {
     format!("127.{}.{}.{}", 1 + salt, (n / 250) % 250, 1 + n % 250)
 }
 
-/// A port free for both TCP and UDP on `ip`.
+/// A port free for both TCP and UDP on `ip` (see
+/// `drove_runtime::testing::free_port_on`).
 pub fn free_port(ip: &str) -> u16 {
-    for _ in 0..100 {
-        let Ok(tcp) = TcpListener::bind((ip, 0)) else {
-            continue;
-        };
-        let Ok(addr) = tcp.local_addr() else { continue };
-        if UdpSocket::bind((ip, addr.port())).is_ok() {
-            return addr.port();
-        }
-    }
-    panic!("no free port on {ip}");
+    ip.parse()
+        .ok()
+        .and_then(drove_runtime::testing::free_port_on)
+        .unwrap_or_else(|| panic!("no free port on {ip}"))
 }
 
 /// Tests of one test binary that measure timing-sensitive faults (a frozen

@@ -1,4 +1,4 @@
-//! What the admin router's tests share: a free port and one request
+//! What the admin router's tests share: a free port (the runtime's) and one request
 //! through the router with the test token.
 
 #![allow(clippy::unwrap_used)]
@@ -12,18 +12,7 @@ use tower::ServiceExt;
 /// The bearer token the tests' guards want.
 pub(crate) const TOKEN: &str = "t0ken-for-the-admin-tests";
 
-/// A port free for both TCP and UDP on 127.0.0.1.
-pub(crate) fn free_port() -> u16 {
-    loop {
-        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = l.local_addr() else { continue };
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-}
+pub(crate) use drove::runtime::testing::free_port;
 
 /// Sends one request (with the token if `token`) and returns the status
 /// and body.
