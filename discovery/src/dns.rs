@@ -13,7 +13,7 @@ use hickory_resolver::TokioResolver;
 
 use drove_runtime::MAX_INTRODUCED;
 
-use crate::{Discovery, DiscoveryError};
+use crate::strategy::{Discovery, DiscoveryError};
 
 /// What is polled.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use drove_runtime::MAX_INTRODUCED;
 
-use crate::{Discovery, DiscoveryError};
+use crate::strategy::{Discovery, DiscoveryError};
 
 /// The address a node announces for `listen`.
 pub fn announced(listen: SocketAddr) -> Multiaddr {

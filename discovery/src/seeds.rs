@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Discovery, DiscoveryError};
+use crate::strategy::{Discovery, DiscoveryError};
 
 /// `--seeds`, as a strategy.
 #[derive(Debug)]

@@ -14,7 +14,8 @@ use drove_runtime::Node;
 use crate::dns::DnsPoll;
 use crate::mdns::Mdns;
 use crate::seeds::Seeds;
-use crate::{Discovery, DiscoveryError, DiscoverySpec};
+use crate::spec::DiscoverySpec;
+use crate::strategy::{Discovery, DiscoveryError};
 
 /// The running loop; dropping it stops discovery.
 #[derive(Debug)]

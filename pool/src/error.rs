@@ -64,7 +64,7 @@ pub enum PoolError {
     TooLarge {
         /// Their encoded size.
         len: usize,
-        /// [`crate::MAX_PAYLOAD`].
+        /// The limit (`MAX_PAYLOAD`).
         max: usize,
     },
     /// No runner slot within the pool's boot_timeout.

@@ -64,7 +64,9 @@ pub use config::{BackendKind, PoolConfig};
 pub use error::{PoolConfigError, PoolError, RemoteError};
 pub use parent::{parent, parent_from_env, ParentInfo};
 pub use pool::{PlacedChild, Pool, PoolBuilder, Ran};
-pub use remote::{build_id, check_table, functions, BoxFuture, Ctx, FnEntry, Invoker, RemoteFn};
+pub use remote::{
+    build_id, check_table, functions, BoxFuture, Ctx, FnEntry, Invoker, RemoteFn, MAX_PAYLOAD,
+};
 pub use runner::IdleCheck;
 pub use service::{Pools, PoolsError};
 pub use task::{BootHook, CountHook, Home, Hooks, RunnerInfo, Snapshot};
@@ -72,7 +74,3 @@ pub use task::{BootHook, CountHook, Home, Hooks, RunnerInfo, Snapshot};
 /// Re-exported for `#[drove::remote]`'s expansion.
 #[doc(hidden)]
 pub use inventory;
-
-/// The largest encoded arguments or result of one call (the transport's
-/// frame limit is 8 MiB; this leaves room).
-pub const MAX_PAYLOAD: usize = 4 * 1024 * 1024;

@@ -14,10 +14,10 @@ use crate::config::{BackendKind, PoolConfig};
 use crate::error::{PoolConfigError, PoolError, RemoteError};
 use crate::metrics::PoolMetrics;
 use crate::protocol::{Invoke, RunnerMsg, RUNNER_SERVICE};
+use crate::remote::MAX_PAYLOAD;
 use crate::remote::{build_id, decode, encode, functions, Ctx, RemoteFn};
 use crate::runner::IdleCheck;
 use crate::task::{Event, Home, Hooks, Lease, PoolTask, Request, Snapshot, Target};
-use crate::MAX_PAYLOAD;
 
 /// Callers that may wait for a slot at once; more are refused.
 const MAX_WAITING: usize = 10_000;

@@ -18,6 +18,10 @@ use drove_runtime::Node;
 
 use crate::error::RemoteError;
 
+/// The largest encoded arguments or result of one call (the transport's
+/// frame limit is 8 MiB; this leaves room).
+pub const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
+
 /// A function a pool can run on a runner, by its stable [`RemoteFn::NAME`].
 /// Write it with `#[drove::remote]` on an `async fn`; the macro makes a
 /// unit value of the function's name that implements this trait, so
@@ -132,7 +136,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
 /// Decodes a wire value, refusing trailing bytes and anything larger than
 /// a frame.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let config = bincode::config::standard().with_limit::<{ crate::MAX_PAYLOAD }>();
+    let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD }>();
     let (value, used) =
         bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())?;
     if used != bytes.len() {
