@@ -10,14 +10,14 @@ use drove_registry::Registry;
 use drove_replication::Replicated;
 use drove_runtime::Node;
 
+use crate::candidates::{Placer, QuorumConfig};
 use crate::child::{factory, Factory};
 use crate::error::SupervisorError;
+use crate::local_children::LocalChildren;
 use crate::moves::{child_work, types_work, Moves, Redistribution, Work};
 use crate::placement::{Placement, Uniform};
-use crate::placer::{Placer, QuorumConfig};
 use crate::protocol::{SupervisorActor, SUPERVISOR_NAME};
 use crate::records::Records;
-use crate::runner::Runner;
 use crate::spec::Child;
 use crate::supervisor::Supervisor;
 
@@ -111,20 +111,32 @@ impl SupervisorBuilder {
             .keys()
             .map(|k| Arc::from(k.as_str()))
             .collect();
-        let runner = Runner::new(&node, &self.registry, &records, self.factories);
-        let moves = Moves::new(&node, &runner, &records, &placer, self.redistribution);
+        let local_children = LocalChildren::new(&node, &self.registry, &records, self.factories);
+        let moves = Moves::new(
+            &node,
+            &local_children,
+            &records,
+            &placer,
+            self.redistribution,
+        );
         placer.declare(&declared);
         let (stops_tx, stops) = mpsc::unbounded_channel();
         node.on_actor_stopped(Box::new(move |id, reason| {
             let _ = stops_tx.send(Work::Stopped(id, reason.clone()));
         }));
-        node.spawn_named(SUPERVISOR_NAME, SupervisorActor(runner.clone()), ())
+        node.spawn_named(SUPERVISOR_NAME, SupervisorActor(local_children.clone()), ())
             .await?;
         tokio::spawn(moves.clone().work(stops, child_work, types_work));
         tokio::spawn(moves.clone().redeclare_on_rejoin(declared));
         if placer.quorum().is_some() {
             tokio::spawn(moves.clone().watch_quorum());
         }
-        Ok(Supervisor::new(&node, runner, records, placer, moves))
+        Ok(Supervisor::new(
+            &node,
+            local_children,
+            records,
+            placer,
+            moves,
+        ))
     }
 }

@@ -1,5 +1,5 @@
 //! What a typed child uses at run time: [`checkpoint`] from inside it, and
-//! the factory the runner starts it with.
+//! the factory `LocalChildren` starts it with.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use drove_runtime::{Context, LocalRef, Node, SpawnOptions};
 
-use crate::child_ext::checkpoint_json;
+use crate::checkpoints::checkpoint_json;
 use drove_runtime::error::chain;
 
 use crate::error::SupervisorError;
@@ -26,7 +26,7 @@ pub fn checkpoint<C: Child>(
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Builds and spawns one child of a declared type with the runner's spawn
+/// Builds and spawns one child of a declared type with the local children's spawn
 /// options; returns its local id. The error is text: it answers a remote
 /// start.
 pub(crate) type Factory =

@@ -1,6 +1,6 @@
 //! [`Ledger`]: the children this node runs now, by id and by local actor
-//! id, those it is starting, and their recent restarts. Plain data; the
-//! runner keeps it behind a lock.
+//! id, those it is starting, and their recent restarts. Plain data;
+//! `LocalChildren` keeps it behind a lock.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};

@@ -72,10 +72,13 @@
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
 //! - `ledger`: the children this node runs now (plain data).
 //! - `records`: the replicated children table.
-//! - `child_ext`: how a child's context reaches its record.
+//! - `checkpoints`: where a running child's checkpoint goes (its context
+//!   reaches its record).
 //! - [`child`]: [`checkpoint`], and the factory that starts a child type.
-//! - `placer`: placement over the declared types, the quorum strategy.
-//! - `runner`: local starts, restarts and stops.
+//! - `candidates`: the nodes that may run a child (up, reachable, its type
+//!   declared) and the one placement picks; the quorum strategy.
+//! - `local_children`: `LocalChildren`, this node's children: local starts,
+//!   restarts and stops.
 //! - [`protocol`]: [`SupMsg`] between supervisors, and the actor that
 //!   answers it.
 //! - `moves`: failover, handoff, redistribution, and the work loop.
@@ -85,26 +88,26 @@
 
 pub mod builder;
 pub mod builtin;
+mod candidates;
+mod checkpoints;
 pub mod child;
-mod child_ext;
 pub mod error;
 mod ledger;
+mod local_children;
 mod moves;
 pub mod placement;
-mod placer;
 pub mod protocol;
 mod records;
-mod runner;
 pub mod spec;
 pub mod supervisor;
 
 pub use builder::SupervisorBuilder;
+pub use candidates::QuorumConfig;
+pub use checkpoints::MAX_CHECKPOINT_BYTES;
 pub use child::checkpoint;
-pub use child_ext::MAX_CHECKPOINT_BYTES;
 pub use error::{StartRefused, SupervisorError};
 pub use moves::Redistribution;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
-pub use placer::QuorumConfig;
 pub use protocol::{SupMsg, SUPERVISOR_NAME};
 pub use spec::{
     Child, ChildCounts, ChildInfo, ChildRecord, ChildSpec, ChildStatus, Restart, Started, TypedSpec,

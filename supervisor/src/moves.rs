@@ -12,11 +12,11 @@ use tokio::sync::{broadcast, mpsc};
 use drove_replication::{Change, Hlc, Op, PurgedSlot, SchemaReplica};
 use drove_runtime::{ActorAddr, ExitReason, Handle, MemberStatus, MembershipEvent, Node, NodeId};
 
+use crate::candidates::Placer;
 use crate::error::StartRefused;
-use crate::placer::Placer;
+use crate::local_children::LocalChildren;
 use crate::protocol::{SupMsg, SUPERVISOR_NAME};
 use crate::records::{winner, Records};
-use crate::runner::Runner;
 use crate::spec::{ChildRecord, ChildStatus, ChildrenSchema, Restart, TypesSchema};
 
 /// How long a node that finds itself alone, or that just woke from a
@@ -156,7 +156,7 @@ pub(crate) fn types_work(
 #[derive(Clone, Debug)]
 pub(crate) struct Moves {
     node: Node,
-    runner: Runner,
+    local_children: LocalChildren,
     records: Records,
     placer: Arc<Placer>,
     redistribution: Redistribution,
@@ -173,14 +173,14 @@ pub(crate) struct Moves {
 impl Moves {
     pub(crate) fn new(
         node: &Node,
-        runner: &Runner,
+        local_children: &LocalChildren,
         records: &Records,
         placer: &Arc<Placer>,
         redistribution: Redistribution,
     ) -> Self {
         Moves {
             node: node.clone(),
-            runner: runner.clone(),
+            local_children: local_children.clone(),
             records: records.clone(),
             placer: placer.clone(),
             redistribution,
@@ -210,14 +210,14 @@ impl Moves {
                 else => return,
             };
             match work {
-                Work::Stopped(local, reason) => self.runner.on_stopped(local, reason).await,
+                Work::Stopped(local, reason) => self.local_children.on_stopped(local, reason).await,
                 Work::Failover(records) => {
                     // Its fencing wait must not hold up the other work.
                     let moves = self.clone();
                     tokio::spawn(async move { moves.failover(records).await });
                 }
                 Work::Rejoined(records) => {
-                    self.runner.drop_all_local();
+                    self.local_children.drop_all_local();
                     // The survivors fail the old incarnation's children
                     // over; but in a storm of freezes every node may have
                     // been declared down by another, with no survivor left
@@ -231,7 +231,7 @@ impl Moves {
                 }
                 Work::Duplicate(id) => {
                     tracing::warn!(child = %id, "another node runs this child too; stopping this copy");
-                    let _ = self.runner.terminate_local(&id);
+                    let _ = self.local_children.terminate_local(&id);
                 }
                 Work::TypesChanged => self.schedule_rebalance(),
             }
@@ -265,10 +265,10 @@ impl Moves {
             }
             if !self.placer.has_quorum() {
                 had_quorum = false;
-                let n = self.runner.count();
+                let n = self.local_children.count();
                 if n > 0 {
                     tracing::warn!(children = n, "no quorum: stopping every local child");
-                    self.runner.drop_all_local();
+                    self.local_children.drop_all_local();
                 }
                 continue;
             }
@@ -278,7 +278,7 @@ impl Moves {
             // Its own children it stopped without quorum: no other side
             // took them over, or this node would have been declared down
             // and have rejoined (its records purged with it).
-            for record in self.runner.dropped_here() {
+            for record in self.local_children.dropped_here() {
                 tracing::info!(child = %record.spec.id, "quorum is back: running it here again");
                 let moves = self.clone();
                 let me = self.node.id();
@@ -445,11 +445,11 @@ impl Moves {
         let restarts = record.restarts + 1;
         let mut wait = RETRY_FIRST_WAIT;
         for attempt in 1..=FAILOVER_TRIES {
-            if self.runner.is_running_here(&id) {
+            if self.local_children.is_running_here(&id) {
                 return;
             }
             let started = self
-                .runner
+                .local_children
                 .start_local(record.spec.clone(), record.checkpoint.clone(), restarts)
                 .await;
             let error = match started {
@@ -520,7 +520,7 @@ impl Moves {
         record: ChildRecord,
         target: &NodeId,
     ) -> Result<ActorAddr, (String, ChildRecord)> {
-        self.runner.stop_and_wait(id).await;
+        self.local_children.stop_and_wait(id).await;
         let record = self.records.mine(id).unwrap_or(record);
         let remote: Handle<SupMsg> = Handle::named(target.clone(), SUPERVISOR_NAME);
         let sent = record.clone();
@@ -544,7 +544,7 @@ impl Moves {
     /// Returns how many were handed over.
     pub(crate) async fn handoff(&self) -> usize {
         let mut handed = 0;
-        for record in self.runner.running_here() {
+        for record in self.local_children.running_here() {
             let id = record.spec.id.clone();
             let Some(target) = self.placer.place_elsewhere(&id, &record.spec.type_name) else {
                 tracing::warn!(child = %id, "no other node runs its type; it stops with this node");
@@ -593,7 +593,7 @@ impl Moves {
         }
         let me = self.node.id();
         let mut moved = 0;
-        for record in self.runner.running_here() {
+        for record in self.local_children.running_here() {
             let id = record.spec.id.clone();
             let Some(target) = self.placer.place(&id, &record.spec.type_name) else {
                 continue;
@@ -610,7 +610,7 @@ impl Moves {
                     tracing::warn!(child = %id, %target, error = %e, "redistribution failed; running it here again");
                     let mut kept = record.clone();
                     if let Err(e) = self
-                        .runner
+                        .local_children
                         .start_local(record.spec, record.checkpoint, record.restarts)
                         .await
                     {

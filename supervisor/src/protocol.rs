@@ -1,12 +1,12 @@
 //! What supervisors say to each other: [`SupMsg`], answered by each node's
-//! supervisor actor from its runner.
+//! supervisor actor from its `LocalChildren`.
 
 use serde::{Deserialize, Serialize};
 
 use drove_runtime::{Actor, ActorAddr, ActorError, Context, Message, Reply};
 
 use crate::error::StartRefused;
-use crate::runner::Runner;
+use crate::local_children::LocalChildren;
 use crate::spec::{ChildRecord, ChildSpec};
 
 /// The local name of the supervisor actor on every node.
@@ -30,7 +30,7 @@ impl Message for SupMsg {
 
 /// The supervisor's actor, registered under [`SUPERVISOR_NAME`] on every
 /// node.
-pub(crate) struct SupervisorActor(pub(crate) Runner);
+pub(crate) struct SupervisorActor(pub(crate) LocalChildren);
 
 impl Actor for SupervisorActor {
     type Msg = SupMsg;
@@ -42,21 +42,23 @@ impl Actor for SupervisorActor {
     }
 
     async fn handle(&self, ctx: &Context<Self>, msg: SupMsg, _: &mut ()) -> Result<(), ActorError> {
-        let runner = &self.0;
+        let local_children = &self.0;
         match msg {
             SupMsg::Start(spec, reply) => {
-                let result = runner.start_local(spec, None, 0).await;
+                let result = local_children.start_local(spec, None, 0).await;
                 ctx.reply(reply, result)?;
             }
             SupMsg::Adopt(record, reply) => {
-                let result = runner
+                let result = local_children
                     .start_local(record.spec, record.checkpoint, record.restarts)
                     .await
                     .map_err(|e| e.to_string());
                 ctx.reply(reply, result)?;
             }
             SupMsg::Terminate(id, reply) => {
-                let result = runner.terminate_local(&id).map_err(|e| e.to_string());
+                let result = local_children
+                    .terminate_local(&id)
+                    .map_err(|e| e.to_string());
                 ctx.reply(reply, result)?;
             }
         }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use drove_runtime::{ActorAddr, Handle, Node, NodeId};
 
+use crate::candidates::Placer;
 use crate::error::SupervisorError;
+use crate::local_children::LocalChildren;
 use crate::moves::Moves;
-use crate::placer::Placer;
 use crate::protocol::{SupMsg, SUPERVISOR_NAME};
 use crate::records::Records;
-use crate::runner::Runner;
 use crate::spec::{Child, TypedSpec};
 use crate::spec::{ChildCounts, ChildInfo, ChildSpec, ChildStatus};
 
@@ -19,7 +19,7 @@ use crate::spec::{ChildCounts, ChildInfo, ChildSpec, ChildStatus};
 #[derive(Clone)]
 pub struct Supervisor {
     node: Node,
-    runner: Runner,
+    local_children: LocalChildren,
     records: Records,
     placer: Arc<Placer>,
     moves: Moves,
@@ -29,7 +29,7 @@ impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor")
             .field("node", &self.node.id())
-            .field("types", &self.runner.type_names())
+            .field("types", &self.local_children.type_names())
             .finish()
     }
 }
@@ -37,14 +37,14 @@ impl std::fmt::Debug for Supervisor {
 impl Supervisor {
     pub(crate) fn new(
         node: &Node,
-        runner: Runner,
+        local_children: LocalChildren,
         records: Records,
         placer: Arc<Placer>,
         moves: Moves,
     ) -> Self {
         Supervisor {
             node: node.clone(),
-            runner,
+            local_children,
             records,
             placer,
             moves,
@@ -111,7 +111,7 @@ impl Supervisor {
             .place(&spec.id, &spec.type_name)
             .ok_or_else(|| SupervisorError::NoNodeForType(spec.type_name.clone()))?;
         let addr = if target == self.me() {
-            self.runner.start_local(spec, None, 0).await
+            self.local_children.start_local(spec, None, 0).await
         } else {
             let remote: Handle<SupMsg> = Handle::named(target, SUPERVISOR_NAME);
             self.node
@@ -141,7 +141,7 @@ impl Supervisor {
             .winner(id)
             .ok_or_else(|| SupervisorError::NoSuchChild(id.to_string()))?;
         if owner == self.me() {
-            return self.runner.terminate_local(id);
+            return self.local_children.terminate_local(id);
         }
         let remote: Handle<SupMsg> = Handle::named(owner, SUPERVISOR_NAME);
         self.node
@@ -156,7 +156,7 @@ impl Supervisor {
 
     /// The child types this node can run, sorted.
     pub fn local_types(&self) -> Vec<String> {
-        self.runner
+        self.local_children
             .type_names()
             .into_iter()
             .map(str::to_string)
@@ -171,7 +171,7 @@ impl Supervisor {
     /// The children this node runs now, from its own ledger (not from the
     /// replicated table): the ground truth for duplicate checks.
     pub fn local_children(&self) -> Vec<ChildInfo> {
-        self.runner.local_children()
+        self.local_children.local_children()
     }
 
     /// Children by status, cluster-wide.

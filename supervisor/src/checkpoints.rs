@@ -1,4 +1,4 @@
-//! How a running child saves its checkpoint: the runner attaches a
+//! How a running child saves its checkpoint: `LocalChildren` attaches a
 //! [`ChildExt`] to every child's context, holding the child's id and the
 //! children table.
 

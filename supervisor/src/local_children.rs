@@ -1,4 +1,4 @@
-//! [`Runner`]: what one node does for the children it runs: starting them
+//! [`LocalChildren`]: what one node does for the children it runs: starting them
 //! (with their global names), its ledger of live children, its own records
 //! in the children table, local restarts by policy and intensity, and
 //! stopping them.
@@ -14,8 +14,8 @@ use drove_runtime::{
     ActorAddr, BeforeInit, ExitReason, Handle, LocalRef, MemberStatus, Node, SpawnOptions,
 };
 
+use crate::checkpoints::ChildExt;
 use crate::child::Factory;
-use crate::child_ext::ChildExt;
 use crate::error::{StartRefused, SupervisorError};
 use crate::ledger::{Claim, Ledger};
 use crate::records::Records;
@@ -27,7 +27,7 @@ const NAME_WAIT: Duration = Duration::from_secs(5);
 
 /// The children of this node. Cheap to clone.
 #[derive(Clone)]
-pub(crate) struct Runner {
+pub(crate) struct LocalChildren {
     node: Node,
     registry: Registry,
     records: Records,
@@ -35,9 +35,9 @@ pub(crate) struct Runner {
     ledger: Arc<Mutex<Ledger>>,
 }
 
-impl std::fmt::Debug for Runner {
+impl std::fmt::Debug for LocalChildren {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runner")
+        f.debug_struct("LocalChildren")
             .field("node", &self.node.id())
             .field("types", &self.type_names())
             .field("children", &self.ledger().len())
@@ -45,14 +45,14 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-impl Runner {
+impl LocalChildren {
     pub(crate) fn new(
         node: &Node,
         registry: &Registry,
         records: &Records,
         factories: HashMap<String, Factory>,
     ) -> Self {
-        Runner {
+        LocalChildren {
             node: node.clone(),
             registry: registry.clone(),
             records: records.clone(),
@@ -135,11 +135,11 @@ impl Runner {
         // What taking the name came to, if it was tried.
         let named: Arc<Mutex<Option<Result<(), StartRefused>>>> = Arc::default();
         let before_init = spec.name.clone().map(|name| {
-            let (runner, named) = (self.clone(), named.clone());
+            let (local_children, named) = (self.clone(), named.clone());
             Box::new(move |addr: ActorAddr| {
                 Box::pin(async move {
                     let handle: Handle<()> = Handle::from_addr(addr);
-                    let taken = runner.register_name(&name, &handle).await;
+                    let taken = local_children.register_name(&name, &handle).await;
                     let reason = taken.as_ref().err().map(ToString::to_string);
                     *named.lock().unwrap_or_else(|p| p.into_inner()) = Some(taken);
                     reason.map_or(Ok(()), Err)
