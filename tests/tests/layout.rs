@@ -25,7 +25,7 @@ const CRATES: [&str; 17] = [
     "drove",
     "admin",
     "dashboard",
-    "apps/drove",
+    "apps/drove-cli",
     "apps/download-manager",
     "sim",
 ];
