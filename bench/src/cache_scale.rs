@@ -9,6 +9,7 @@ use drove_runtime::NodeConfig;
 use drove_tests::redis::RedisServer;
 use rand::Rng;
 
+use crate::stats::fmt_duration;
 use crate::stats::percentile;
 
 /// Latencies of one engine.
@@ -160,4 +161,39 @@ async fn expired_keys(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::R
         .lines()
         .find_map(|l| l.strip_prefix("expired_keys:")?.trim().parse().ok())
         .unwrap_or(0))
+}
+
+/// Runs Redis and the drove cache and prints a Markdown table.
+pub(crate) fn table(rt: &tokio::runtime::Runtime, keys: usize, seconds: u64) -> anyhow::Result<()> {
+    let raw = rt.block_on(redis(keys, seconds))?;
+    let drove = rt.block_on(drove(keys, seconds))?;
+    println!("| what ({keys} keys, half expiring during {seconds} s) | Redis | drove cache (one node) | ratio (drove / raw) |");
+    println!("| --- | --- | --- | --- |");
+    for (what, gets) in [("get", true), ("put", false)] {
+        for q in [50.0, 99.0, 99.9] {
+            let (r, d) = (raw.p(gets, q), drove.p(gets, q));
+            println!(
+                "| {what} p{q} | {} | {} | {:.2}x |",
+                fmt_duration(r),
+                fmt_duration(d),
+                d.as_secs_f64() / r.as_secs_f64().max(1e-9)
+            );
+        }
+    }
+    println!(
+        "| operations measured (get + put) | {} | {} | - |",
+        raw.gets.len() + raw.puts.len(),
+        drove.gets.len() + drove.puts.len()
+    );
+    println!(
+        "| entries expired during the run | {} | {} | - |",
+        raw.expired, drove.expired
+    );
+    println!(
+        "| memory per key | {:.0} B | {:.0} B | {:.2}x |",
+        raw.bytes_per_key,
+        drove.bytes_per_key,
+        drove.bytes_per_key / raw.bytes_per_key.max(1.0)
+    );
+    Ok(())
 }

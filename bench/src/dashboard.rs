@@ -19,6 +19,8 @@ use drove_dashboard::{views, View};
 use drove_tests::{cpu_ticks, resident_bytes, wait_for, NodeProc};
 use serde_json::Value;
 
+use crate::stats::fmt_duration;
+
 /// The panels the watchers look at, in turn.
 const PANELS: [&str; 8] = [
     "cluster", "registry", "children", "pubsub", "cache", "pools", "jobs", "events",
@@ -234,4 +236,53 @@ pub(crate) async fn run(
         keys_page,
         keys_all,
     })
+}
+
+/// Prints the results as a Markdown table.
+pub(crate) fn print_table(r: &DashboardResults) {
+    let (idle, watched) = (&r.idle, &r.watched);
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.1}x", a / b)
+        } else {
+            "-".into()
+        }
+    };
+    println!(
+        "| what | node unwatched | {} watchers | ratio |",
+        r.watchers
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| node CPU, % of one core | {:.1} | {:.1} | {} |",
+        idle.cpu_percent,
+        watched.cpu_percent,
+        ratio(watched.cpu_percent, idle.cpu_percent)
+    );
+    println!(
+        "| bytes/s sent to watchers | 0 | {:.0} ({:.1} frames/s) | - |",
+        watched.bytes_per_sec, watched.frames_per_sec
+    );
+    println!(
+        "| node resident memory | {:.1} MB | {:.1} MB | - |",
+        r.rss_before as f64 / 1e6,
+        r.rss_after as f64 / 1e6
+    );
+    println!();
+    println!(
+        "| {} rows, p50 of 11 | one page (50 rows, search \"9\") | the whole table | ratio |",
+        r.rows
+    );
+    println!("| --- | --- | --- | --- |");
+    for (what, page, all) in [
+        ("registry names", r.names_page, r.names_all),
+        ("cache keys", r.keys_page, r.keys_all),
+    ] {
+        println!(
+            "| {what} | {} | {} | {:.2}x |",
+            fmt_duration(page),
+            fmt_duration(all),
+            page.as_secs_f64() / all.as_secs_f64().max(1e-9)
+        );
+    }
 }

@@ -185,3 +185,27 @@ pub(crate) async fn run(
         bytes_per_tracker: after_start.saturating_sub(before) as f64 / downloads as f64,
     })
 }
+
+/// Runs the demo under each load and prints a Markdown table.
+pub(crate) fn table(
+    rt: &tokio::runtime::Runtime,
+    downloads: &[usize],
+    steps: u32,
+    step_ms: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    println!("| concurrent downloads | trackers running | progress events/s delivered to pages (expected at full pace) | memory per tracker |");
+    println!("| --- | --- | --- | --- |");
+    for &n in downloads {
+        let r = rt.block_on(run(n, steps, step_ms, Duration::from_secs(seconds)))?;
+        println!(
+            "| {} | {} | {:.0} ({:.0}) | {:.1} KB |",
+            r.downloads,
+            r.trackers_alive,
+            r.events_per_sec,
+            r.expected_per_sec,
+            r.bytes_per_tracker / 1000.0
+        );
+    }
+    Ok(())
+}

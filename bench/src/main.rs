@@ -9,6 +9,7 @@ mod dashboard;
 mod demo;
 mod events;
 mod failover;
+mod foundation;
 mod jobs;
 mod local;
 mod pools;
@@ -19,11 +20,7 @@ mod scale;
 mod stats;
 mod supervisor;
 
-use std::time::Duration;
-
 use clap::{Parser, Subcommand};
-
-use stats::{fmt_duration, fmt_rate, median, percentile};
 
 #[derive(Parser)]
 #[command(name = "drove-bench")]
@@ -238,7 +235,7 @@ fn main() -> anyhow::Result<()> {
             trials,
         } => {
             let reports = scale::sizes(&sizes, names, trials)?;
-            print_scale(&reports);
+            scale::print_table(&reports);
             Ok(())
         }
         Command::ScaleRun(args) => {
@@ -265,70 +262,8 @@ fn main() -> anyhow::Result<()> {
             per_node,
             rate_count,
             big,
-        } => {
-            let (vis, missing) = registry::visibility(per_node)?;
-            let (raw_rate, drove_rate) = rt.block_on(registry::rate(rate_count))?;
-            let (plain, replica) = registry::memory(big);
-            let join = rt.block_on(registry::join(big))?;
-            println!("| what | raw engine | drove | ratio (drove / raw) |");
-            println!("| --- | --- | --- | --- |");
-            println!(
-                "| register -> visible on all 4 other nodes ({} names, 5 nodes; {missing} sightings missed) | - | p50 {} / p99 {} / max {} | - |",
-                vis.len(),
-                fmt_duration(percentile(&vis, 50.0)),
-                fmt_duration(percentile(&vis, 99.0)),
-                fmt_duration(percentile(&vis, 100.0))
-            );
-            println!(
-                "| registrations/s, {rate_count} names (raw: ractor pg::join, local only; drove: local + delta to 2 peers) | {} | {} | {:.2}x |",
-                fmt_rate(raw_rate),
-                fmt_rate(drove_rate),
-                drove_rate / raw_rate
-            );
-            println!(
-                "| memory per entry per replica, {big} names (raw: HashMap<String, u64>) | {plain:.0} B | {replica:.0} B | {:.2}x |",
-                replica / plain
-            );
-            println!(
-                "| join convergence, {big} names, 2nd node from start to full table | - | {} | - |",
-                fmt_duration(join)
-            );
-            Ok(())
-        }
-        Command::Supervisor { trials, children } => {
-            let r = rt.block_on(supervisor::run(trials, children))?;
-            let row = |what: &str, v: &[Duration]| {
-                println!(
-                    "| {what} ({} trials) | p50 {} / p99 {} / max {} |",
-                    v.len(),
-                    fmt_duration(percentile(v, 50.0)),
-                    fmt_duration(percentile(v, 99.0)),
-                    fmt_duration(percentile(v, 100.0))
-                )
-            };
-            println!("| what | drove |");
-            println!("| --- | --- |");
-            row(
-                "singleton answering on another node after kill -9 of its node",
-                &r.killed,
-            );
-            row(
-                "singleton answering on another node after SIGSTOP of its node",
-                &r.silent,
-            );
-            row(
-                "the same with the quorum strategy (--quorum 0, --fencing-ms 2000)",
-                &r.silent_quorum,
-            );
-            println!("| placements/s through POST /api/children, {children} echo children over 3 nodes | {:.0}/s |", r.placements_per_sec);
-            println!(
-                "| memory per supervised echo child (raw ractor actor: {:.0} B) | {:.0} B ({:.1}x) |",
-                r.bytes_per_raw_actor,
-                r.bytes_per_child,
-                r.bytes_per_child / r.bytes_per_raw_actor.max(1.0)
-            );
-            Ok(())
-        }
+        } => registry::table(&rt, per_node, rate_count, big),
+        Command::Supervisor { trials, children } => supervisor::table(&rt, trials, children),
         Command::Pools {
             calls,
             trials,
@@ -336,7 +271,7 @@ fn main() -> anyhow::Result<()> {
             gossip_ms,
         } => {
             let r = rt.block_on(pools::run(calls, trials, seconds, gossip_ms))?;
-            print_pools(&r);
+            pools::print_table(&r);
             Ok(())
         }
         Command::Jobs {
@@ -351,7 +286,7 @@ fn main() -> anyhow::Result<()> {
             rows,
         } => {
             let r = rt.block_on(dashboard::run(watchers, seconds, rows))?;
-            print_dashboard(&r);
+            dashboard::print_table(&r);
             Ok(())
         }
         Command::Demo {
@@ -359,55 +294,8 @@ fn main() -> anyhow::Result<()> {
             steps,
             step_ms,
             seconds,
-        } => {
-            println!("| concurrent downloads | trackers running | progress events/s delivered to pages (expected at full pace) | memory per tracker |");
-            println!("| --- | --- | --- | --- |");
-            for n in downloads {
-                let r = rt.block_on(demo::run(n, steps, step_ms, Duration::from_secs(seconds)))?;
-                println!(
-                    "| {} | {} | {:.0} ({:.0}) | {:.1} KB |",
-                    r.downloads,
-                    r.trackers_alive,
-                    r.events_per_sec,
-                    r.expected_per_sec,
-                    r.bytes_per_tracker / 1000.0
-                );
-            }
-            Ok(())
-        }
-        Command::CacheScale { keys, seconds } => {
-            let raw = rt.block_on(cache_scale::redis(keys, seconds))?;
-            let drove = rt.block_on(cache_scale::drove(keys, seconds))?;
-            println!("| what ({keys} keys, half expiring during {seconds} s) | Redis | drove cache (one node) | ratio (drove / raw) |");
-            println!("| --- | --- | --- | --- |");
-            for (what, gets) in [("get", true), ("put", false)] {
-                for q in [50.0, 99.0, 99.9] {
-                    let (r, d) = (raw.p(gets, q), drove.p(gets, q));
-                    println!(
-                        "| {what} p{q} | {} | {} | {:.2}x |",
-                        fmt_duration(r),
-                        fmt_duration(d),
-                        d.as_secs_f64() / r.as_secs_f64().max(1e-9)
-                    );
-                }
-            }
-            println!(
-                "| operations measured (get + put) | {} | {} | - |",
-                raw.gets.len() + raw.puts.len(),
-                drove.gets.len() + drove.puts.len()
-            );
-            println!(
-                "| entries expired during the run | {} | {} | - |",
-                raw.expired, drove.expired
-            );
-            println!(
-                "| memory per key | {:.0} B | {:.0} B | {:.2}x |",
-                raw.bytes_per_key,
-                drove.bytes_per_key,
-                drove.bytes_per_key / raw.bytes_per_key.max(1.0)
-            );
-            Ok(())
-        }
+        } => demo::table(&rt, &downloads, steps, step_ms, seconds),
+        Command::CacheScale { keys, seconds } => cache_scale::table(&rt, keys, seconds),
         Command::PubsubNode(args) => {
             if let Some(r) = rt.block_on(pubsub::node(args))? {
                 println!("{}", serde_json::to_string(&r)?);
@@ -424,44 +312,7 @@ fn main() -> anyhow::Result<()> {
             messages,
             latency_messages,
             cache_writes,
-        } => {
-            println!("| what | raw engine | drove | ratio (drove / raw) |");
-            println!("| --- | --- | --- | --- |");
-            for (subs, &n) in [1usize, 100, 10_000].iter().zip(messages.iter()) {
-                let raw = pubsub::run("raw", *subs, n, 0)?;
-                let drove = pubsub::run("drove", *subs, n, 0)?;
-                let deliveries = |r: &pubsub::RunResult| n as f64 * *subs as f64 / r.elapsed_s;
-                println!(
-                    "| broadcast to {subs} subscribers over 3 nodes, {n} messages: deliveries/s | {} | {} | {:.2}x |",
-                    fmt_rate(deliveries(&raw)),
-                    fmt_rate(deliveries(&drove)),
-                    deliveries(&drove) / deliveries(&raw)
-                );
-            }
-            let raw = pubsub::run("raw", 1, latency_messages, 1000)?;
-            let drove = pubsub::run("drove", 1, latency_messages, 1000)?;
-            let ns = |v: u64| fmt_duration(Duration::from_nanos(v));
-            println!(
-                "| publish -> receive on another node, p50 ({latency_messages} messages, 1/ms) | {} | {} | {:.2}x |",
-                ns(raw.p50_ns),
-                ns(drove.p50_ns),
-                drove.p50_ns as f64 / raw.p50_ns.max(1) as f64
-            );
-            println!(
-                "| publish -> receive on another node, p99 | {} | {} | {:.2}x |",
-                ns(raw.p99_ns),
-                ns(drove.p99_ns),
-                drove.p99_ns as f64 / raw.p99_ns.max(1) as f64
-            );
-            let c = cache::run(cache_writes)?;
-            println!(
-                "| cache put -> visible on both other nodes ({cache_writes} writes, 3 nodes) | - | p50 {} / p99 {} / max {} | - |",
-                ns(c.p50_ns),
-                ns(c.p99_ns),
-                ns(c.max_ns)
-            );
-            Ok(())
-        }
+        } => pubsub::table(&messages, latency_messages, cache_writes),
         Command::ServeRaw { listen } => rt.block_on(remote::serve_raw(listen)),
         Command::ClientRaw {
             server,
@@ -487,234 +338,6 @@ fn main() -> anyhow::Result<()> {
             calls,
             rounds,
             trials,
-        } => {
-            let (local_raw, local_drove) = rt.block_on(local::run(casts, rounds))?;
-            let mut raw = Vec::new();
-            let mut drove = Vec::new();
-            let mut tls = Vec::new();
-            for _ in 0..rounds {
-                let (r, d) = remote::round(casts, calls)?;
-                let t = remote::tls_round(casts, calls)?;
-                eprintln!("remote round: raw {r:?} drove {d:?} drove over TLS {t:?}");
-                raw.push(r);
-                drove.push(d);
-                tls.push(t);
-            }
-            let (killed, silent) = rt.block_on(failover::run(trials))?;
-            let m = |v: &[remote::ClientResult], f: fn(&remote::ClientResult) -> f64| {
-                median(&v.iter().map(f).collect::<Vec<_>>())
-            };
-            let (rc, dc) = (m(&raw, |r| r.casts_per_sec), m(&drove, |r| r.casts_per_sec));
-            let (r50, d50) = (m(&raw, |r| r.call_p50_us), m(&drove, |r| r.call_p50_us));
-            let (r99, d99) = (m(&raw, |r| r.call_p99_us), m(&drove, |r| r.call_p99_us));
-            let (tc, t50) = (m(&tls, |r| r.casts_per_sec), m(&tls, |r| r.call_p50_us));
-            let us = |v: f64| fmt_duration(Duration::from_secs_f64(v / 1e6));
-            println!("| what | raw engine | drove | ratio (drove / raw) |");
-            println!("| --- | --- | --- | --- |");
-            println!(
-                "| local casts (ractor) | {} | {} | {:.2}x |",
-                fmt_rate(local_raw),
-                fmt_rate(local_drove),
-                local_drove / local_raw
-            );
-            println!(
-                "| remote casts, 2 processes (ractor_cluster) | {} | {} | {:.2}x |",
-                fmt_rate(rc),
-                fmt_rate(dc),
-                dc / rc
-            );
-            println!(
-                "| remote call p50 (ractor_cluster) | {} | {} | {:.2}x |",
-                us(r50),
-                us(d50),
-                d50 / r50
-            );
-            println!(
-                "| remote call p99 (ractor_cluster) | {} | {} | {:.2}x |",
-                us(r99),
-                us(d99),
-                d99 / r99
-            );
-            println!(
-                "| remote casts over mutual TLS (vs plaintext ractor_cluster) | {} | {} | {:.2}x |",
-                fmt_rate(rc),
-                fmt_rate(tc),
-                tc / rc
-            );
-            println!(
-                "| remote call p50 over mutual TLS (vs plaintext ractor_cluster) | {} | {} | {:.2}x |",
-                us(r50),
-                us(t50),
-                t50 / r50
-            );
-            println!(
-                "| kill -9 noticed ({} trials) | - | p50 {} / p99 {} / max {} | - |",
-                killed.len(),
-                fmt_duration(percentile(&killed, 50.0)),
-                fmt_duration(percentile(&killed, 99.0)),
-                fmt_duration(percentile(&killed, 100.0))
-            );
-            println!(
-                "| silent node (SIGSTOP) declared down ({} trials) | - | p50 {} / p99 {} / max {} | - |",
-                silent.len(),
-                fmt_duration(percentile(&silent, 50.0)),
-                fmt_duration(percentile(&silent, 99.0)),
-                fmt_duration(percentile(&silent, 100.0))
-            );
-            Ok(())
-        }
+        } => foundation::table(&rt, casts, calls, rounds, trials),
     }
-}
-
-fn print_scale(reports: &[scale::ScaleReport]) {
-    use scale::ScaleReport as R;
-    // A figure a run never reached (a phase that did not finish) is "-".
-    let row = |what: &str, f: &dyn Fn(&R) -> Option<String>| {
-        let cells: Vec<String> = reports
-            .iter()
-            .map(|r| f(r).unwrap_or_else(|| "-".to_string()))
-            .collect();
-        println!("| {what} | {} |", cells.join(" | "));
-    };
-    let reached = |v: f64| (v > 0.0).then_some(v);
-    let spread = |samples: &[f64], q: f64, unit_fmt: &dyn Fn(f64, f64) -> String| {
-        (!samples.is_empty()).then(|| unit_fmt(R::p(samples, 50.0), R::p(samples, q)))
-    };
-    let sizes: Vec<String> = reports
-        .iter()
-        .map(|r| format!("{} nodes", r.nodes))
-        .collect();
-    println!("| what | {} |", sizes.join(" | "));
-    println!("| --- |{}", " --- |".repeat(reports.len()));
-    row(
-        "join: all processes started -> every node sees all up",
-        &|r| reached(r.join_ms).map(|v| format!("{v:.0} ms")),
-    );
-    row("gossip bytes/s per node (sent + received, idle)", &|r| {
-        reached(r.gossip_bytes_per_sec).map(|v| format!("{v:.0} B/s"))
-    });
-    row("all bytes/s per node on its link (idle)", &|r| {
-        reached(r.link_bytes_per_sec).map(|v| format!("{v:.0} B/s"))
-    });
-    row("TCP connections per node (cluster port)", &|r| {
-        reached(r.tcp_per_node).map(|v| format!("{v:.1}"))
-    });
-    row("CPU of all node processes, idle (% of one core)", &|r| {
-        reached(r.idle_cpu_percent).map(|v| format!("{v:.1} %"))
-    });
-    row("resident memory per node", &|r| {
-        reached(r.rss_per_node).map(|v| format!("{:.0} MB", v / 1e6))
-    });
-    row("register -> seen by every node, p50 / p99", &|r| {
-        spread(&r.visibility_ms, 99.0, &|a, b| {
-            format!(
-                "{a:.1} / {b:.1} ms ({} names held, {} missed)",
-                r.names_held, r.visibility_missed
-            )
-        })
-    });
-    row("kill -9 noticed, p50 / max", &|r| {
-        spread(&r.kill_detect_ms, 100.0, &|a, b| {
-            format!("{a:.1} / {b:.1} ms")
-        })
-    });
-    row("silent node declared down, p50 / max", &|r| {
-        spread(&r.silent_detect_ms, 100.0, &|a, b| {
-            format!("{a:.0} / {b:.0} ms")
-        })
-    });
-    row("singleton failover after kill -9, p50 / max", &|r| {
-        spread(&r.failover_ms, 100.0, &|a, b| format!("{a:.0} / {b:.0} ms"))
-    });
-    for r in reports {
-        if let Some(e) = &r.error {
-            println!("\n{} nodes: stopped early: {e}", r.nodes);
-        }
-    }
-}
-
-fn print_dashboard(r: &dashboard::DashboardResults) {
-    let (idle, watched) = (&r.idle, &r.watched);
-    let ratio = |a: f64, b: f64| {
-        if b > 0.0 {
-            format!("{:.1}x", a / b)
-        } else {
-            "-".into()
-        }
-    };
-    println!(
-        "| what | node unwatched | {} watchers | ratio |",
-        r.watchers
-    );
-    println!("| --- | --- | --- | --- |");
-    println!(
-        "| node CPU, % of one core | {:.1} | {:.1} | {} |",
-        idle.cpu_percent,
-        watched.cpu_percent,
-        ratio(watched.cpu_percent, idle.cpu_percent)
-    );
-    println!(
-        "| bytes/s sent to watchers | 0 | {:.0} ({:.1} frames/s) | - |",
-        watched.bytes_per_sec, watched.frames_per_sec
-    );
-    println!(
-        "| node resident memory | {:.1} MB | {:.1} MB | - |",
-        r.rss_before as f64 / 1e6,
-        r.rss_after as f64 / 1e6
-    );
-    println!();
-    println!(
-        "| {} rows, p50 of 11 | one page (50 rows, search \"9\") | the whole table | ratio |",
-        r.rows
-    );
-    println!("| --- | --- | --- | --- |");
-    for (what, page, all) in [
-        ("registry names", r.names_page, r.names_all),
-        ("cache keys", r.keys_page, r.keys_all),
-    ] {
-        println!(
-            "| {what} | {} | {} | {:.2}x |",
-            fmt_duration(page),
-            fmt_duration(all),
-            page.as_secs_f64() / all.as_secs_f64().max(1e-9)
-        );
-    }
-}
-
-fn print_pools(r: &pools::PoolResults) {
-    let p50 = |v: &[Duration]| percentile(v, 50.0);
-    let (warm, local) = (p50(&r.warm_call), p50(&r.local_call));
-    println!("| what | raw (same function, in process) | drove | ratio (drove / raw) |");
-    println!("| --- | --- | --- | --- |");
-    println!(
-        "| warm call, p50 ({} sequential calls; p99 {}) | {} ns | {} | {:.0}x |",
-        r.warm_call.len(),
-        fmt_duration(percentile(&r.warm_call, 99.0)),
-        local.as_nanos(),
-        fmt_duration(warm),
-        warm.as_secs_f64() / local.as_secs_f64().max(1e-9)
-    );
-    println!(
-        "| cold boot of a process runner, call to first result ({} trials) | - | p50 {} / max {} | - |",
-        r.cold.len(),
-        fmt_duration(p50(&r.cold)),
-        fmt_duration(percentile(&r.cold, 100.0))
-    );
-    println!(
-        "| calls/s at max x max_concurrency ({} slots, 2 process runners) | - | {} | - |",
-        r.slots,
-        fmt_rate(r.calls_per_sec)
-    );
-    println!(
-        "| 0 to max ({}) runners under a burst of {} calls, to the last result | - | p50 {} / max {} | - |",
-        r.max,
-        r.max,
-        fmt_duration(p50(&r.scale_up)),
-        fmt_duration(percentile(&r.scale_up, 100.0))
-    );
-    println!(
-        "| resident memory per idle runner (the parent node: {:.1} MB) | - | {:.1} MB | - |",
-        r.parent_rss / 1e6,
-        r.idle_rss / 1e6
-    );
 }

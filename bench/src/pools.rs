@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use drove::pool::{BackendKind, Pool, PoolBuilder};
 use drove::{Config, Drove, Shutdown};
 
+use crate::stats::{fmt_duration, fmt_rate, percentile};
+
 /// The function every measurement calls: a small echo.
 #[drove::remote(name = "bench.echo.v1")]
 pub(crate) async fn echo(x: u64) -> Result<u64, String> {
@@ -201,4 +203,43 @@ pub(crate) async fn run(
         idle_rss,
         parent_rss,
     })
+}
+
+/// Prints the results as a Markdown table.
+pub(crate) fn print_table(r: &PoolResults) {
+    let p50 = |v: &[Duration]| percentile(v, 50.0);
+    let (warm, local) = (p50(&r.warm_call), p50(&r.local_call));
+    println!("| what | raw (same function, in process) | drove | ratio (drove / raw) |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| warm call, p50 ({} sequential calls; p99 {}) | {} ns | {} | {:.0}x |",
+        r.warm_call.len(),
+        fmt_duration(percentile(&r.warm_call, 99.0)),
+        local.as_nanos(),
+        fmt_duration(warm),
+        warm.as_secs_f64() / local.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "| cold boot of a process runner, call to first result ({} trials) | - | p50 {} / max {} | - |",
+        r.cold.len(),
+        fmt_duration(p50(&r.cold)),
+        fmt_duration(percentile(&r.cold, 100.0))
+    );
+    println!(
+        "| calls/s at max x max_concurrency ({} slots, 2 process runners) | - | {} | - |",
+        r.slots,
+        fmt_rate(r.calls_per_sec)
+    );
+    println!(
+        "| 0 to max ({}) runners under a burst of {} calls, to the last result | - | p50 {} / max {} | - |",
+        r.max,
+        r.max,
+        fmt_duration(p50(&r.scale_up)),
+        fmt_duration(percentile(&r.scale_up, 100.0))
+    );
+    println!(
+        "| resident memory per idle runner (the parent node: {:.1} MB) | - | {:.1} MB | - |",
+        r.parent_rss / 1e6,
+        r.idle_rss / 1e6
+    );
 }

@@ -16,6 +16,7 @@ use ractor::ActorRef;
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 use serde::{Deserialize, Serialize};
 
+use crate::stats::{fmt_duration, fmt_rate};
 use crate::stats::{now_ns, percentile, Killed};
 
 const COOKIE: &str = "pubsub-bench";
@@ -488,4 +489,49 @@ pub(crate) fn run(
         .context("running the publisher")?;
     anyhow::ensure!(out.status.success(), "the {engine} publisher failed");
     Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Runs the pub/sub and cache-visibility benchmarks and prints a Markdown
+/// table.
+pub(crate) fn table(
+    messages: &[u64],
+    latency_messages: u64,
+    cache_writes: usize,
+) -> anyhow::Result<()> {
+    println!("| what | raw engine | drove | ratio (drove / raw) |");
+    println!("| --- | --- | --- | --- |");
+    for (subs, &n) in [1usize, 100, 10_000].iter().zip(messages.iter()) {
+        let raw = run("raw", *subs, n, 0)?;
+        let drove = run("drove", *subs, n, 0)?;
+        let deliveries = |r: &RunResult| n as f64 * *subs as f64 / r.elapsed_s;
+        println!(
+                    "| broadcast to {subs} subscribers over 3 nodes, {n} messages: deliveries/s | {} | {} | {:.2}x |",
+                    fmt_rate(deliveries(&raw)),
+                    fmt_rate(deliveries(&drove)),
+                    deliveries(&drove) / deliveries(&raw)
+                );
+    }
+    let raw = run("raw", 1, latency_messages, 1000)?;
+    let drove = run("drove", 1, latency_messages, 1000)?;
+    let ns = |v: u64| fmt_duration(Duration::from_nanos(v));
+    println!(
+                "| publish -> receive on another node, p50 ({latency_messages} messages, 1/ms) | {} | {} | {:.2}x |",
+                ns(raw.p50_ns),
+                ns(drove.p50_ns),
+                drove.p50_ns as f64 / raw.p50_ns.max(1) as f64
+            );
+    println!(
+        "| publish -> receive on another node, p99 | {} | {} | {:.2}x |",
+        ns(raw.p99_ns),
+        ns(drove.p99_ns),
+        drove.p99_ns as f64 / raw.p99_ns.max(1) as f64
+    );
+    let c = crate::cache::run(cache_writes)?;
+    println!(
+                "| cache put -> visible on both other nodes ({cache_writes} writes, 3 nodes) | - | p50 {} / p99 {} / max {} | - |",
+                ns(c.p50_ns),
+                ns(c.p99_ns),
+                ns(c.max_ns)
+            );
+    Ok(())
 }

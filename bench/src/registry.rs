@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::stats::now_ns;
+use crate::stats::{fmt_duration, fmt_rate, percentile};
 
 const COOKIE: &str = "registry-bench";
 
@@ -294,4 +295,41 @@ pub(crate) async fn join(count: usize) -> anyhow::Result<Duration> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(start.elapsed())
+}
+
+/// Runs every registry benchmark and prints a Markdown table.
+pub(crate) fn table(
+    rt: &tokio::runtime::Runtime,
+    per_node: usize,
+    rate_count: usize,
+    big: usize,
+) -> anyhow::Result<()> {
+    let (vis, missing) = visibility(per_node)?;
+    let (raw_rate, drove_rate) = rt.block_on(rate(rate_count))?;
+    let (plain, replica) = memory(big);
+    let join = rt.block_on(join(big))?;
+    println!("| what | raw engine | drove | ratio (drove / raw) |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+                "| register -> visible on all 4 other nodes ({} names, 5 nodes; {missing} sightings missed) | - | p50 {} / p99 {} / max {} | - |",
+                vis.len(),
+                fmt_duration(percentile(&vis, 50.0)),
+                fmt_duration(percentile(&vis, 99.0)),
+                fmt_duration(percentile(&vis, 100.0))
+            );
+    println!(
+                "| registrations/s, {rate_count} names (raw: ractor pg::join, local only; drove: local + delta to 2 peers) | {} | {} | {:.2}x |",
+                fmt_rate(raw_rate),
+                fmt_rate(drove_rate),
+                drove_rate / raw_rate
+            );
+    println!(
+                "| memory per entry per replica, {big} names (raw: HashMap<String, u64>) | {plain:.0} B | {replica:.0} B | {:.2}x |",
+                replica / plain
+            );
+    println!(
+        "| join convergence, {big} names, 2nd node from start to full table | - | {} | - |",
+        fmt_duration(join)
+    );
+    Ok(())
 }

@@ -461,3 +461,71 @@ pub(crate) fn sizes(
     }
     Ok(reports)
 }
+
+/// Prints the results as a Markdown table.
+pub(crate) fn print_table(reports: &[ScaleReport]) {
+    use ScaleReport as R;
+    // A figure a run never reached (a phase that did not finish) is "-".
+    let row = |what: &str, f: &dyn Fn(&R) -> Option<String>| {
+        let cells: Vec<String> = reports
+            .iter()
+            .map(|r| f(r).unwrap_or_else(|| "-".to_string()))
+            .collect();
+        println!("| {what} | {} |", cells.join(" | "));
+    };
+    let reached = |v: f64| (v > 0.0).then_some(v);
+    let spread = |samples: &[f64], q: f64, unit_fmt: &dyn Fn(f64, f64) -> String| {
+        (!samples.is_empty()).then(|| unit_fmt(R::p(samples, 50.0), R::p(samples, q)))
+    };
+    let sizes: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{} nodes", r.nodes))
+        .collect();
+    println!("| what | {} |", sizes.join(" | "));
+    println!("| --- |{}", " --- |".repeat(reports.len()));
+    row(
+        "join: all processes started -> every node sees all up",
+        &|r| reached(r.join_ms).map(|v| format!("{v:.0} ms")),
+    );
+    row("gossip bytes/s per node (sent + received, idle)", &|r| {
+        reached(r.gossip_bytes_per_sec).map(|v| format!("{v:.0} B/s"))
+    });
+    row("all bytes/s per node on its link (idle)", &|r| {
+        reached(r.link_bytes_per_sec).map(|v| format!("{v:.0} B/s"))
+    });
+    row("TCP connections per node (cluster port)", &|r| {
+        reached(r.tcp_per_node).map(|v| format!("{v:.1}"))
+    });
+    row("CPU of all node processes, idle (% of one core)", &|r| {
+        reached(r.idle_cpu_percent).map(|v| format!("{v:.1} %"))
+    });
+    row("resident memory per node", &|r| {
+        reached(r.rss_per_node).map(|v| format!("{:.0} MB", v / 1e6))
+    });
+    row("register -> seen by every node, p50 / p99", &|r| {
+        spread(&r.visibility_ms, 99.0, &|a, b| {
+            format!(
+                "{a:.1} / {b:.1} ms ({} names held, {} missed)",
+                r.names_held, r.visibility_missed
+            )
+        })
+    });
+    row("kill -9 noticed, p50 / max", &|r| {
+        spread(&r.kill_detect_ms, 100.0, &|a, b| {
+            format!("{a:.1} / {b:.1} ms")
+        })
+    });
+    row("silent node declared down, p50 / max", &|r| {
+        spread(&r.silent_detect_ms, 100.0, &|a, b| {
+            format!("{a:.0} / {b:.0} ms")
+        })
+    });
+    row("singleton failover after kill -9, p50 / max", &|r| {
+        spread(&r.failover_ms, 100.0, &|a, b| format!("{a:.0} / {b:.0} ms"))
+    });
+    for r in reports {
+        if let Some(e) = &r.error {
+            println!("\n{} nodes: stopped early: {e}", r.nodes);
+        }
+    }
+}

@@ -10,6 +10,8 @@ use drove_tests::{send_json, NodeProc};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
+use crate::stats::{fmt_duration, percentile};
+
 const COOKIE: &str = "supervisor-bench";
 pub(crate) const SINGLETON: &str = "bench-singleton";
 
@@ -244,4 +246,44 @@ pub(crate) async fn run(trials: usize, children: usize) -> anyhow::Result<Superv
         bytes_per_child,
         bytes_per_raw_actor,
     })
+}
+
+/// Runs the supervisor benchmarks and prints a Markdown table.
+pub(crate) fn table(
+    rt: &tokio::runtime::Runtime,
+    trials: usize,
+    children: usize,
+) -> anyhow::Result<()> {
+    let r = rt.block_on(run(trials, children))?;
+    let row = |what: &str, v: &[Duration]| {
+        println!(
+            "| {what} ({} trials) | p50 {} / p99 {} / max {} |",
+            v.len(),
+            fmt_duration(percentile(v, 50.0)),
+            fmt_duration(percentile(v, 99.0)),
+            fmt_duration(percentile(v, 100.0))
+        )
+    };
+    println!("| what | drove |");
+    println!("| --- | --- |");
+    row(
+        "singleton answering on another node after kill -9 of its node",
+        &r.killed,
+    );
+    row(
+        "singleton answering on another node after SIGSTOP of its node",
+        &r.silent,
+    );
+    row(
+        "the same with the quorum strategy (--quorum 0, --fencing-ms 2000)",
+        &r.silent_quorum,
+    );
+    println!("| placements/s through POST /api/children, {children} echo children over 3 nodes | {:.0}/s |", r.placements_per_sec);
+    println!(
+        "| memory per supervised echo child (raw ractor actor: {:.0} B) | {:.0} B ({:.1}x) |",
+        r.bytes_per_raw_actor,
+        r.bytes_per_child,
+        r.bytes_per_child / r.bytes_per_raw_actor.max(1.0)
+    );
+    Ok(())
 }
