@@ -5,13 +5,13 @@
 //! at once) and the cron schedules.
 
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use drove_runtime::{MembershipEvent, Node, NodeId};
 use tokio::sync::{broadcast, watch};
 
+use crate::caretaker::{Caretaker, Chore};
 use crate::config::{JobsConfig, PipelineConfig, StoreUrl};
 use crate::cron::CronJob;
 use crate::engine::{now_ms, Engine};
@@ -206,13 +206,12 @@ impl JobsBuilder {
             }),
         };
         jobs.forget_own_node_pauses().await;
-        tokio::spawn(rescuer(
+        tokio::spawn(caretake(
             Arc::downgrade(&engine),
             node.subscribe(),
             me,
             stop_rx.clone(),
         ));
-        tokio::spawn(heartbeat(Arc::downgrade(&engine), stop_rx.clone()));
         for job in crons {
             tokio::spawn(crate::cron::run(Arc::downgrade(&engine), job));
         }
@@ -603,117 +602,99 @@ impl Jobs {
     }
 }
 
-/// Hands back the jobs of members declared down or gone, and of this
-/// node's earlier incarnations.
-async fn rescuer(
+/// Carries out the [`Caretaker`]'s chores: hands back the jobs of members
+/// declared down or gone and of this node's earlier incarnations, renews
+/// held leases and stops the jobs the store took back, and now and then
+/// sweeps expired leases, refreshes the counts for `/metrics` and prunes
+/// old jobs.
+async fn caretake(
     engine: std::sync::Weak<Engine>,
     mut events: broadcast::Receiver<MembershipEvent>,
     me: NodeId,
     mut stop: watch::Receiver<bool>,
 ) {
-    if let Some(engine) = engine.upgrade() {
-        if let Ok(consumers) = engine.store.consumers().await {
-            let mine = consumer_of(&me);
-            let prefix = format!("{}#", me.name);
-            for c in consumers {
-                if c.starts_with(&prefix) && c != mine {
-                    rescue(&engine, &c).await;
-                }
-            }
-        }
+    let Some(first) = engine.upgrade() else {
+        return;
+    };
+    let mut care = Caretaker::new(now_ms(), first.config.heartbeat_ms);
+    if let Ok(holders) = first.store.consumers().await {
+        care.started(now_ms(), &consumer_of(&me), &me.name, &holders);
     }
+    drop(first);
     loop {
-        let event = tokio::select! {
-            event = events.recv() => event,
-            _ = stop.changed() => return,
-        };
-        let Some(engine) = engine.upgrade() else {
+        let Some(strong) = engine.upgrade() else {
             return;
         };
-        match event {
-            Ok(MembershipEvent::NodeDown(id)) | Ok(MembershipEvent::NodeLeft(id)) => {
-                if id != me {
-                    rescue(&engine, &consumer_of(&id)).await;
+        for chore in care.due(now_ms()) {
+            chore_once(&strong, &mut care, chore).await;
+        }
+        // Held only while chores run, so a dropped job system ends here.
+        drop(strong);
+        let sleep = Duration::from_millis(care.next_wake().saturating_sub(now_ms()));
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(MembershipEvent::NodeDown(id)) | Ok(MembershipEvent::NodeLeft(id)) if id != me => {
+                    care.gone(now_ms(), &consumer_of(&id));
                 }
-            }
-            Ok(MembershipEvent::Rejoined { old, new }) => {
-                engine.set_consumer(consumer_of(&new));
-                rescue(&engine, &consumer_of(&old)).await;
-            }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "membership events missed; leases cover them");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+                Ok(MembershipEvent::Rejoined { old, new }) => {
+                    if let Some(engine) = engine.upgrade() {
+                        engine.set_consumer(consumer_of(&new));
+                    }
+                    care.gone(now_ms(), &consumer_of(&old));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "membership events missed; leases cover them");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tokio::time::sleep(sleep) => {}
+            _ = stop.changed() => return,
         }
     }
 }
 
-async fn rescue(engine: &Engine, consumer: &str) {
-    let mut wait = Duration::from_millis(50);
-    for _ in 0..8 {
-        match engine
-            .store
-            .rescue(consumer, RescueReason::NodeDown, now_ms())
-            .await
-        {
-            Ok(n) => {
-                if n > 0 {
+/// Does one chore against the store; a rescue's outcome goes back to the
+/// caretaker.
+async fn chore_once(engine: &Engine, care: &mut Caretaker, chore: Chore) {
+    let now = now_ms();
+    match chore {
+        Chore::Rescue(consumer) => {
+            let done = engine
+                .store
+                .rescue(&consumer, RescueReason::NodeDown, now)
+                .await;
+            match &done {
+                Ok(n) if *n > 0 => {
                     tracing::info!(
                         consumer,
                         jobs = n,
                         "rescued the jobs of a node that went down"
-                    );
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(consumer, error = %e, "rescue failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
-    }
-}
-
-/// Renews held jobs' leases and stops those the store took back; now
-/// and then, rescues expired leases, prunes old jobs and refreshes the
-/// counts for `/metrics`.
-async fn heartbeat(engine: std::sync::Weak<Engine>, mut stop: watch::Receiver<bool>) {
-    let period = match engine.upgrade() {
-        Some(e) => Duration::from_millis(e.config.heartbeat_ms.max(10)),
-        None => return,
-    };
-    let mut tick: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = stop.changed() => {}
-        }
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        tick += 1;
-        let now = now_ms();
-        let held: BTreeMap<String, Vec<_>> = engine.held();
-        for (consumer, attempts) in held {
-            match engine
-                .store
-                .renew(
-                    &consumer,
-                    &attempts,
-                    now.saturating_add(engine.config.lease_ms),
-                )
-                .await
-            {
-                Ok(lost) if !lost.is_empty() => {
-                    engine.abort(&lost);
+                    )
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "renewing job leases failed"),
+                Err(e) => tracing::warn!(consumer, error = %e, "rescue failed"),
+            }
+            if !care.rescued(now_ms(), &consumer, done.is_ok()) {
+                tracing::warn!(
+                    consumer,
+                    "rescue failed every try; expired leases will hand the jobs back"
+                );
             }
         }
-        if tick.is_multiple_of(4) {
+        Chore::Renew => {
+            for (consumer, attempts) in engine.held() {
+                let until = now.saturating_add(engine.config.lease_ms);
+                match engine.store.renew(&consumer, &attempts, until).await {
+                    Ok(lost) if !lost.is_empty() => {
+                        engine.abort(&lost);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "renewing job leases failed"),
+                }
+            }
+        }
+        Chore::Sweep => {
             if let Ok(n) = engine.store.rescue_expired(now).await {
                 if n > 0 {
                     tracing::info!(jobs = n, "rescued jobs whose lease ran out");
@@ -723,15 +704,12 @@ async fn heartbeat(engine: std::sync::Weak<Engine>, mut stop: watch::Receiver<bo
                 engine.metrics.set_counts(counts);
             }
         }
-        if tick.is_multiple_of(120) {
+        Chore::Prune => {
             let finished = now.saturating_sub(engine.config.keep_finished_ms);
             let dead = now.saturating_sub(engine.config.keep_dead_ms);
             if let Err(e) = engine.store.prune(finished, dead, now).await {
                 tracing::warn!(error = %e, "pruning old jobs failed");
             }
-        }
-        if *stop.borrow() {
-            return;
         }
     }
 }

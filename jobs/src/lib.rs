@@ -22,14 +22,18 @@
 //! - [`spec`]: [`JobSpec`], a job to enqueue with its options.
 //! - [`config`]: store URL, pipelines (`--pipeline` specs), settings;
 //!   [`backoff`]: retry waits.
+//! - [`caretaker`]: which consumers' jobs to rescue and when, the
+//!   heartbeat's pace: a pure state machine with time as an input.
 //! - `engine`: running and settling jobs; `pipeline`: the fetch loop;
-//!   [`jobs`]: the [`Jobs`] handle, rescue and heartbeat; [`cron`].
+//!   [`jobs`]: the [`Jobs`] handle, and the task that carries out the
+//!   caretaker's chores; [`cron`].
 //! - [`testing`]: inline and manual modes, `assert_enqueued`,
 //!   `drain_queue`, `perform_job`.
 //! - [`metrics`]: Prometheus counters.
 
 pub mod backoff;
 pub mod builtin;
+pub mod caretaker;
 pub mod config;
 pub mod cron;
 mod engine;

@@ -35,9 +35,10 @@
 //!   reads see their writes;
 //! - `tests/registry.rs`: every name ends with one winner, the same on
 //!   every replica, and every loser is told;
-//! - `tests/jobs_rescue.rs`: against the real SQLite store, no job's
-//!   completion is accepted twice and none is lost through crashes,
-//!   freezes past the lease and false downs.
+//! - `tests/jobs_rescue.rs`: against the real SQLite store and each node's
+//!   real `drove_jobs::caretaker::Caretaker`, no job's completion is
+//!   accepted twice and none is lost through crashes, freezes past the
+//!   lease and false downs.
 //!
 //! The cache's handoff scenario runs on this floor too, inside
 //! `drove-cache` (`handoff_tests`), since it drives the cache's private

@@ -1,11 +1,13 @@
 //! The jobs rescue rules on the simulation floor, against the real SQLite
-//! store (in memory, its time given by the simulated clock): three nodes
+//! store (in memory, its time given by the simulated clock) and each
+//! node's real `Caretaker` (when to rescue, renew and sweep): three nodes
 //! fetch jobs under leases, work on them for a while, renew their leases
-//! on a heartbeat and complete them; they crash (the survivors rescue the
-//! dead consumer's jobs once membership declares it down), freeze past
-//! their leases (anyone's expired-lease sweep hands their jobs back), and
-//! are wrongly declared down (their jobs are rescued while they still work
-//! on them, and they go on under a new consumer name). The invariants:
+//! on the caretaker's heartbeat and complete them; they crash (the
+//! survivors' caretakers rescue the dead consumer's jobs once membership
+//! declares it down), freeze past their leases (a caretaker's sweep of
+//! expired leases hands their jobs back), and are wrongly declared down
+//! (their jobs are rescued while they still work on them, and they go on
+//! under a new consumer name). The invariants:
 //!
 //! - **fenced**, at every step: no job's completion is accepted twice; a
 //!   completion is accepted only from the attempt and consumer that hold
@@ -14,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use drove_jobs::caretaker::{Caretaker, Chore};
 use drove_jobs::job::{Attempt, JobId, JobState, NewJob};
 use drove_jobs::sqlite::SqliteStore;
 use drove_jobs::store::{FetchRequest, Fetched, JobStore, RescueReason};
@@ -25,7 +28,6 @@ const JOBS: usize = 8;
 const STEP_MS: u64 = 10;
 const LEASE_MS: u64 = 300;
 const HEARTBEAT_MS: u64 = 100;
-const SWEEP_MS: u64 = 400;
 /// How often a node with room asks for a job (its pipeline's poll).
 const POLL_MS: u64 = 50;
 const CHAOS_MS: u64 = 3000;
@@ -42,6 +44,8 @@ struct Work {
 struct Node {
     consumer: String,
     held: Vec<Work>,
+    /// When this node rescues, renews and sweeps.
+    care: Caretaker,
 }
 
 struct World {
@@ -53,7 +57,6 @@ struct World {
     accepted: BTreeMap<JobId, u32>,
     /// Downs membership has still to declare: (when, node, its consumer).
     pending_downs: Vec<(u64, usize, String)>,
-    renamed: u64,
 }
 
 impl World {
@@ -79,6 +82,7 @@ impl World {
             .map(|i| Node {
                 consumer: format!("n{i}#1"),
                 held: Vec::new(),
+                care: Caretaker::new(EPOCH_MS + i as u64 * STEP_MS, HEARTBEAT_MS),
             })
             .collect();
         Ok(World {
@@ -88,7 +92,6 @@ impl World {
             nodes,
             accepted: BTreeMap::new(),
             pending_downs: Vec::new(),
-            renamed: 0,
         })
     }
 
@@ -212,17 +215,42 @@ impl World {
         Ok(())
     }
 
-    /// Membership declares `consumer`'s node down: a survivor rescues.
+    /// Hands back what `consumer` holds (a caretaker's rescue chore).
     fn rescue(&mut self, consumer: &str) -> Result<(), Failure> {
+        let wall = self.wall();
         let n = self
             .rt
-            .block_on(
-                self.store
-                    .rescue(consumer, RescueReason::NodeDown, self.wall()),
-            )
+            .block_on(self.store.rescue(consumer, RescueReason::NodeDown, wall))
             .map_err(|e| self.store_error("rescue", e))?;
-        self.sim
-            .note(format!("{consumer} declared down: {n} jobs rescued"));
+        self.sim.note(format!("{consumer}'s {n} jobs rescued"));
+        Ok(())
+    }
+
+    /// Membership declares `consumer`'s node down: every other running
+    /// node's caretaker hears it.
+    fn declare_down(&mut self, consumer: &str, except: usize) {
+        let wall = self.wall();
+        for j in self.sim.lives.running() {
+            if j != except {
+                self.nodes[j].care.gone(wall, consumer);
+            }
+        }
+    }
+
+    /// Node `i` does the chores its caretaker has due.
+    fn chores(&mut self, i: usize) -> Result<(), Failure> {
+        let wall = self.wall();
+        for chore in self.nodes[i].care.due(wall) {
+            match chore {
+                Chore::Rescue(consumer) => {
+                    self.rescue(&consumer)?;
+                    self.nodes[i].care.rescued(wall, &consumer, true);
+                }
+                Chore::Renew => self.renew(i)?,
+                Chore::Sweep => self.sweep()?,
+                Chore::Prune => {}
+            }
+        }
         Ok(())
     }
 
@@ -243,13 +271,16 @@ impl World {
             self.sim.freeze(i, ms);
         } else if roll < 0.008 && self.sim.lives.is_running(i) {
             // Wrongly declared down: its jobs are rescued while it works
-            // on them, and it goes on as a new incarnation.
+            // on them, and it goes on as a new incarnation (its own
+            // caretaker rescues the old one too, as on a rejoin).
             self.sim.faults.note("false_down");
             let old = self.nodes[i].consumer.clone();
-            self.rescue(&old)?;
+            self.sim.note(format!("{old} wrongly declared down"));
+            self.declare_down(&old, i);
             let inc = self.sim.lives.rejoin(i);
             self.nodes[i].consumer = format!("n{i}#{inc}");
-            self.renamed += 1;
+            let wall = self.wall();
+            self.nodes[i].care.gone(wall, &old);
         }
         Ok(())
     }
@@ -257,7 +288,18 @@ impl World {
     fn step(&mut self, chaos: bool) -> Result<(), Failure> {
         for (i, wake) in self.sim.wake_due() {
             if let Wake::Restarted { incarnation } = wake {
-                self.nodes[i].consumer = format!("n{i}#{incarnation}");
+                // A new process: a new caretaker, which finds the jobs its
+                // earlier incarnations still hold.
+                let me = format!("n{i}#{incarnation}");
+                let wall = self.wall();
+                let holders = self
+                    .rt
+                    .block_on(self.store.consumers())
+                    .map_err(|e| self.store_error("list consumers", e))?;
+                let mut care = Caretaker::new(wall, HEARTBEAT_MS);
+                care.started(wall, &me, &format!("n{i}"), &holders);
+                self.nodes[i].care = care;
+                self.nodes[i].consumer = me;
             }
         }
         if chaos {
@@ -271,17 +313,13 @@ impl World {
             .cloned()
             .collect();
         self.pending_downs.retain(|(at, ..)| *at > now);
-        for (_, _, consumer) in due {
-            self.rescue(&consumer)?;
+        for (_, i, consumer) in due {
+            self.sim.note(format!("{consumer} declared down"));
+            self.declare_down(&consumer, i);
         }
         for i in self.sim.lives.running() {
             self.complete(i)?;
-            if now % HEARTBEAT_MS == (i as u64 * STEP_MS) % HEARTBEAT_MS {
-                self.renew(i)?;
-            }
-            if now % SWEEP_MS == (i as u64 * 3 * STEP_MS) % SWEEP_MS {
-                self.sweep()?;
-            }
+            self.chores(i)?;
             if now % POLL_MS == (i as u64 * STEP_MS) % POLL_MS {
                 self.fetch(i)?;
             }
@@ -353,7 +391,8 @@ fn a_rescued_attempt_cannot_complete() {
     let mut world = World::new(1).unwrap_or_else(|e| panic!("{e}"));
     world.fetch(0).unwrap_or_else(|f| panic!("{f}"));
     let consumer = world.nodes[0].consumer.clone();
-    world.rescue(&consumer).unwrap_or_else(|f| panic!("{f}"));
+    world.declare_down(&consumer, 0);
+    world.chores(1).unwrap_or_else(|f| panic!("{f}"));
     world.nodes[0].held.iter_mut().for_each(|w| w.done_at = 0);
     world.complete(0).unwrap_or_else(|f| panic!("{f}"));
     assert!(world.accepted.is_empty());
