@@ -18,8 +18,11 @@ use std::time::Duration;
 
 use drove_registry::schema::{losers, winner, RegValue, RegistrySchema};
 use drove_replication::{Channel, Outgoing, ReplMsg, ReplicationConfig};
-use drove_runtime::{Incarnation, NodeId};
+use drove_runtime::NodeId;
 use drove_sim::{run_seeds, Failure, Faults, NetConfig, Sim, Wake};
+
+mod common;
+use common::Replicas;
 use rand::Rng;
 
 const NODES: usize = 3;
@@ -38,7 +41,7 @@ fn name(k: usize) -> Arc<str> {
 
 struct World {
     sim: Sim<Msg>,
-    channels: Vec<Option<Channel<RegistrySchema>>>,
+    replicas: Replicas<RegistrySchema>,
     next_local: u64,
     partition_until: Option<u64>,
     /// Registrations dropped for losing a conflict: (owner, local id).
@@ -52,7 +55,13 @@ impl World {
     fn new(seed: u64) -> Self {
         let mut world = World {
             sim: Sim::new(seed, NODES, NetConfig::lossy()),
-            channels: (0..NODES).map(|_| None).collect(),
+            replicas: Replicas::new(
+                NODES,
+                ReplicationConfig {
+                    anti_entropy_interval: Duration::from_millis(TICK_MS),
+                    ..ReplicationConfig::default()
+                },
+            ),
             next_local: 1,
             partition_until: None,
             told: BTreeSet::new(),
@@ -68,57 +77,18 @@ impl World {
         EPOCH_MS + self.sim.now()
     }
 
-    fn id(&self, i: usize) -> Option<NodeId> {
-        self.channels[i].as_ref().map(|c| c.me().clone())
-    }
-
     fn send(&mut self, from: usize, out: Vec<Outgoing<RegistrySchema>>) {
-        for Outgoing { to, msg } in out {
-            match (0..NODES).find(|&j| self.id(j).as_ref() == Some(&to)) {
-                Some(j) => self.sim.send(from, j, msg),
-                None => self.sim.faults.note("to_dead"),
-            }
-        }
+        self.replicas.send(&mut self.sim, from, out);
     }
 
     fn boot(&mut self, i: usize) {
-        let me = NodeId::new(format!("n{i}"), Incarnation(self.sim.lives.incarnation(i)));
-        let config = ReplicationConfig {
-            anti_entropy_interval: Duration::from_millis(TICK_MS),
-            ..ReplicationConfig::default()
-        };
-        let mut channel = Channel::new(me.clone(), &config, Vec::new());
-        let mut out = Vec::new();
-        for j in 0..NODES {
-            if let Some(other) = self.id(j) {
-                out.extend(channel.peer_up(other));
-            }
-        }
-        self.channels[i] = Some(channel);
-        self.send(i, out);
-        for j in (0..NODES).filter(|&j| j != i) {
-            if let Some(c) = self.channels[j].as_mut() {
-                let out = c.peer_up(me.clone());
-                self.send(j, out);
-            }
-        }
+        self.replicas.boot(&mut self.sim, i);
     }
 
     fn crash(&mut self, i: usize) {
-        let Some(channel) = self.channels[i].take() else {
-            return;
-        };
         let down_ms = self.sim.rng.random_range(50..400);
-        self.sim.crash(i, down_ms);
-        let gone = channel.me().clone();
         let wall = self.wall();
-        for j in 0..NODES {
-            let out = match self.channels[j].as_mut() {
-                Some(c) => c.peer_gone(&gone, wall),
-                None => continue,
-            };
-            self.send(j, out);
-        }
+        self.replicas.crash(&mut self.sim, i, down_ms, wall);
     }
 
     /// Node `i` registers a random name, unless it sees it taken.
@@ -127,7 +97,7 @@ impl World {
         let local = self.next_local;
         self.next_local += 1;
         let wall = self.wall();
-        let Some(c) = self.channels[i].as_mut() else {
+        let Some(c) = self.replicas.channels[i].as_mut() else {
             return;
         };
         if winner(c.replica(), &name(k)).is_some() {
@@ -149,7 +119,7 @@ impl World {
             return;
         }
         let wall = self.wall();
-        let Some(c) = self.channels[i].as_mut() else {
+        let Some(c) = self.replicas.channels[i].as_mut() else {
             return;
         };
         let me = c.me().clone();
@@ -212,7 +182,7 @@ impl World {
         let mut touched = BTreeSet::new();
         while let Some(d) = self.sim.deliver() {
             let wall = self.wall();
-            let out = self.channels[d.to]
+            let out = self.replicas.channels[d.to]
                 .as_mut()
                 .map(|c| c.handle(d.msg, wall))
                 .unwrap_or_default();
@@ -225,7 +195,7 @@ impl World {
         for i in self.sim.lives.running() {
             if (self.sim.now() / STEP_MS) % (TICK_MS / STEP_MS) == i as u64 {
                 let wall = self.wall();
-                let out = self.channels[i]
+                let out = self.replicas.channels[i]
                     .as_mut()
                     .map(|c| c.tick(wall))
                     .unwrap_or_default();
@@ -237,7 +207,7 @@ impl World {
     }
 
     fn check(&self) -> Result<(), Failure> {
-        let live: Vec<&Channel<RegistrySchema>> = self.channels.iter().flatten().collect();
+        let live: Vec<&Channel<RegistrySchema>> = self.replicas.channels.iter().flatten().collect();
         for k in 0..NAMES {
             let key = name(k);
             let winners: Vec<Option<(NodeId, u64)>> = live

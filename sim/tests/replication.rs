@@ -17,8 +17,11 @@ use std::time::Duration;
 use drove_replication::{
     Channel, Hlc, Outgoing, ReplMsg, ReplicationConfig, Schema, SchemaReplica,
 };
-use drove_runtime::{Incarnation, NodeId};
+use drove_runtime::NodeId;
 use drove_sim::{run_seeds, Failure, Faults, NetConfig, Sim, Wake};
+
+mod common;
+use common::Replicas;
 use rand::Rng;
 
 struct Table;
@@ -54,7 +57,7 @@ type Msg = ReplMsg<Table>;
 struct World {
     sim: Sim<Msg>,
     /// Each node's running channel; `None` while crashed.
-    channels: Vec<Option<Channel<Table>>>,
+    replicas: Replicas<Table>,
     next_tick: Vec<u64>,
     partition_until: Option<u64>,
     /// Incarnations declared down: no replica may hold their slots.
@@ -69,7 +72,7 @@ impl World {
             .collect();
         let mut world = World {
             sim,
-            channels: (0..NODES).map(|_| None).collect(),
+            replicas: Replicas::new(NODES, config()),
             next_tick,
             partition_until: None,
             dead: BTreeSet::new(),
@@ -85,53 +88,24 @@ impl World {
     }
 
     fn id(&self, i: usize) -> Option<NodeId> {
-        self.channels[i].as_ref().map(|c| c.me().clone())
+        self.replicas.id(i)
     }
 
-    /// Node `i`'s identity: its name and the incarnation it runs.
-    fn current_id(&self, i: usize) -> NodeId {
-        NodeId::new(format!("n{i}"), Incarnation(self.sim.lives.incarnation(i)))
-    }
-
-    /// Ships what node `from` sent, to whichever node runs each addressee
-    /// still.
     fn send(&mut self, from: usize, out: Vec<Outgoing<Table>>) {
-        for Outgoing { to, msg } in out {
-            match (0..NODES).find(|&j| self.id(j).as_ref() == Some(&to)) {
-                Some(j) => self.sim.send(from, j, msg),
-                None => self.sim.faults.note("to_dead"),
-            }
-        }
+        self.replicas.send(&mut self.sim, from, out);
     }
 
-    /// Starts node `i` as a new incarnation; membership tells everyone.
     fn boot(&mut self, i: usize) {
-        let me = self.current_id(i);
-        let mut channel = Channel::new(me.clone(), &config(), Vec::new());
-        let mut out = Vec::new();
-        for j in 0..NODES {
-            if let Some(other) = self.id(j) {
-                out.extend(channel.peer_up(other));
-            }
-        }
-        self.channels[i] = Some(channel);
-        self.send(i, out);
-        for j in (0..NODES).filter(|&j| j != i) {
-            if let Some(c) = self.channels[j].as_mut() {
-                let out = c.peer_up(me.clone());
-                self.send(j, out);
-            }
-        }
+        self.replicas.boot(&mut self.sim, i);
     }
 
     /// Node `i` dies; membership declares it down everywhere.
     fn crash(&mut self, i: usize) {
-        let Some(channel) = self.channels[i].take() else {
-            return;
-        };
         let down_ms = self.sim.rng.random_range(50..400);
-        self.sim.crash(i, down_ms);
-        self.declare_down(channel.me());
+        let wall = self.wall();
+        if let Some(gone) = self.replicas.crash(&mut self.sim, i, down_ms, wall) {
+            self.dead.insert(gone);
+        }
     }
 
     /// Node `i` is wrongly declared down: it lives on, learns it, and
@@ -140,21 +114,22 @@ impl World {
         let Some(old) = self.id(i) else { return };
         self.sim.faults.note("false_down");
         self.sim.note(format!("{old} wrongly declared down"));
-        self.declare_down(&old);
-        self.sim.lives.rejoin(i);
-        let new = self.current_id(i);
+        self.dead.insert(old.clone());
         let wall = self.wall();
-        if let Some(c) = self.channels[i].as_mut() {
+        self.replicas.declare_down(&mut self.sim, &old, wall);
+        self.sim.lives.rejoin(i);
+        let new = Replicas::current_id(&self.sim, i);
+        if let Some(c) = self.replicas.channels[i].as_mut() {
             c.rejoined(&old, new.clone(), wall);
         }
         for j in (0..NODES).filter(|&j| j != i) {
             let Some(other) = self.id(j) else { continue };
-            let out = self.channels[i]
+            let out = self.replicas.channels[i]
                 .as_mut()
                 .map(|c| c.peer_up(other))
                 .unwrap_or_default();
             self.send(i, out);
-            let back = self.channels[j]
+            let back = self.replicas.channels[j]
                 .as_mut()
                 .map(|c| c.peer_up(new.clone()))
                 .unwrap_or_default();
@@ -162,22 +137,10 @@ impl World {
         }
     }
 
-    fn declare_down(&mut self, gone: &NodeId) {
-        self.dead.insert(gone.clone());
-        let wall = self.wall();
-        for j in 0..NODES {
-            let out = match self.channels[j].as_mut() {
-                Some(c) if c.me() != gone => c.peer_gone(gone, wall),
-                _ => continue,
-            };
-            self.send(j, out);
-        }
-    }
-
     fn deliver(&mut self) {
         while let Some(d) = self.sim.deliver() {
             let wall = self.wall();
-            let out = self.channels[d.to]
+            let out = self.replicas.channels[d.to]
                 .as_mut()
                 .map(|c| c.handle(d.msg, wall))
                 .unwrap_or_default();
@@ -192,7 +155,7 @@ impl World {
             }
             self.next_tick[i] = self.sim.now() + TICK_MS;
             let wall = self.wall();
-            let out = self.channels[i]
+            let out = self.replicas.channels[i]
                 .as_mut()
                 .map(|c| c.tick(wall))
                 .unwrap_or_default();
@@ -210,7 +173,7 @@ impl World {
         if !self.sim.lives.is_running(i) {
             return Ok(());
         }
-        let Some(c) = self.channels[i].as_mut() else {
+        let Some(c) = self.replicas.channels[i].as_mut() else {
             return Ok(());
         };
         let me = c.me().clone();
@@ -330,7 +293,7 @@ impl World {
     }
 
     fn check(&self) -> Result<(), Failure> {
-        let live: Vec<&Channel<Table>> = self.channels.iter().flatten().collect();
+        let live: Vec<&Channel<Table>> = self.replicas.channels.iter().flatten().collect();
         if live.len() != NODES {
             return Err(self.sim.fail("a node is still down after healing"));
         }
@@ -383,6 +346,7 @@ fn run_seed(seed: u64) -> Result<Faults, Failure> {
     let mut world = World::new(seed, NetConfig::lossy());
     world.run()?;
     let resyncs: u64 = world
+        .replicas
         .channels
         .iter()
         .flatten()
@@ -426,7 +390,7 @@ fn the_checks_notice_a_lost_delta_until_anti_entropy_repairs_it() {
     }
     assert_eq!(world.check(), Ok(()));
     let wall = world.wall();
-    let lost = world.channels[0]
+    let lost = world.replicas.channels[0]
         .as_mut()
         .map(|c| c.write(wall, |w| w.put(0, None, 42)).1)
         .unwrap_or_default();
