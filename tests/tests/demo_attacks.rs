@@ -178,8 +178,8 @@ async fn a_web_visitor_reaches_only_the_app_and_their_own_download() {
     assert_eq!(call(&app, "GET", "/", &[], "").await.0, 200);
 
     // A thousand progress streams from one client: a few are served, the
-    // rest refused (429) or left waiting past the connection cap, and the
-    // node still answers others.
+    // rest refused (429, or 503 on a connection closed for room) or left
+    // waiting past the connection cap, and the node still answers others.
     let mut readers = tokio::task::JoinSet::new();
     for _ in 0..1000 {
         let (app, cookie) = (app.clone(), cookie.clone());
@@ -207,7 +207,10 @@ async fn a_web_visitor_reaches_only_the_app_and_their_own_download() {
         if let Ok(Some((code, s))) = done {
             match code {
                 Some(200) => served += 1,
-                Some(429) => refused += 1,
+                // 429 from the app; 503 from the listener, for a request
+                // that arrived on a connection it had just chosen to close
+                // to make room.
+                Some(429) | Some(503) => refused += 1,
                 _ => {}
             }
             opened.push(s);
