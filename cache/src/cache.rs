@@ -303,6 +303,21 @@ impl Cache {
         self.repl.read(|r, _| r.bytes())
     }
 
+    /// The bytes this node's live entries weigh: what [`bytes`](Self::bytes)
+    /// comes down to once the deleted, expired and shadowed copies still
+    /// counted there are tidied away (a moment after they are written over).
+    /// One pass over the keys.
+    pub fn live_bytes(&self) -> usize {
+        let now = self.now_ms();
+        self.repl.read(|r, _| {
+            r.keys()
+                .filter_map(|k| {
+                    visible(r, k, now).and_then(|(slot, _, _)| Some(weight(k, slot.value?)))
+                })
+                .sum()
+        })
+    }
+
     /// The live value of `key`, read locally.
     pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, CacheError> {
         match self.entry(key) {

@@ -117,3 +117,19 @@ async fn housekeeping_goes_by_deadline_and_counts_follow() {
     assert_eq!(cache.get::<u32>("k3").expect("get"), None);
     node.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_bytes_count_only_what_stays() {
+    let node = one_node("weigh").start().await.expect("node");
+    let cache = Cache::start(&node).await.expect("cache");
+    assert_eq!(cache.live_bytes(), 0);
+    cache.put("k1", &"x".repeat(1000), None).expect("put");
+    cache.put("k2", &"y".repeat(500), None).expect("put");
+    let both = cache.live_bytes();
+    assert!(both > 1500, "{both}");
+    assert_eq!(both, cache.bytes(), "one copy of each key");
+    assert!(cache.delete("k1").expect("delete"));
+    let left = cache.live_bytes();
+    assert!(left > 500 && left < 1000, "{left}");
+    assert!(cache.bytes() >= left);
+}

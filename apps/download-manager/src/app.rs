@@ -189,13 +189,13 @@ impl App {
             }
             Ok(None) => {}
         }
-        // A cleared write leaves the count only once its writer has dropped
-        // it (after the cache's shadow grace), so what is cleared is counted
-        // here, not measured, and the start then waits for it to go.
+        // What is cleared leaves the cache's count only once its writer has
+        // dropped it (after the cache's shadow grace): what to clear is
+        // decided on the live bytes, so copies still waiting out that grace
+        // are not taken for held reports (and someone else's cleared for
+        // them); the start then waits until the write fits.
         let need = self.file_bytes();
-        let room = || cache.max_bytes().saturating_sub(cache.bytes()) >= need;
-        let mut used = cache.bytes();
-        let mut cleared = false;
+        let mut used = cache.live_bytes();
         while cache.max_bytes().saturating_sub(used) < need {
             let Some(i) = share::heaviest_oldest(&held) else {
                 break;
@@ -203,10 +203,11 @@ impl App {
             held.remove(i);
             let freed = self.clear_unfetched(downloads.remove(i), "the cache is full");
             used = used.saturating_sub(freed);
-            cleared = true;
         }
+        let fits = cache.max_bytes().saturating_sub(used) >= need;
+        let room = || cache.max_bytes().saturating_sub(cache.bytes()) >= need;
         let deadline = Instant::now() + ROOM_WAIT;
-        while cleared && !room() && Instant::now() < deadline {
+        while fits && !room() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
