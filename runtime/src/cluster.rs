@@ -270,7 +270,7 @@ impl Driver {
     }
 
     /// Notes that this process was frozen if its driver last ticked more
-    /// than `freeze` ago (see [`Node::woke_within`]).
+    /// than `freeze` ago (see [`Node::woke_at`]).
     fn notice_freeze(&self, last_tick: &mut std::time::Instant, freeze: Duration) {
         if last_tick.elapsed() > freeze {
             tracing::warn!(gap = ?last_tick.elapsed(), "this process was frozen");

@@ -480,15 +480,11 @@ impl Node {
         self.link_to(&reply.origin)?.push(&header, Some(&value))
     }
 
-    /// Whether this process woke from a freeze (SIGSTOP, a paused VM) within
-    /// `within`: its own down declarations from then are suspect, as the
-    /// others may have declared it down meanwhile.
-    pub fn woke_within(&self, within: Duration) -> bool {
-        self.inner
-            .woke_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() < within)
+    /// When this process last woke from a freeze (SIGSTOP, a paused VM), if
+    /// it did: its own down declarations from shortly after are suspect, as
+    /// the others may have declared it down meanwhile.
+    pub fn woke_at(&self) -> Option<Instant> {
+        *self.inner.woke_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The local id of a live actor on this node, by id or local name.

@@ -14,7 +14,8 @@ use crate::candidates::{Placer, QuorumConfig};
 use crate::child::{factory, Factory};
 use crate::error::SupervisorError;
 use crate::local_children::LocalChildren;
-use crate::moves::{child_work, types_work, Moves, Redistribution, Work};
+use crate::decider::{DeciderConfig, Redistribution};
+use crate::moves::{child_work, types_work, Moves, Work};
 use crate::placement::{Placement, Uniform};
 use crate::protocol::{SupervisorActor, SUPERVISOR_NAME};
 use crate::records::Records;
@@ -112,13 +113,7 @@ impl SupervisorBuilder {
             .map(|k| Arc::from(k.as_str()))
             .collect();
         let local_children = LocalChildren::new(&node, &self.registry, &records, self.factories);
-        let moves = Moves::new(
-            &node,
-            &local_children,
-            &records,
-            &placer,
-            self.redistribution,
-        );
+        let moves = Moves::new(&node, &local_children, &records, &placer);
         placer.declare(&declared);
         let (stops_tx, stops) = mpsc::unbounded_channel();
         node.on_actor_stopped(Box::new(move |id, reason| {
@@ -126,11 +121,17 @@ impl SupervisorBuilder {
         }));
         node.spawn_named(SUPERVISOR_NAME, SupervisorActor(local_children.clone()), ())
             .await?;
-        tokio::spawn(moves.clone().work(stops, child_work, types_work));
-        tokio::spawn(moves.clone().redeclare_on_rejoin(declared));
-        if placer.quorum().is_some() {
-            tokio::spawn(moves.clone().watch_quorum());
-        }
+        let config = DeciderConfig {
+            fencing_ms: self
+                .quorum
+                .map(|q| q.fencing_margin.as_millis() as u64),
+            redistribution: self.redistribution,
+        };
+        tokio::spawn(
+            moves
+                .clone()
+                .work(config, declared, stops, child_work, types_work),
+        );
         Ok(Supervisor::new(
             &node,
             local_children,

@@ -131,11 +131,6 @@ impl Placer {
         self.placement.place(id, &candidates).cloned()
     }
 
-    /// The quorum strategy, when on.
-    pub(crate) fn quorum(&self) -> Option<QuorumConfig> {
-        self.quorum
-    }
-
     /// Whether this node may run children: always, unless the quorum
     /// strategy is on and this side of the cluster has no majority.
     pub(crate) fn has_quorum(&self) -> bool {

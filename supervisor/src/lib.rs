@@ -70,6 +70,10 @@
 //! - [`spec`]: the [`Child`] trait, typed and untyped specs, records and
 //!   their views; the two tables' schemas.
 //! - [`placement`]: rendezvous hashing, the [`Placement`] trait, [`Quorum`].
+//! - [`table`]: the children table's rules (the winning record, what a
+//!   change means for this node).
+//! - [`decider`]: the distributed decisions (failover, watch, retries,
+//!   quorum, duplicates, redistribution) as a pure state machine.
 //! - `ledger`: the children this node runs now (plain data).
 //! - `records`: the replicated children table.
 //! - `checkpoints`: where a running child's checkpoint goes (its context
@@ -81,7 +85,8 @@
 //!   restarts and stops.
 //! - [`protocol`]: [`SupMsg`] between supervisors, and the actor that
 //!   answers it.
-//! - `moves`: failover, handoff, redistribution, and the work loop.
+//! - `moves`: the I/O shell that feeds the decider and carries out its
+//!   actions; graceful handoff.
 //! - [`supervisor`]: [`Supervisor`], the cluster-wide operations.
 //! - [`builder`]: [`SupervisorBuilder`]: declaring types and strategies.
 //! - [`builtin`]: the `ticker` and `echo` types.
@@ -91,6 +96,7 @@ pub mod builtin;
 mod candidates;
 mod checkpoints;
 pub mod child;
+pub mod decider;
 pub mod error;
 mod ledger;
 mod local_children;
@@ -100,13 +106,14 @@ pub mod protocol;
 mod records;
 pub mod spec;
 pub mod supervisor;
+pub mod table;
 
 pub use builder::SupervisorBuilder;
 pub use candidates::QuorumConfig;
 pub use checkpoints::MAX_CHECKPOINT_BYTES;
 pub use child::checkpoint;
 pub use error::{StartRefused, SupervisorError};
-pub use moves::Redistribution;
+pub use decider::Redistribution;
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
 pub use protocol::{SupMsg, SUPERVISOR_NAME};
 pub use spec::{

@@ -4,20 +4,11 @@
 
 use std::sync::Arc;
 
-use drove_replication::{Hlc, Replicated, SchemaReplica};
+use drove_replication::{Hlc, Replicated};
 use drove_runtime::{ActorAddr, LocalRef, NodeId};
 
 use crate::spec::{ChildInfo, ChildRecord, ChildrenSchema};
-
-/// The winning record of a child: the earliest slot, then by owner.
-pub(crate) fn winner<'a>(
-    r: &'a SchemaReplica<ChildrenSchema>,
-    id: &str,
-) -> Option<(&'a NodeId, &'a ChildRecord, Hlc)> {
-    r.slots(id)
-        .filter_map(|s| s.value.map(|v| (s.owner, v, s.lineage)))
-        .min_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)))
-}
+use crate::table::{handled_after, winner};
 
 /// The children table on this node. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -93,13 +84,11 @@ impl Records {
             .read(|r, _| winner(r, id).map(|(n, rec, _)| (n.clone(), rec.clone())))
     }
 
-    /// Whether some node holds a record of child `id`, or wrote or dropped
-    /// one later than `stamp`: a live node runs it, finished it, or stopped
-    /// it on purpose since then (a terminated child leaves a tombstone for
-    /// a while, so a watch does not start it again).
+    /// Whether a live node handled child `id` since `stamp` (see
+    /// [`handled_after`]).
     pub(crate) fn handled_after(&self, id: &str, stamp: Hlc) -> bool {
         self.table
-            .read(|r, _| r.slots(id).any(|s| s.value.is_some() || s.stamp > stamp))
+            .read(|r, _| handled_after(r, id, stamp))
     }
 
     /// Where child `id` runs, by its winning record.
