@@ -262,7 +262,7 @@ impl Decider {
             }
         };
         let me = o.me();
-        for orphan in orphans {
+        for orphan in orphans.into_iter().filter(|o| should_run_again(&o.record)) {
             let id = orphan.record.spec.id.clone();
             self.awaiting_quorum.remove(&id);
             match settle {
@@ -332,7 +332,14 @@ impl Decider {
         // them over, or this node would have been declared down and have
         // rejoined (its records purged with it).
         let me = o.me();
-        for record in o.dropped_here() {
+        for mut record in o.dropped_here() {
+            if record.spec.restart == Restart::Temporary {
+                // Stopped for good: a temporary child is never restarted.
+                record.status = ChildStatus::Stopped;
+                record.local = None;
+                out.push(Action::Show(record));
+                continue;
+            }
             let restarts = record.restarts + 1;
             self.start(record, restarts, me.clone(), o, &mut out);
         }
@@ -372,7 +379,14 @@ impl Decider {
             return out;
         };
         let error = match outcome {
-            StartOutcome::Started => return out,
+            StartOutcome::Started => {
+                if !o.has_quorum() {
+                    // The quorum went while it started: it stops with the
+                    // others, its record kept for when the quorum is back.
+                    out.push(Action::StopAll);
+                }
+                return out;
+            }
             StartOutcome::NameHeld => {
                 out.push(Action::Forget(id.to_string()));
                 return out;
@@ -492,6 +506,9 @@ impl Decider {
                 let elsewhere = o.runs(id).is_some_and(|owner| owner != o.me());
                 if o.me() != me || elsewhere {
                     out.push(Action::Forget(id.to_string()));
+                } else if !o.has_quorum() {
+                    // Its record shows it restarting: it runs again with
+                    // the others this node stopped, once the quorum is back.
                 } else if !o.running_here(id) {
                     self.steps.insert(
                         id.to_string(),
