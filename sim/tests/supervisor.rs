@@ -32,9 +32,7 @@ use drove_supervisor::decider::{
 };
 use drove_supervisor::spec::ChildrenSchema;
 use drove_supervisor::table::{handled_after, table_event, winner, TableEvent};
-use drove_supervisor::{
-    rendezvous, ChildRecord, ChildSpec, ChildStatus, Quorum, Restart,
-};
+use drove_supervisor::{rendezvous, ChildRecord, ChildSpec, ChildStatus, Quorum, Restart};
 use rand::Rng;
 
 const STEP_MS: u64 = 10;
@@ -54,10 +52,18 @@ enum Msg {
     Repl(ReplMsg<ChildrenSchema>),
     /// A heartbeat: the sender's incarnation and the incarnations it
     /// declared down.
-    Beat { inc: u64, down: Vec<(usize, u64)> },
+    Beat {
+        inc: u64,
+        down: Vec<(usize, u64)>,
+    },
     /// Start this child (an adoption or a handover).
-    Adopt { record: ChildRecord },
-    Adopted { id: String, ok: Result<(), String> },
+    Adopt {
+        record: ChildRecord,
+    },
+    Adopted {
+        id: String,
+        ok: Result<(), String>,
+    },
 }
 
 fn id_of(i: usize, inc: u64) -> NodeId {
@@ -336,7 +342,10 @@ impl World {
         }
         // Each child starts where placement puts it.
         for spec in world.children.clone() {
-            let Some(target) = world.nodes[0].as_ref().and_then(|n| n.place(&spec.id, TYPE)) else {
+            let Some(target) = world.nodes[0]
+                .as_ref()
+                .and_then(|n| n.place(&spec.id, TYPE))
+            else {
                 continue;
             };
             let Some(t) = index_of(&target) else { continue };
@@ -398,7 +407,12 @@ impl World {
             .into_iter()
             .filter(|o| index_of(o) == Some(j) && o.incarnation.0 < inc)
             .map(|o| o.incarnation.0)
-            .chain(n.peers.get(&j).filter(|p| p.up && p.inc < inc).map(|p| p.inc))
+            .chain(
+                n.peers
+                    .get(&j)
+                    .filter(|p| p.up && p.inc < inc)
+                    .map(|p| p.inc),
+            )
             .collect();
         for old in older {
             self.peer_down(i, j, old);
@@ -649,7 +663,8 @@ impl World {
             }
             Msg::Adopt { record } => {
                 let id = record.spec.id.clone();
-                self.sim.note(format!("n{to} asked by n{from} to adopt {id}"));
+                self.sim
+                    .note(format!("n{to} asked by n{from} to adopt {id}"));
                 let restarts = record.restarts;
                 let started = self.start_here(to, record, restarts);
                 let ok = if started { Ok(()) } else { Err("down".into()) };
@@ -687,7 +702,9 @@ impl World {
             let ids: Vec<String> = n.running.keys().cloned().collect();
             for id in ids {
                 let Some(n) = self.node(i) else { break };
-                let Some(mut record) = n.mine(&id) else { continue };
+                let Some(mut record) = n.mine(&id) else {
+                    continue;
+                };
                 let next = n.running.get(&id).copied().unwrap_or(0) + 1;
                 n.running.insert(id.clone(), next);
                 record.checkpoint = Some(Arc::from(next.to_string().as_str()));
@@ -697,7 +714,13 @@ impl World {
         self.finish_starts(i)?;
         let due: Vec<(u64, Timer)> = self
             .node(i)
-            .map(|n| n.timers.iter().take_while(|(at, _)| *at <= now).cloned().collect())
+            .map(|n| {
+                n.timers
+                    .iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         for (at, which) in due {
             let Some(n) = self.node(i) else { break };
@@ -745,9 +768,7 @@ impl World {
         let starts = std::mem::take(&mut n.starts);
         for (record, restarts) in starts {
             let id = record.spec.id.clone();
-            let seen = self
-                .node(i)
-                .map_or(0, |n| n.newest_checkpoint(&id));
+            let seen = self.node(i).map_or(0, |n| n.newest_checkpoint(&id));
             let outcome = if self.node(i).is_some_and(|n| n.running.contains_key(&id)) {
                 StartOutcome::Started
             } else if self.sim.rng.random_bool(0.1) {
@@ -884,10 +905,9 @@ impl World {
                 })
                 .collect();
             if on.len() > 1 {
-                return Err(self.sim.fail(format!(
-                    "never two copies: {} runs on {on:?}",
-                    spec.id
-                )));
+                return Err(self
+                    .sim
+                    .fail(format!("never two copies: {} runs on {on:?}", spec.id)));
             }
         }
         Ok(())
@@ -897,7 +917,11 @@ impl World {
         if self.sim.faults.count("temporary_restarted") > 0 {
             return Err(self.sim.fail("temporary children are never restarted"));
         }
-        for spec in self.children.iter().filter(|s| s.restart != Restart::Temporary) {
+        for spec in self
+            .children
+            .iter()
+            .filter(|s| s.restart != Restart::Temporary)
+        {
             let on: Vec<usize> = (0..self.nodes.len())
                 .filter(|&i| {
                     self.nodes[i]

@@ -12,9 +12,9 @@ use drove_runtime::Node;
 
 use crate::candidates::{Placer, QuorumConfig};
 use crate::child::{factory, Factory};
+use crate::decider::{DeciderConfig, Redistribution};
 use crate::error::SupervisorError;
 use crate::local_children::LocalChildren;
-use crate::decider::{DeciderConfig, Redistribution};
 use crate::moves::{child_work, types_work, Moves, Work};
 use crate::placement::{Placement, Uniform};
 use crate::protocol::{SupervisorActor, SUPERVISOR_NAME};
@@ -122,9 +122,7 @@ impl SupervisorBuilder {
         node.spawn_named(SUPERVISOR_NAME, SupervisorActor(local_children.clone()), ())
             .await?;
         let config = DeciderConfig {
-            fencing_ms: self
-                .quorum
-                .map(|q| q.fencing_margin.as_millis() as u64),
+            fencing_ms: self.quorum.map(|q| q.fencing_margin.as_millis() as u64),
             redistribution: self.redistribution,
         };
         tokio::spawn(

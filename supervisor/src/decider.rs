@@ -25,7 +25,10 @@
 //! - **Rejoin.** A node declared down that comes back stops every local
 //!   copy (the survivors own them now) and watches its old children.
 //! - **Quorum.** A side that loses its majority stops every local child
-//!   (keeping the records); failovers wait for the majority to come back.
+//!   (keeping the records); failovers wait for the majority to come back,
+//!   and no failover starts within the fencing margin of a membership
+//!   change (a side that just lost a member may be the minority without
+//!   knowing it yet).
 //! - **Duplicates.** A node that runs a child another node started
 //!   earlier stops its copy.
 //! - **Redistribution.** With [`Redistribution::Active`], once the joins
@@ -198,8 +201,10 @@ enum Step {
     },
     /// Its record went to a node that has not answered yet.
     Adopting { orphan: Orphan, rounds: u32 },
-    /// Starting here: a start under way (`retry_at` none) or a wait.
+    /// Starting here: a start under way (`retry_at` none) or a wait; the
+    /// orphan it fails over, to watch again if this node rejoins first.
     Starting {
+        orphan: Option<Orphan>,
         record: ChildRecord,
         restarts: u32,
         me: NodeId,
@@ -226,6 +231,11 @@ pub struct Decider {
     /// Orphans waiting for this side's quorum to come back.
     awaiting_quorum: BTreeMap<String, Orphan>,
     had_quorum: bool,
+    /// With the quorum strategy, no failover starts before this: the
+    /// fencing margin after the last membership change, so a side that
+    /// just lost a member (and may be the minority without knowing yet)
+    /// does not start what placement moved to it at once.
+    fenced_until: u64,
     /// When the pending redistribution runs.
     rebalance_at: Option<u64>,
     /// Children to hand over, one at a time, and the one under way.
@@ -268,7 +278,14 @@ impl Decider {
             match settle {
                 Some(ms) => {
                     let at = now + ms;
-                    self.steps.insert(id.clone(), Step::Settling { orphan, me: me.clone(), at });
+                    self.steps.insert(
+                        id.clone(),
+                        Step::Settling {
+                            orphan,
+                            me: me.clone(),
+                            at,
+                        },
+                    );
                     out.push(timer(at, &id));
                 }
                 None => self.decide(now, orphan, o, &mut out),
@@ -317,9 +334,10 @@ impl Decider {
     /// again and fails over what waited for it.
     pub fn membership_changed(&mut self, now: u64, o: &impl Outlook) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.config.fencing_ms.is_none() {
+        let Some(fencing) = self.config.fencing_ms else {
             return out;
-        }
+        };
+        self.fenced_until = self.fenced_until.max(now + fencing);
         if !o.has_quorum() {
             self.had_quorum = false;
             out.push(Action::StopAll);
@@ -341,7 +359,7 @@ impl Decider {
                 continue;
             }
             let restarts = record.restarts + 1;
-            self.start(record, restarts, me.clone(), o, &mut out);
+            self.start(None, record, restarts, me.clone(), o, &mut out);
         }
         let waiting = std::mem::take(&mut self.awaiting_quorum);
         out.extend(self.failover(now, waiting.into_values().collect(), o));
@@ -367,7 +385,16 @@ impl Decider {
         o: &impl Outlook,
     ) -> Vec<Action> {
         let mut out = Vec::new();
+        // A late answer to a start this child's failover has moved past
+        // leaves its current step alone.
+        if !matches!(
+            self.steps.get(id),
+            Some(Step::Starting { retry_at: None, .. })
+        ) {
+            return out;
+        }
         let Some(Step::Starting {
+            orphan,
             record,
             restarts,
             me,
@@ -397,8 +424,9 @@ impl Decider {
         shown.local = None;
         shown.restarts = restarts;
         if o.me() != me {
-            // This node rejoined meanwhile: the survivors own the child.
-            out.push(Action::Forget(id.to_string()));
+            // This node rejoined meanwhile: the survivors own the child;
+            // it watches that one of them runs it.
+            self.rejoined_while_starting(now, id, orphan, o, &mut out);
             return out;
         }
         if attempt >= FAILOVER_TRIES {
@@ -414,6 +442,7 @@ impl Decider {
         self.steps.insert(
             id.to_string(),
             Step::Starting {
+                orphan,
                 record,
                 restarts,
                 me,
@@ -435,11 +464,16 @@ impl Decider {
         o: &impl Outlook,
     ) -> Vec<Action> {
         let mut out = Vec::new();
+        if !matches!(self.steps.get(id), Some(Step::Adopting { .. })) {
+            return out;
+        }
         let Some(Step::Adopting { orphan, rounds }) = self.steps.remove(id) else {
             return out;
         };
         match result {
-            Ok(()) => tracing::info!(child = %id, "no node ran a failed-over child: sent its record to the node placed to run it"),
+            Ok(()) => {
+                tracing::info!(child = %id, "no node ran a failed-over child: sent its record to the node placed to run it")
+            }
             Err(e) => {
                 tracing::warn!(child = %id, error = %e, "the node placed to run a failed-over child did not take its record");
                 self.watch(now, orphan, o.me(), rounds, &mut out);
@@ -463,7 +497,7 @@ impl Decider {
         if let Err(record) = result {
             tracing::warn!(child = %id, "redistribution failed; running it here again");
             let restarts = record.restarts;
-            self.start(record, restarts, o.me(), o, &mut out);
+            self.start(None, record, restarts, o.me(), o, &mut out);
         }
         self.next_move(&mut out);
         out
@@ -496,6 +530,7 @@ impl Decider {
                 orphan, me, rounds, ..
             }) => self.check(now, orphan, me, rounds + 1, o, out),
             Some(Step::Starting {
+                orphan,
                 record,
                 restarts,
                 me,
@@ -504,7 +539,9 @@ impl Decider {
                 ..
             }) => {
                 let elsewhere = o.runs(id).is_some_and(|owner| owner != o.me());
-                if o.me() != me || elsewhere {
+                if o.me() != me {
+                    self.rejoined_while_starting(now, id, orphan, o, out);
+                } else if elsewhere {
                     out.push(Action::Forget(id.to_string()));
                 } else if !o.has_quorum() {
                     // Its record shows it restarting: it runs again with
@@ -513,6 +550,7 @@ impl Decider {
                     self.steps.insert(
                         id.to_string(),
                         Step::Starting {
+                            orphan,
                             record: record.clone(),
                             restarts,
                             me,
@@ -534,6 +572,19 @@ impl Decider {
     /// After the settle: start the orphan here if placement picks this
     /// node, else watch that the placed node does.
     fn decide(&mut self, now: u64, orphan: Orphan, o: &impl Outlook, out: &mut Vec<Action>) {
+        if self.fenced(now) {
+            let (id, at) = (orphan.record.spec.id.clone(), self.fenced_until);
+            self.steps.insert(
+                id.clone(),
+                Step::Settling {
+                    orphan,
+                    me: o.me(),
+                    at,
+                },
+            );
+            out.push(timer(at, &id));
+            return;
+        }
         // Its owner is up: a stale view (this node froze) took it for dead.
         if o.is_up(&orphan.owner) || !should_run_again(&orphan.record) {
             return;
@@ -550,7 +601,7 @@ impl Decider {
         let me = o.me();
         if target == me {
             let restarts = orphan.record.restarts + 1;
-            self.start(orphan.record, restarts, me, o, out);
+            self.start(Some(orphan.clone()), orphan.record, restarts, me, o, out);
         } else {
             self.watch(now, orphan, me, 0, out);
         }
@@ -602,6 +653,19 @@ impl Decider {
         if !o.has_quorum() {
             return self.await_quorum(now, orphan, o, out);
         }
+        if self.fenced(now) {
+            let at = self.fenced_until;
+            self.steps.insert(
+                id.clone(),
+                Step::Watching {
+                    orphan,
+                    me,
+                    rounds,
+                    at,
+                },
+            );
+            return out.push(timer(at, &id));
+        }
         if o.handled_after(&id, orphan.stamp) || o.is_up(&orphan.owner) {
             return;
         }
@@ -610,21 +674,46 @@ impl Decider {
         };
         if target == me {
             let restarts = orphan.record.restarts + 1;
-            return self.start(orphan.record, restarts, me, o, out);
+            return self.start(Some(orphan.clone()), orphan.record, restarts, me, o, out);
         }
         let mut sent = orphan.record.clone();
         sent.restarts += 1;
-        self.steps
-            .insert(id, Step::Adopting { orphan, rounds });
+        self.steps.insert(id, Step::Adopting { orphan, rounds });
         out.push(Action::Adopt {
             target,
             record: sent,
         });
     }
 
+    /// This node rejoined while it started child `id`: a failover's orphan
+    /// is watched again (the survivors may all be gone); anything else is
+    /// forgotten (its own records were purged, and watched, with the old
+    /// incarnation).
+    fn rejoined_while_starting(
+        &mut self,
+        now: u64,
+        id: &str,
+        orphan: Option<Orphan>,
+        o: &impl Outlook,
+        out: &mut Vec<Action>,
+    ) {
+        match orphan {
+            Some(orphan) => self.watch(now, orphan, o.me(), 0, out),
+            None => out.push(Action::Forget(id.to_string())),
+        }
+    }
+
+    /// Whether the fencing margin after the last membership change holds
+    /// failovers back now.
+    fn fenced(&self, now: u64) -> bool {
+        self.config.fencing_ms.is_some() && now < self.fenced_until
+    }
+
     /// Starts a child here (first try), unless it runs here already.
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
+        orphan: Option<Orphan>,
         record: ChildRecord,
         restarts: u32,
         me: NodeId,
@@ -638,6 +727,7 @@ impl Decider {
         self.steps.insert(
             id,
             Step::Starting {
+                orphan,
                 record: record.clone(),
                 restarts,
                 me,

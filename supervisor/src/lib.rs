@@ -112,8 +112,8 @@ pub use builder::SupervisorBuilder;
 pub use candidates::QuorumConfig;
 pub use checkpoints::MAX_CHECKPOINT_BYTES;
 pub use child::checkpoint;
-pub use error::{StartRefused, SupervisorError};
 pub use decider::Redistribution;
+pub use error::{StartRefused, SupervisorError};
 pub use placement::{rendezvous, Placement, Quorum, Uniform};
 pub use protocol::{SupMsg, SUPERVISOR_NAME};
 pub use spec::{

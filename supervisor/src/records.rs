@@ -87,8 +87,7 @@ impl Records {
     /// Whether a live node handled child `id` since `stamp` (see
     /// [`handled_after`]).
     pub(crate) fn handled_after(&self, id: &str, stamp: Hlc) -> bool {
-        self.table
-            .read(|r, _| handled_after(r, id, stamp))
+        self.table.read(|r, _| handled_after(r, id, stamp))
     }
 
     /// Where child `id` runs, by its winning record.
