@@ -680,7 +680,7 @@ impl World {
         let now = self.sim.now();
         let wall = self.wall();
         let n_nodes = self.nodes.len();
-        let phase = (now / STEP_MS + i as u64) % (BEAT_MS / STEP_MS) == 0;
+        let phase = (now / STEP_MS + i as u64).is_multiple_of(BEAT_MS / STEP_MS);
         if phase {
             let Some(n) = self.node(i) else { return Ok(()) };
             let beat = Msg::Beat {
@@ -692,12 +692,12 @@ impl World {
             }
         }
         self.detect(i);
-        if (now / STEP_MS + i as u64) % (TICK_MS / STEP_MS) == 0 {
+        if (now / STEP_MS + i as u64).is_multiple_of(TICK_MS / STEP_MS) {
             let Some(n) = self.node(i) else { return Ok(()) };
             let out = n.channel.tick(wall);
             self.ship(i, out);
         }
-        if (now / STEP_MS + i as u64) % (CHECKPOINT_MS / STEP_MS) == 0 {
+        if (now / STEP_MS + i as u64).is_multiple_of(CHECKPOINT_MS / STEP_MS) {
             let Some(n) = self.node(i) else { return Ok(()) };
             let ids: Vec<String> = n.running.keys().cloned().collect();
             for id in ids {

@@ -58,6 +58,22 @@
 //!   nothing while frozen; on waking, its children run until its failure
 //!   detector's next round (one gossip interval, 200 ms by default) shows
 //!   it without a majority and it stops them.
+//! - **Orphans live in the survivors' memory.** Once a dead node's records
+//!   are purged, its unfinished children exist only in the deciders of
+//!   the survivors that saw the death. A node that joined after it holds
+//!   none; if every survivor that did dies before the child is started
+//!   (within the watch, 2.5 s), the child is lost. The simulation's crash
+//!   scenario keeps one such survivor alive.
+//! - **Checkpoints of a copy nobody else saw.** A node that was frozen
+//!   while another copy of a child checkpointed, and that never received
+//!   those checkpoints, starts the child from the last one it holds; the
+//!   newer ones go when their holder is declared down.
+//! - **A minority that does not know it yet** (its failure detector has
+//!   not fired, up to about a second after the cut) can start a child
+//!   whose fencing margin ends in that window, while the majority runs it
+//!   too; the simulation finds this in a few seeds per thousand of the
+//!   quorum partition scenario. Starting only under a lease on a majority
+//!   (heard from within the detector's window) would close it.
 //! - **Two starts of one child id** at the same moment on two nodes: both
 //!   run until each sees the other's record (one delta, under a
 //!   millisecond on a LAN), then the later start stops.
