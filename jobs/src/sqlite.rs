@@ -126,6 +126,26 @@ fn add_release_column(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Runs one step of opening the store again while another process holds
+/// the file's lock: when two nodes open one new file together, SQLite
+/// answers a journal-mode change or a schema transaction that must upgrade
+/// its lock with "busy" at once, without its busy handler (which could
+/// deadlock there). Bounded: about 5 s.
+fn retry_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut tries = 0;
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`; `:memory:` gives a
     /// private store that lives as long as this value.
@@ -137,13 +157,13 @@ impl SqliteStore {
         };
         let conn = Connection::open(&path).map_err(bad)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(bad)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)))
             .map_err(bad)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(bad)?;
-        conn.execute_batch(SCHEMA).map_err(bad)?;
-        add_release_column(&conn).map_err(bad)?;
-        conn.execute_batch(RELEASE_TRIGGER).map_err(bad)?;
+        retry_busy(|| conn.execute_batch(SCHEMA)).map_err(bad)?;
+        retry_busy(|| add_release_column(&conn)).map_err(bad)?;
+        retry_busy(|| conn.execute_batch(RELEASE_TRIGGER)).map_err(bad)?;
         // A private in-memory store has no file a second connection could
         // open: it reads through the writer.
         let reader = if path == Path::new(":memory:") {
@@ -775,6 +795,30 @@ impl JobStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nodes_that_open_one_new_file_together_all_open_it() {
+        for _ in 0..10 {
+            let path = std::env::temp_dir()
+                .join(format!("drove-jobs-race-{}.sqlite3", rand::random::<u64>()));
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || SqliteStore::open(&path).map(|_| ()))
+                })
+                .collect();
+            for open in opens {
+                let opened = open.join().expect("thread");
+                assert!(opened.is_ok(), "{opened:?}");
+            }
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.clone().into_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+        }
+    }
+
     use super::*;
     use crate::job::Unique;
 

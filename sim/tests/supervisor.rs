@@ -31,7 +31,7 @@ use drove_supervisor::decider::{
     Action, Decider, DeciderConfig, Outlook, Redistribution, StartOutcome, Timer,
 };
 use drove_supervisor::spec::ChildrenSchema;
-use drove_supervisor::table::{handled_after, table_event, winner, TableEvent};
+use drove_supervisor::table::{handled_after, own_lineage, table_event, winner, TableEvent};
 use drove_supervisor::{rendezvous, ChildRecord, ChildSpec, ChildStatus, Quorum, Restart};
 use rand::Rng;
 
@@ -509,11 +509,7 @@ impl World {
         let Some(n) = self.node(i) else { return };
         let id: Arc<str> = Arc::from(record.spec.id.as_str());
         let (_, out) = n.channel.write(wall, |w| {
-            let lineage = w
-                .replica()
-                .slots(&*id)
-                .find(|s| s.owner == w.me() && s.value.is_some())
-                .map(|s| s.lineage);
+            let lineage = own_lineage(w.replica(), w.me(), &id);
             w.put(id.clone(), lineage, record);
         });
         self.ship(i, out);
@@ -524,12 +520,7 @@ impl World {
         let Some(n) = self.node(i) else { return };
         let key: Arc<str> = Arc::from(id);
         let (_, out) = n.channel.write(wall, |w| {
-            let mine = w
-                .replica()
-                .slots(&*key)
-                .find(|s| s.owner == w.me() && s.value.is_some())
-                .map(|s| s.lineage);
-            if let Some(lineage) = mine {
+            if let Some(lineage) = own_lineage(w.replica(), w.me(), &key) {
                 w.remove(key.clone(), lineage);
             }
         });

@@ -619,9 +619,22 @@ impl Decider {
             out.push(Action::Show(record));
             return;
         }
-        let at = now + FAILOVER_WATCH_MS;
+        self.watch_at(now + FAILOVER_WATCH_MS, orphan, me, rounds, out);
+    }
+
+    /// Checks at `at` that some node handles the orphan.
+    fn watch_at(
+        &mut self,
+        at: u64,
+        orphan: Orphan,
+        me: NodeId,
+        rounds: u32,
+        out: &mut Vec<Action>,
+    ) {
+        let id = orphan.record.spec.id.clone();
+        out.push(timer(at, &id));
         self.steps.insert(
-            id.clone(),
+            id,
             Step::Watching {
                 orphan,
                 me,
@@ -629,7 +642,6 @@ impl Decider {
                 at,
             },
         );
-        out.push(timer(at, &id));
     }
 
     /// A watch's round: nothing if some node handled the child since its
@@ -654,17 +666,7 @@ impl Decider {
             return self.await_quorum(now, orphan, o, out);
         }
         if self.fenced(now) {
-            let at = self.fenced_until;
-            self.steps.insert(
-                id.clone(),
-                Step::Watching {
-                    orphan,
-                    me,
-                    rounds,
-                    at,
-                },
-            );
-            return out.push(timer(at, &id));
+            return self.watch_at(self.fenced_until, orphan, me, rounds, out);
         }
         if o.handled_after(&id, orphan.stamp) || o.is_up(&orphan.owner) {
             return;

@@ -8,7 +8,7 @@ use drove_replication::{Hlc, Replicated};
 use drove_runtime::{ActorAddr, LocalRef, NodeId};
 
 use crate::spec::{ChildInfo, ChildRecord, ChildrenSchema};
-use crate::table::{handled_after, winner};
+use crate::table::{handled_after, own_lineage, winner};
 
 /// The children table on this node. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -26,11 +26,7 @@ impl Records {
     pub(crate) fn write(&self, id: &str, record: ChildRecord) {
         let id: Arc<str> = Arc::from(id);
         self.table.write(|w| {
-            let lineage = w
-                .replica()
-                .slots(&*id)
-                .find(|s| s.owner == w.me() && s.value.is_some())
-                .map(|s| s.lineage);
+            let lineage = own_lineage(w.replica(), w.me(), &id);
             w.put(id.clone(), lineage, record);
         });
     }
@@ -67,12 +63,7 @@ impl Records {
     pub(crate) fn remove(&self, id: &str) {
         self.table.write(|w| {
             let key: Arc<str> = Arc::from(id);
-            let mine = w
-                .replica()
-                .slots(&*key)
-                .find(|s| s.owner == w.me() && s.value.is_some())
-                .map(|s| s.lineage);
-            if let Some(lineage) = mine {
+            if let Some(lineage) = own_lineage(w.replica(), w.me(), &key) {
                 w.remove(key, lineage);
             }
         });

@@ -54,6 +54,14 @@ pub fn handled_after(r: &SchemaReplica<ChildrenSchema>, id: &str, stamp: Hlc) ->
     r.slots(id).any(|s| s.value.is_some() || s.stamp > stamp)
 }
 
+/// The lineage of `me`'s live record of child `id`, if it holds one: a
+/// write under it updates that record, and a removal drops it.
+pub fn own_lineage(r: &SchemaReplica<ChildrenSchema>, me: &NodeId, id: &str) -> Option<Hlc> {
+    r.slots(id)
+        .find(|s| s.owner == me && s.value.is_some())
+        .map(|s| s.lineage)
+}
+
 fn orphans_of(owner: &NodeId, slots: &[PurgedSlot<Arc<str>, ChildRecord>]) -> Vec<Orphan> {
     slots
         .iter()
