@@ -201,17 +201,26 @@ enum Step {
     },
     /// Its record went to a node that has not answered yet.
     Adopting { orphan: Orphan, rounds: u32 },
-    /// Starting here: a start under way (`retry_at` none) or a wait; the
-    /// orphan it fails over, to watch again if this node rejoins first.
+    /// Starting here: a start under way (`retry_at` none) or a wait.
     Starting {
-        orphan: Option<Orphan>,
-        record: ChildRecord,
-        restarts: u32,
-        me: NodeId,
-        attempt: u32,
-        wait_ms: u64,
+        attempt: Attempt,
         retry_at: Option<u64>,
     },
+}
+
+/// A start of a child here and its tries so far.
+#[derive(Clone, Debug)]
+struct Attempt {
+    /// The orphan it fails over, to watch again if this node rejoins first.
+    orphan: Option<Orphan>,
+    record: ChildRecord,
+    restarts: u32,
+    /// This node's incarnation when the start began.
+    me: NodeId,
+    /// Tries so far, this one included.
+    tries: u32,
+    /// The wait before the next try.
+    wait_ms: u64,
 }
 
 /// Whether a child whose node is gone should run again: it had not
@@ -393,16 +402,7 @@ impl Decider {
         ) {
             return out;
         }
-        let Some(Step::Starting {
-            orphan,
-            record,
-            restarts,
-            me,
-            attempt,
-            wait_ms,
-            retry_at: None,
-        }) = self.steps.remove(id)
-        else {
+        let Some(Step::Starting { mut attempt, .. }) = self.steps.remove(id) else {
             return out;
         };
         let error = match outcome {
@@ -420,34 +420,32 @@ impl Decider {
             }
             StartOutcome::Failed(e) => e,
         };
-        let mut shown = record.clone();
+        let mut shown = attempt.record.clone();
         shown.local = None;
-        shown.restarts = restarts;
-        if o.me() != me {
+        shown.restarts = attempt.restarts;
+        if o.me() != attempt.me {
             // This node rejoined meanwhile: the survivors own the child;
             // it watches that one of them runs it.
-            self.rejoined_while_starting(now, id, orphan, o, &mut out);
+            self.rejoined_while_starting(now, id, attempt.orphan, o, &mut out);
             return out;
         }
-        if attempt >= FAILOVER_TRIES {
+        let tries = attempt.tries;
+        if tries >= FAILOVER_TRIES {
             shown.status = ChildStatus::GivenUp;
-            tracing::error!(child = %id, error = %error, attempt, "failover start failed; giving up");
+            tracing::error!(child = %id, error = %error, tries, "failover start failed; giving up");
             out.push(Action::Show(shown));
             return out;
         }
-        tracing::warn!(child = %id, error = %error, attempt, retry_in_ms = wait_ms, "failover start failed; trying again");
+        let wait_ms = attempt.wait_ms;
+        tracing::warn!(child = %id, error = %error, tries, retry_in_ms = wait_ms, "failover start failed; trying again");
         shown.status = ChildStatus::Restarting;
         out.push(Action::Show(shown));
         let at = now + wait_ms;
+        attempt.wait_ms = (wait_ms * 2).min(RETRY_MAX_WAIT_MS);
         self.steps.insert(
             id.to_string(),
             Step::Starting {
-                orphan,
-                record,
-                restarts,
-                me,
                 attempt,
-                wait_ms: (wait_ms * 2).min(RETRY_MAX_WAIT_MS),
                 retry_at: Some(at),
             },
         );
@@ -529,37 +527,18 @@ impl Decider {
             Some(Step::Watching {
                 orphan, me, rounds, ..
             }) => self.check(now, orphan, me, rounds + 1, o, out),
-            Some(Step::Starting {
-                orphan,
-                record,
-                restarts,
-                me,
-                attempt,
-                wait_ms,
-                ..
-            }) => {
+            Some(Step::Starting { mut attempt, .. }) => {
                 let elsewhere = o.runs(id).is_some_and(|owner| owner != o.me());
-                if o.me() != me {
-                    self.rejoined_while_starting(now, id, orphan, o, out);
+                if o.me() != attempt.me {
+                    self.rejoined_while_starting(now, id, attempt.orphan, o, out);
                 } else if elsewhere {
                     out.push(Action::Forget(id.to_string()));
                 } else if !o.has_quorum() {
                     // Its record shows it restarting: it runs again with
                     // the others this node stopped, once the quorum is back.
                 } else if !o.running_here(id) {
-                    self.steps.insert(
-                        id.to_string(),
-                        Step::Starting {
-                            orphan,
-                            record: record.clone(),
-                            restarts,
-                            me,
-                            attempt: attempt + 1,
-                            wait_ms,
-                            retry_at: None,
-                        },
-                    );
-                    out.push(Action::Start { record, restarts });
+                    attempt.tries += 1;
+                    self.try_start(attempt, out);
                 }
             }
             Some(step @ Step::Adopting { .. }) => {
@@ -722,23 +701,33 @@ impl Decider {
         o: &impl Outlook,
         out: &mut Vec<Action>,
     ) {
-        let id = record.spec.id.clone();
-        if o.running_here(&id) {
+        if o.running_here(&record.spec.id) {
             return;
         }
+        let attempt = Attempt {
+            orphan,
+            record,
+            restarts,
+            me,
+            tries: 1,
+            wait_ms: RETRY_FIRST_WAIT_MS,
+        };
+        self.try_start(attempt, out);
+    }
+
+    /// Asks the shell for one try of `attempt`.
+    fn try_start(&mut self, attempt: Attempt, out: &mut Vec<Action>) {
+        out.push(Action::Start {
+            record: attempt.record.clone(),
+            restarts: attempt.restarts,
+        });
         self.steps.insert(
-            id,
+            attempt.record.spec.id.clone(),
             Step::Starting {
-                orphan,
-                record: record.clone(),
-                restarts,
-                me,
-                attempt: 1,
-                wait_ms: RETRY_FIRST_WAIT_MS,
+                attempt,
                 retry_at: None,
             },
         );
-        out.push(Action::Start { record, restarts });
     }
 
     /// Keeps the orphan until this side has its quorum: fails it over now
