@@ -31,7 +31,9 @@ use drove_supervisor::decider::{
     Action, Decider, DeciderConfig, Outlook, Redistribution, StartOutcome, Timer,
 };
 use drove_supervisor::spec::ChildrenSchema;
-use drove_supervisor::table::{handled_after, own_lineage, table_event, winner, TableEvent};
+use drove_supervisor::table::{
+    handled_after, own_lineage, runs_elsewhere, table_event, winner, TableEvent,
+};
 use drove_supervisor::{rendezvous, ChildRecord, ChildSpec, ChildStatus, Quorum, Restart};
 use rand::Rng;
 
@@ -225,6 +227,10 @@ impl Outlook for SimNode {
 
     fn runs(&self, id: &str) -> Option<NodeId> {
         winner(self.channel.replica(), id).map(|(owner, _, _)| owner.clone())
+    }
+
+    fn runs_elsewhere(&self, id: &str) -> bool {
+        runs_elsewhere(self.channel.replica(), &self.me(), id)
     }
 
     fn handled_after(&self, id: &str, stamp: Hlc) -> bool {
@@ -767,9 +773,23 @@ impl World {
                 StartOutcome::Failed("the child's init failed".into())
             } else {
                 if checkpoint_of(&record) < seen {
+                    let slots: Vec<String> = self
+                        .node(i)
+                        .map(|n| {
+                            n.channel
+                                .replica()
+                                .slots(id.as_str())
+                                .filter_map(|s| {
+                                    s.value
+                                        .map(|v| format!("{}: {}", s.owner, checkpoint_of(v)))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     return Err(self.sim.fail(format!(
-                        "from the latest checkpoint: n{i} starts {id} from {} but its table holds {seen}",
-                        checkpoint_of(&record)
+                        "from the latest checkpoint: n{i} starts {id} from {} but its table holds {seen} ({})",
+                        checkpoint_of(&record),
+                        slots.join(", ")
                     )));
                 }
                 self.start_here(i, record, restarts);
@@ -1045,5 +1065,45 @@ fn a_seed_replays_exactly() {
             (outcome, world.sim.faults, world.sim.trace.lines())
         };
         assert_eq!(run(), run(), "seed {seed} ran two ways");
+    }
+}
+
+/// Seeds that once broke an invariant, each named for the race it found.
+/// Each failed on the decider before its fix (see the supervisor's
+/// history); they run on every CI.
+#[test]
+fn regression_seeds() {
+    let cases = [
+        (
+            "a temporary child restarted by a settle that spanned a rejoin",
+            0,
+            Plan::Partitions,
+            false,
+        ),
+        (
+            "a retry that started a child on a side without quorum",
+            23,
+            Plan::Partitions,
+            true,
+        ),
+        (
+            "a failover started at once after a membership change, on a minority that did not know it",
+            222,
+            Plan::Partitions,
+            true,
+        ),
+        (
+            "a late adoption answer that ended a child's watch",
+            141,
+            Plan::Partitions,
+            false,
+        ),
+    ];
+    for (name, seed, plan, quorum) in cases {
+        drove_sim::regression(name, seed, |seed| {
+            let mut world = World::new(seed, 3, plan, quorum);
+            world.run()?;
+            Ok::<Faults, Failure>(world.sim.faults)
+        });
     }
 }

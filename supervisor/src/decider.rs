@@ -102,6 +102,9 @@ pub trait Outlook {
     fn place(&self, id: &str, type_name: &str) -> Option<NodeId>;
     /// The node whose record of `id` wins the table, if any holds one.
     fn runs(&self, id: &str) -> Option<NodeId>;
+    /// Whether another node holds a record of child `id` showing it
+    /// running.
+    fn runs_elsewhere(&self, id: &str) -> bool;
     /// Whether some live node wrote or dropped a slot of `id` after `stamp`.
     fn handled_after(&self, id: &str, stamp: Hlc) -> bool;
     /// Whether child `id` runs on this node.
@@ -282,6 +285,7 @@ impl Decider {
         };
         let me = o.me();
         for orphan in orphans.into_iter().filter(|o| should_run_again(&o.record)) {
+            let orphan = self.freshest(orphan);
             let id = orphan.record.spec.id.clone();
             self.awaiting_quorum.remove(&id);
             match settle {
@@ -308,6 +312,7 @@ impl Decider {
     pub fn rejoined(&mut self, now: u64, orphans: Vec<Orphan>, o: &impl Outlook) -> Vec<Action> {
         let mut out = vec![Action::StopAll];
         for orphan in orphans.into_iter().filter(|o| should_run_again(&o.record)) {
+            let orphan = self.freshest(orphan);
             // In a storm of freezes every node may have been declared down
             // by another, with no survivor left to fail these over.
             if self.config.fencing_ms.is_some() {
@@ -528,10 +533,11 @@ impl Decider {
                 orphan, me, rounds, ..
             }) => self.check(now, orphan, me, rounds + 1, o, out),
             Some(Step::Starting { mut attempt, .. }) => {
-                let elsewhere = o.runs(id).is_some_and(|owner| owner != o.me());
                 if o.me() != attempt.me {
                     self.rejoined_while_starting(now, id, attempt.orphan, o, out);
-                } else if elsewhere {
+                } else if o.runs_elsewhere(id) {
+                    // Another node runs it (whichever record wins by start
+                    // order, this one only says it is restarting).
                     out.push(Action::Forget(id.to_string()));
                 } else if !o.has_quorum() {
                     // Its record shows it restarting: it runs again with
@@ -681,6 +687,27 @@ impl Decider {
         match orphan {
             Some(orphan) => self.watch(now, orphan, o.me(), 0, out),
             None => out.push(Action::Forget(id.to_string())),
+        }
+    }
+
+    /// Of `orphan` and any orphan of the same child this node already
+    /// holds (two dead incarnations can both leave a record of it), the one
+    /// with the later record: the child fails over from its latest
+    /// checkpoint.
+    fn freshest(&self, orphan: Orphan) -> Orphan {
+        let id = &orphan.record.spec.id;
+        let held = match self.steps.get(id) {
+            Some(
+                Step::Settling { orphan: o, .. }
+                | Step::Watching { orphan: o, .. }
+                | Step::Adopting { orphan: o, .. },
+            ) => Some(o),
+            Some(Step::Starting { attempt, .. }) => attempt.orphan.as_ref(),
+            None => self.awaiting_quorum.get(id),
+        };
+        match held {
+            Some(held) if held.stamp > orphan.stamp => held.clone(),
+            _ => orphan,
         }
     }
 

@@ -129,6 +129,10 @@ impl Outlook for Moves {
         self.records.winner(id).map(|(owner, _)| owner)
     }
 
+    fn runs_elsewhere(&self, id: &str) -> bool {
+        self.records.runs_elsewhere(id)
+    }
+
     fn handled_after(&self, id: &str, stamp: Hlc) -> bool {
         self.records.handled_after(id, stamp)
     }

@@ -8,7 +8,7 @@ use drove_replication::{Hlc, Replicated};
 use drove_runtime::{ActorAddr, LocalRef, NodeId};
 
 use crate::spec::{ChildInfo, ChildRecord, ChildrenSchema};
-use crate::table::{handled_after, own_lineage, winner};
+use crate::table::{handled_after, own_lineage, runs_elsewhere, winner};
 
 /// The children table on this node. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -73,6 +73,12 @@ impl Records {
     pub(crate) fn winner(&self, id: &str) -> Option<(NodeId, ChildRecord)> {
         self.table
             .read(|r, _| winner(r, id).map(|(n, rec, _)| (n.clone(), rec.clone())))
+    }
+
+    /// Whether another node's record shows child `id` running (see
+    /// [`runs_elsewhere`]).
+    pub(crate) fn runs_elsewhere(&self, id: &str) -> bool {
+        self.table.read(|r, me| runs_elsewhere(r, me, id))
     }
 
     /// Whether a live node handled child `id` since `stamp` (see

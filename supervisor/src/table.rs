@@ -62,6 +62,16 @@ pub fn own_lineage(r: &SchemaReplica<ChildrenSchema>, me: &NodeId, id: &str) -> 
         .map(|s| s.lineage)
 }
 
+/// Whether a node other than `me` holds a record of child `id` that shows
+/// it running.
+pub fn runs_elsewhere(r: &SchemaReplica<ChildrenSchema>, me: &NodeId, id: &str) -> bool {
+    r.slots(id).any(|s| {
+        s.owner != me
+            && s.value
+                .is_some_and(|v| v.status == crate::spec::ChildStatus::Running)
+    })
+}
+
 fn orphans_of(owner: &NodeId, slots: &[PurgedSlot<Arc<str>, ChildRecord>]) -> Vec<Orphan> {
     slots
         .iter()
