@@ -1081,8 +1081,8 @@ fn regression_seeds() {
             false,
         ),
         (
-            "a retry that started a child on a side without quorum",
-            23,
+            "a start or retry that ran a child on a side that had lost its quorum",
+            29,
             Plan::Partitions,
             true,
         ),
