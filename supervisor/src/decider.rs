@@ -265,12 +265,6 @@ impl Decider {
         }
     }
 
-    /// How many children have a failover step under way here (settling,
-    /// watched, adopted or starting), and how many wait for the quorum.
-    pub fn pending(&self) -> (usize, usize) {
-        (self.steps.len(), self.awaiting_quorum.len())
-    }
-
     /// A node was declared down with these children.
     pub fn failover(&mut self, now: u64, orphans: Vec<Orphan>, o: &impl Outlook) -> Vec<Action> {
         let mut out = Vec::new();
@@ -803,22 +797,6 @@ impl Decider {
             out.push(Action::HandOver { id, target });
         }
     }
-}
-
-/// Where each local child goes before a graceful leave: the node placement
-/// picks among the others (`place_elsewhere`), or none if no other node
-/// runs its type.
-pub fn handoff_plan(
-    running: Vec<ChildRecord>,
-    place_elsewhere: impl Fn(&str, &str) -> Option<NodeId>,
-) -> Vec<(ChildRecord, Option<NodeId>)> {
-    running
-        .into_iter()
-        .map(|r| {
-            let target = place_elsewhere(&r.spec.id, &r.spec.type_name);
-            (r, target)
-        })
-        .collect()
 }
 
 fn timer(at: u64, id: &str) -> Action {

@@ -197,9 +197,9 @@ impl Moves {
                 }
             };
             let actions = tokio::select! {
-                Some(work) = stops.recv() => self.on_work(&mut decider, &declared, work).await,
-                Some(work) = children.recv() => self.on_work(&mut decider, &declared, work).await,
-                Some(work) = types.recv() => self.on_work(&mut decider, &declared, work).await,
+                Some(work) = stops.recv() => self.on_work(&mut decider, &declared, work),
+                Some(work) = children.recv() => self.on_work(&mut decider, &declared, work),
+                Some(work) = types.recv() => self.on_work(&mut decider, &declared, work),
                 Some(done) = done.recv() => {
                     let now = self.now_ms();
                     match done {
@@ -234,17 +234,15 @@ impl Moves {
     }
 
     /// Feeds one piece of work to the decider (local restarts are this
-    /// node's own business and run here).
-    async fn on_work(
-        &self,
-        decider: &mut Decider,
-        declared: &[Arc<str>],
-        work: Work,
-    ) -> Vec<Action> {
+    /// node's own business and run in a task of their own).
+    fn on_work(&self, decider: &mut Decider, declared: &[Arc<str>], work: Work) -> Vec<Action> {
         let now = self.now_ms();
         match work {
             Work::Stopped(local, reason) => {
-                self.local_children.on_stopped(local, reason).await;
+                // A local restart may wait for its name (seconds): the
+                // decider's timers and inputs do not wait for it.
+                let local_children = self.local_children.clone();
+                tokio::spawn(async move { local_children.on_stopped(local, reason).await });
                 Vec::new()
             }
             Work::Failover(orphans) => decider.failover(now, orphans, self),
@@ -384,12 +382,9 @@ impl Moves {
     /// Returns how many were handed over.
     pub(crate) async fn handoff(&self) -> usize {
         let mut handed = 0;
-        let plan = crate::decider::handoff_plan(self.local_children.running_here(), |id, t| {
-            self.placer.place_elsewhere(id, t)
-        });
-        for (record, target) in plan {
+        for record in self.local_children.running_here() {
             let id = record.spec.id.clone();
-            let Some(target) = target else {
+            let Some(target) = self.placer.place_elsewhere(&id, &record.spec.type_name) else {
                 tracing::warn!(child = %id, "no other node runs its type; it stops with this node");
                 continue;
             };
