@@ -28,7 +28,8 @@ use drove_replication::{Change, Channel, Hlc, Observer, Outgoing, ReplMsg, Repli
 use drove_runtime::{Incarnation, NodeId};
 use drove_sim::{run_seeds, Failure, Faults, NetConfig, Sim, Wake};
 use drove_supervisor::decider::{
-    Action, Decider, DeciderConfig, Outlook, Redistribution, StartOutcome, Timer,
+    Action, Decider, DeciderConfig, Outlook, Redistribution, StartOutcome, Timer, ALONE_SETTLE_MS,
+    FAILOVER_TRIES, FAILOVER_WATCH_MS,
 };
 use drove_supervisor::spec::ChildrenSchema;
 use drove_supervisor::table::{
@@ -43,6 +44,9 @@ const DETECT_MS: u64 = 800;
 const TICK_MS: u64 = 200;
 const CHECKPOINT_MS: u64 = 150;
 const ADOPT_TIMEOUT_MS: u64 = 3_000;
+/// How long a failover may be under way: its settle and every watch round.
+const FAILOVER_SPAN_MS: u64 =
+    ALONE_SETTLE_MS + FAILOVER_WATCH_MS * FAILOVER_TRIES as u64 + ADOPT_TIMEOUT_MS;
 const FENCING_MS: u64 = 2_000;
 const SETTLE_MS: u64 = 45_000;
 const EPOCH_MS: u64 = 1_700_000_000_000;
@@ -287,7 +291,8 @@ struct World {
     partition_until: Option<u64>,
     /// When each node last booted.
     booted_at: Vec<u64>,
-    last_crash: Option<u64>,
+    /// When each crash happened, oldest first.
+    crashes: Vec<u64>,
     next_fault: u64,
     chaos_ms: u64,
     children: Vec<ChildSpec>,
@@ -332,7 +337,7 @@ impl World {
             quorum,
             partition_until: None,
             booted_at: vec![0; n],
-            last_crash: None,
+            crashes: Vec::new(),
             next_fault: 500,
             chaos_ms: 8_000,
             children,
@@ -848,14 +853,19 @@ impl World {
     }
 
     /// Crashes node `i`, unless no other node would be left that holds
-    /// the table and the orphans of the last crash: one that ran long
-    /// enough before it to have synced. The children and the orphans a
-    /// survivor is failing over live in memory only; a cluster that loses
-    /// every copy of them loses them (see the supervisor's "windows that
-    /// stay open").
+    /// the table and the orphans of every crash whose failover may still
+    /// be under way: one that ran long enough before the earliest of them
+    /// to have synced. The children and the orphans a survivor is failing
+    /// over live in memory only; a cluster that loses every copy of them
+    /// loses them (see the supervisor's "windows that stay open").
     fn crash(&mut self, i: usize, down_ms: u64) {
         let now = self.sim.now();
-        let since = self.last_crash.unwrap_or(now);
+        let since = self
+            .crashes
+            .iter()
+            .copied()
+            .find(|&t| now.saturating_sub(t) < FAILOVER_SPAN_MS)
+            .unwrap_or(now);
         let keeper = self
             .sim
             .lives
@@ -865,7 +875,7 @@ impl World {
         if !self.sim.lives.is_running(i) || !keeper {
             return;
         }
-        self.last_crash = Some(now);
+        self.crashes.push(now);
         self.nodes[i] = None;
         self.sim.crash(i, down_ms);
         self.sim.note(format!("n{i} crashes for {down_ms} ms"));
