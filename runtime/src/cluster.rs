@@ -153,6 +153,7 @@ impl NodeConfig {
             sessions: Sessions::default(),
             pending_links: HashMap::new(),
             held_grants: HashMap::new(),
+            rejoin_peers: RejoinPeers::default(),
         };
         tokio::spawn(driver.run());
         Ok(node)
@@ -231,6 +232,24 @@ struct Driver {
     pending_links: HashMap<NodeId, PendingLink>,
     /// Tokens peers granted this node, waiting for their link.
     held_grants: HashMap<NodeId, u128>,
+    /// The members known before a rejoin, introduced again until one is up.
+    rejoin_peers: RejoinPeers,
+}
+
+/// How long a rejoined node keeps introducing itself to the members it
+/// knew before, and how often.
+const REJOIN_INTRODUCE_FOR: Duration = Duration::from_secs(60);
+const REJOIN_INTRODUCE_EVERY: Duration = Duration::from_secs(1);
+
+/// The members a rejoined node knew as its old incarnation. Its configured
+/// seeds may all be dead (a seed that was killed while two survivors
+/// declared each other down): without these, two rejoined survivors would
+/// never find each other again.
+#[derive(Default)]
+struct RejoinPeers {
+    addrs: Vec<SocketAddr>,
+    until: Option<std::time::Instant>,
+    last: Option<std::time::Instant>,
 }
 
 impl Driver {
@@ -248,6 +267,7 @@ impl Driver {
                     self.node.send_owed_acks();
                     self.observe_gossip().await;
                     self.observe_reach();
+                    self.introduce_rejoin_peers();
                 }
                 Some(event) = self.transport_rx.recv() => {
                     // A woken process may hear of its closed sessions
@@ -633,10 +653,48 @@ impl Driver {
         self.node.calls().fail_all();
     }
 
+    /// After a rejoin, introduces this node to the members its old
+    /// incarnation knew, every [`REJOIN_INTRODUCE_EVERY`], until one of them
+    /// is up again or [`REJOIN_INTRODUCE_FOR`] has passed.
+    fn introduce_rejoin_peers(&mut self) {
+        let Some(until) = self.rejoin_peers.until else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let me = self.node.id();
+        let peer_up = self
+            .node
+            .members()
+            .iter()
+            .any(|m| m.status == drove_membership::MemberStatus::Up && m.info.id != me);
+        if peer_up || now > until {
+            self.rejoin_peers = RejoinPeers::default();
+            return;
+        }
+        if self
+            .rejoin_peers
+            .last
+            .is_some_and(|t| now.duration_since(t) < REJOIN_INTRODUCE_EVERY)
+        {
+            return;
+        }
+        self.rejoin_peers.last = Some(now);
+        let addrs = self.rejoin_peers.addrs.clone();
+        self.introduce(&addrs);
+    }
+
     /// Declared down by the cluster: drop everything tied to the old
     /// incarnation and come back as a new one.
     async fn rejoin(&mut self) {
         let old = self.node.id();
+        let known: Vec<SocketAddr> = self
+            .node
+            .members()
+            .into_iter()
+            .filter(|m| m.info.id.name != old.name)
+            .filter_map(|m| m.info.addr.parse().ok())
+            .take(crate::node::MAX_INTRODUCED)
+            .collect();
         tracing::warn!(node = %old, "this incarnation was declared down; rejoining as a new one");
         if let Some(g) = self.gossip.take() {
             let _ = g.shutdown().await;
@@ -658,6 +716,11 @@ impl Driver {
         }
         // The freeze, if there was one, has been dealt with.
         self.node.set_woke_at(None);
+        self.rejoin_peers = RejoinPeers {
+            addrs: known,
+            until: Some(std::time::Instant::now() + REJOIN_INTRODUCE_FOR),
+            last: None,
+        };
         self.emit(MembershipEvent::Rejoined { old, new: me.id });
     }
 
